@@ -1,0 +1,93 @@
+import type { z } from 'zod';
+
+/** What a node's run returns. */
+export interface NodeResult {
+  /** Stored as the node's output (`outputs[nodeId]`). Must be JSON-serialisable. */
+  output?: unknown;
+  /** Chooses which outgoing edges with an `action` are taken. */
+  action?: string;
+  /** Context keys this node writes. */
+  context?: Record<string, unknown>;
+}
+
+/** A minimal structured logger; node kinds must never log secrets. */
+export interface NodeLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Everything a node kind receives. Node kinds never touch Redis or queues. */
+export interface NodeContext<P = Record<string, unknown>> {
+  runId: string;
+  nodeId: string;
+  blueprintId: string;
+  params: P;
+  /** The part of the run's context this node declared it reads (all of it when it declared nothing). */
+  context: Readonly<Record<string, unknown>>;
+  /** Outputs of other nodes, by node id (again only what the node declared it reads). */
+  outputs: Readonly<Record<string, unknown>>;
+  /** Resolves an input name: a context key if present, else a node id's output; undefined when neither. */
+  resolve(name: string): unknown;
+  /** Fires on cancellation of the run and on the node's timeout. */
+  signal: AbortSignal;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** `<runId>:<nodeId>`: the same on every attempt and redelivery, for de-duplicating side effects. */
+  idempotencyKey: string;
+  logger: NodeLogger;
+}
+
+/** What a node reads from the run, so a worker fetches only that. */
+export interface NodeReads {
+  context: readonly string[];
+  outputs: readonly string[];
+}
+
+/** A kind of node: `uses` in a blueprint names one. */
+export interface NodeKind<P = Record<string, unknown>> {
+  /** The name blueprints use in `uses`. */
+  readonly name: string;
+  /** Validates `params` when a blueprint is validated; its issues are reported with their JSON path. */
+  readonly params?: z.ZodType<P>;
+  /** Names of context keys / node outputs the node reads. Without it, the node receives the whole state. */
+  reads?(params: P): NodeReads;
+  /** Static checks beyond the schema (e.g. parse conditions); return messages with a relative JSON path. */
+  check?(params: P): Array<{ path: string; message: string }>;
+  run(ctx: NodeContext<P>): Promise<NodeResult> | NodeResult;
+}
+
+/** Node kinds by name. */
+export class NodeKindRegistry {
+  private readonly kinds = new Map<string, NodeKind<any>>();
+
+  constructor(kinds: Iterable<NodeKind<any>> = []) {
+    for (const kind of kinds) this.register(kind);
+  }
+
+  /** Adds a node kind; a later registration with the same name replaces the earlier one. */
+  register(kind: NodeKind<any>): this {
+    this.kinds.set(kind.name, kind);
+    return this;
+  }
+
+  get(name: string): NodeKind<any> | undefined {
+    return this.kinds.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.kinds.has(name);
+  }
+
+  names(): string[] {
+    return [...this.kinds.keys()].sort();
+  }
+
+  /** A copy with more kinds added (for tests and plugins). */
+  with(...kinds: NodeKind<any>[]): NodeKindRegistry {
+    const copy = new NodeKindRegistry(this.kinds.values());
+    for (const kind of kinds) copy.register(kind);
+    return copy;
+  }
+}
