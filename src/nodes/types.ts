@@ -51,10 +51,12 @@ export interface NodeKind<P = Record<string, unknown>> {
   readonly name: string;
   /** Validates `params` when a blueprint is validated; its issues are reported with their JSON path. */
   readonly params?: z.ZodType<P>;
-  /** Names of context keys / node outputs the node reads. Without it, the node receives the whole state. */
-  reads?(params: P): NodeReads;
+  /** Names of context keys / node outputs the node reads; without it (or when it returns undefined) the node receives the whole state. */
+  reads?(params: P): NodeReads | undefined;
   /** Static checks beyond the schema (e.g. parse conditions); return messages with a relative JSON path. */
   check?(params: P): Array<{ path: string; message: string }>;
+  /** Other blueprints this node calls (a subflow kind returns its `blueprintId`), so loading can check they exist and do not recurse. */
+  references?(params: P): { blueprints?: string[] };
   run(ctx: NodeContext<P>): Promise<NodeResult> | NodeResult;
 }
 

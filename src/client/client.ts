@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { compileGraph, type Graph } from '../engine/graph.js';
+import type { RunView } from '../engine/run-view.js';
+import { isTerminalRunStatus, type RunStatus } from '../engine/statuses.js';
+import { NodeQueue } from '../queue/node-queue.js';
+import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
+import { RedisStore } from '../store/redis-store.js';
+
+export interface ClientOptions extends SwitchyardOptions {
+  /** Blueprints that `start(id)` can name, and that inline blueprints' subflows may call. */
+  blueprints: BlueprintRegistry;
+}
+
+export interface StartOptions {
+  /** Your own run id (letters, digits, "_", "-"; up to 128). Starting the same id twice returns the same run. @default a random UUID */
+  runId?: string;
+  /** Seconds a finished run is kept. @default the client's runTtlSeconds */
+  ttlSeconds?: number;
+}
+
+export interface ResultOptions {
+  /** Give up waiting after this long (the run goes on). @default no limit */
+  timeoutMs?: number;
+}
+
+const RUN_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** A started run. */
+export class RunHandle {
+  constructor(
+    private readonly client: SwitchyardClient,
+    readonly runId: string,
+    readonly blueprintId: string,
+    /** False when a run with this id already existed. */
+    readonly created: boolean,
+  ) {}
+
+  /** Resolves with the run when it ends (completed, failed or cancelled). */
+  result(options: ResultOptions = {}): Promise<RunView> {
+    return this.client.result(this.runId, options);
+  }
+
+  get(): Promise<RunView | undefined> {
+    return this.client.get(this.runId);
+  }
+
+  cancel(): Promise<boolean> {
+    return this.client.cancel(this.runId);
+  }
+}
+
+/** Starts runs, awaits them, reads and cancels them. Needs no worker in the same process. */
+export class SwitchyardClient {
+  readonly store: RedisStore;
+  private readonly options: ResolvedOptions;
+  private readonly queue: NodeQueue;
+  private readonly registry: BlueprintRegistry;
+  private readonly graphs = new WeakMap<LoadedBlueprint, Graph>();
+  private subscriber: Redis | undefined;
+  private readonly waiters = new Map<string, { wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
+
+  constructor(options: ClientOptions) {
+    this.options = resolveOptions(options);
+    this.registry = options.blueprints;
+    this.store = new RedisStore(this.options.redis, this.options.prefix);
+    this.queue = new NodeQueue(this.options);
+  }
+
+  /**
+   * Starts a run of a registered blueprint (by id) or of an inline blueprint object (validated first), with
+   * `input` as its initial context. Idempotent per `runId`.
+   */
+  async start(blueprint: string | object, input: Record<string, unknown> = {}, options: StartOptions = {}): Promise<RunHandle> {
+    const loaded = this.resolveBlueprint(blueprint);
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, 'input must be a JSON object (the run\'s initial context)');
+    }
+    const runId = options.runId ?? randomUUID();
+    if (!RUN_ID.test(runId)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, `runId "${runId}" must be 1-128 letters, digits, "_" or "-"`);
+    }
+    const graph = this.graphFor(loaded);
+    const ttlSeconds = options.ttlSeconds ?? this.options.runTtlSeconds;
+    await this.store.saveBlueprint(graph.version, loaded.blueprint, ttlSeconds);
+    const started = await this.store.startRun({
+      runId,
+      blueprintId: graph.blueprintId,
+      version: graph.version,
+      topology: graph.topology,
+      input,
+      ttlSeconds,
+    });
+    if (started.created || started.status === 'running') {
+      // Re-adding start jobs of an existing run is harmless (same job ids; finished nodes never re-run),
+      // and recovers a run whose first start died between creating it and enqueueing.
+      if (started.version === graph.version) await this.queue.enqueue(runId, graph.version, graph.startNodes);
+    }
+    return new RunHandle(this, runId, graph.blueprintId, started.created);
+  }
+
+  /** The run as it is now; undefined when there is no such run (or it expired). */
+  get(runId: string): Promise<RunView | undefined> {
+    return this.store.getRun(runId);
+  }
+
+  /** Cancels a running run; false when it had already ended. Throws when there is no such run. */
+  async cancel(runId: string): Promise<boolean> {
+    const outcome = await this.store.cancelRun(runId);
+    if (outcome.outcome === 'missing') throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+    return outcome.outcome === 'cancelled';
+  }
+
+  /** The run's timeline, oldest first. */
+  events(runId: string): Promise<Array<Record<string, string> & { id: string }>> {
+    return this.store.getEvents(runId);
+  }
+
+  /**
+   * Resolves with the run once it has ended. Woken by the run's end message: it subscribes first, then
+   * reads the status, so a run that ends in between is not missed.
+   */
+  async result(runId: string, options: ResultOptions = {}): Promise<RunView> {
+    const channel = this.store.keys.runEnded(runId);
+    let wake!: (status: string) => void;
+    const ended = new Promise<string>((resolve) => (wake = resolve));
+    await this.addWaiter(channel, wake);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const status = await this.store.getStatus(runId);
+      if (status === undefined) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+      if (!isTerminalRunStatus(status)) {
+        const timeout = new Promise<never>((_, reject) => {
+          if (options.timeoutMs === undefined) return;
+          timer = setTimeout(
+            () => reject(new SwitchyardError(ErrorCodes.WAIT_TIMEOUT, `run "${runId}" did not end within ${options.timeoutMs} ms`, { runId, retryable: true })),
+            options.timeoutMs,
+          );
+        });
+        await Promise.race([ended, timeout]);
+      }
+      const view = await this.store.getRun(runId);
+      if (!view) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `run "${runId}" expired`, { runId });
+      return view;
+    } finally {
+      clearTimeout(timer);
+      await this.removeWaiter(channel, wake);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+    await this.subscriber?.quit().catch(() => undefined);
+    if (this.options.ownsRedis) await this.options.redis.quit().catch(() => undefined);
+  }
+
+  private resolveBlueprint(blueprint: string | object): LoadedBlueprint {
+    if (typeof blueprint === 'string') {
+      const loaded = this.registry.get(blueprint);
+      if (!loaded) {
+        throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprint}" (known: ${this.registry.ids().join(', ') || 'none'})`, {
+          blueprintId: blueprint,
+        });
+      }
+      return loaded;
+    }
+    return this.registry.add(blueprint);
+  }
+
+  private graphFor(loaded: LoadedBlueprint): Graph {
+    let graph = this.graphs.get(loaded);
+    if (!graph) {
+      graph = compileGraph(loaded, this.registry.kinds);
+      this.graphs.set(loaded, graph);
+    }
+    return graph;
+  }
+
+  private async addWaiter(channel: string, wake: (status: string) => void): Promise<void> {
+    if (!this.subscriber) {
+      this.subscriber = (this.options.redis as Redis).duplicate();
+      this.subscriber.on('message', (ch: string, status: string) => {
+        for (const w of this.waiters.get(ch)?.wakers ?? []) w(status);
+      });
+    }
+    let waiter = this.waiters.get(channel);
+    if (!waiter) {
+      waiter = { wakers: new Set(), subscribed: this.subscriber.subscribe(channel) };
+      this.waiters.set(channel, waiter);
+    }
+    waiter.wakers.add(wake);
+    // Every waiter awaits the subscription, so none reads the status before it can hear the end message.
+    await waiter.subscribed;
+  }
+
+  private async removeWaiter(channel: string, wake: (status: string) => void): Promise<void> {
+    const waiter = this.waiters.get(channel);
+    if (!waiter) return;
+    waiter.wakers.delete(wake);
+    if (waiter.wakers.size === 0) {
+      this.waiters.delete(channel);
+      await this.subscriber?.unsubscribe(channel).catch(() => undefined);
+    }
+  }
+}
+
+export type { RunStatus };

@@ -1,0 +1,112 @@
+import type { NodeDefinition } from '../blueprint/schema.js';
+import { ErrorCodes, NonRetryableError, SwitchyardError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { NodeContext, NodeKindRegistry, NodeResult } from '../nodes/types.js';
+
+export interface ExecuteNodeOptions {
+  runId: string;
+  blueprintId: string;
+  nodeId: string;
+  /** The definition to run: the node's own, or its fallback's. */
+  definition: NodeDefinition;
+  kinds: NodeKindRegistry;
+  context: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+  attempt: number;
+  timeoutMs: number | undefined;
+  /** Fires when the run is cancelled or fails elsewhere. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+const parsedParams = new WeakMap<NodeDefinition, unknown>();
+
+function paramsFor(definition: NodeDefinition, kind: NonNullable<ReturnType<NodeKindRegistry['get']>>, nodeId: string): unknown {
+  if (parsedParams.has(definition)) return parsedParams.get(definition);
+  const raw = definition.params ?? {};
+  let params: unknown = raw;
+  if (kind.params) {
+    const parsed = kind.params.safeParse(raw);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ');
+      throw new NonRetryableError(`invalid params for "${definition.uses}": ${detail}`, { nodeId });
+    }
+    params = parsed.data;
+  }
+  parsedParams.set(definition, params);
+  return params;
+}
+
+/**
+ * Runs one attempt of a node: resolves its kind and params, gives it an AbortSignal that fires on
+ * cancellation and on its timeout, and stops waiting for it when that signal fires (a kind that ignores
+ * its signal cannot hold the run). Throws a {@link SwitchyardError} on failure.
+ */
+export async function executeNode(options: ExecuteNodeOptions): Promise<NodeResult> {
+  const { definition, nodeId, runId } = options;
+  const kind = options.kinds.get(definition.uses);
+  if (!kind) {
+    throw new SwitchyardError(ErrorCodes.UNKNOWN_NODE_KIND, `unknown node kind "${definition.uses}" on this worker`, { nodeId, runId });
+  }
+  const params = paramsFor(definition, kind, nodeId);
+  const signals = [options.signal];
+  if (options.timeoutMs !== undefined) signals.push(AbortSignal.timeout(options.timeoutMs));
+  const signal = signals.length === 1 ? options.signal : AbortSignal.any(signals);
+  const { context, outputs } = options;
+  const ctx: NodeContext<any> = {
+    runId,
+    nodeId,
+    blueprintId: options.blueprintId,
+    params,
+    context,
+    outputs,
+    resolve: (name) => (Object.hasOwn(context, name) ? context[name] : Object.hasOwn(outputs, name) ? outputs[name] : undefined),
+    signal,
+    attempt: options.attempt,
+    idempotencyKey: `${runId}:${nodeId}`,
+    logger: options.logger,
+  };
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () => reject(abortReason(signal, options));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined); // only observed through the race below
+  const result = await Promise.race([Promise.resolve().then(() => kind.run(ctx)), aborted]).catch((err: unknown) => {
+    throw signal.aborted ? abortReason(signal, options) : toNodeError(err, nodeId, options.attempt);
+  });
+  return checkResult(result, nodeId);
+}
+
+function abortReason(signal: AbortSignal, options: ExecuteNodeOptions): SwitchyardError {
+  if (options.signal.aborted) {
+    return new SwitchyardError(ErrorCodes.CANCELLED, 'run was cancelled', { nodeId: options.nodeId, attempt: options.attempt });
+  }
+  void signal;
+  return new SwitchyardError(ErrorCodes.NODE_TIMEOUT, `node timed out after ${options.timeoutMs} ms`, {
+    nodeId: options.nodeId,
+    attempt: options.attempt,
+    retryable: true,
+  });
+}
+
+function toNodeError(err: unknown, nodeId: string, attempt: number): SwitchyardError {
+  if (err instanceof SwitchyardError) return err;
+  const message = err instanceof Error ? err.message || err.name : String(err);
+  return new SwitchyardError(ErrorCodes.NODE_FAILED, message, { nodeId, attempt, retryable: true, cause: err });
+}
+
+function checkResult(result: unknown, nodeId: string): NodeResult {
+  if (result === undefined || result === null) return {};
+  if (typeof result !== 'object' || Array.isArray(result)) {
+    throw new NonRetryableError('a node kind must return an object { output?, action?, context? }', { nodeId });
+  }
+  const r = result as NodeResult;
+  if (r.action !== undefined && typeof r.action !== 'string') {
+    throw new NonRetryableError('a node result\'s "action" must be a string', { nodeId });
+  }
+  if (r.context !== undefined && (typeof r.context !== 'object' || r.context === null || Array.isArray(r.context))) {
+    throw new NonRetryableError('a node result\'s "context" must be an object of key -> value', { nodeId });
+  }
+  return r;
+}

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import type { NodeKindRegistry, NodeResult } from '../nodes/types.js';
+import { executeNode } from './execute-node.js';
+import type { CompiledNode, Graph } from './graph.js';
+import type { RunView } from './run-view.js';
+import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from './transitions.js';
+
+export interface MemoryRunOptions {
+  kinds: NodeKindRegistry;
+  input?: Record<string, unknown>;
+  runId?: string;
+  /** Aborting it cancels the run. */
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+/**
+ * Runs a blueprint in this process with the same semantics as the distributed engine (same transitions,
+ * same node execution), without Redis. Used for `switchyard run --local` and as the oracle in tests.
+ */
+export async function runInMemory(graph: Graph, options: MemoryRunOptions): Promise<RunView> {
+  const runId = options.runId ?? randomUUID();
+  const logger = options.logger ?? silentLogger;
+  const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
+  const outputs: Record<string, unknown> = Object.create(null);
+  const { state, ready } = createRunState(graph);
+  const abort = new AbortController();
+  const onCancel = () => {
+    if (cancelRun(state)) abort.abort();
+  };
+  options.signal?.addEventListener('abort', onCancel, { once: true });
+  if (options.signal?.aborted) onCancel();
+
+  const inFlight = new Set<Promise<void>>();
+  const schedule = (indices: readonly number[]) => {
+    for (const index of indices) {
+      const task = runNode(graph.nodes[index]!).finally(() => inFlight.delete(task));
+      inFlight.add(task);
+    }
+  };
+
+  async function runNode(node: CompiledNode): Promise<void> {
+    const { config } = node;
+    const attempts = config.maxRetries + 1;
+    for (let attempt = 1; ; attempt++) {
+      if (!beginNode(state, node.index)) return;
+      try {
+        return finish(node, await execute(node, node.definition, attempt));
+      } catch (err) {
+        if (isCancel(err) || state.status !== 'running') return;
+        const retryable = !(err instanceof SwitchyardError) || err.retryable;
+        if (retryable && attempt < attempts) {
+          state.nodes[node.index]!.status = 'queued';
+          await sleep(config.retryDelayMs * 2 ** (attempt - 1), abort.signal);
+          continue;
+        }
+        if (config.fallback) {
+          try {
+            return finish(node, await execute(node, config.fallback, attempt));
+          } catch (fallbackErr) {
+            if (isCancel(fallbackErr) || state.status !== 'running') return;
+            return fail(node, fallbackErr, attempt);
+          }
+        }
+        return fail(node, err, attempt);
+      }
+    }
+  }
+
+  function execute(node: CompiledNode, definition: CompiledNode['definition'], attempt: number): Promise<NodeResult> {
+    return executeNode({
+      runId,
+      blueprintId: graph.blueprintId,
+      nodeId: node.id,
+      definition,
+      kinds: options.kinds,
+      context,
+      outputs,
+      attempt,
+      timeoutMs: node.config.timeoutMs,
+      signal: abort.signal,
+      logger: logger.child({ runId, nodeId: node.id, attempt }),
+    });
+  }
+
+  function finish(node: CompiledNode, result: NodeResult): void {
+    if (state.status !== 'running') return;
+    for (const [key, value] of Object.entries(result.context ?? {})) context[key] = value;
+    if (result.output !== undefined) outputs[node.id] = result.output;
+    const taken = decideEdges(node, result, { context, outputs });
+    const transition = completeNode(graph, state, node.index, taken);
+    if (transition) schedule(transition.ready);
+  }
+
+  function fail(node: CompiledNode, err: unknown, attempt: number): void {
+    const error = serializeError(err);
+    error.attempt ??= attempt;
+    if (failRun(state, node.index, node.id, error)) abort.abort();
+  }
+
+  schedule(ready);
+  while (inFlight.size > 0) await Promise.race(inFlight);
+  options.signal?.removeEventListener('abort', onCancel);
+  return toView(graph, runId, state, context, outputs);
+}
+
+function isCancel(err: unknown): boolean {
+  return err instanceof SwitchyardError && err.code === ErrorCodes.CANCELLED;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+function toView(graph: Graph, runId: string, state: RunState, context: Record<string, unknown>, outputs: Record<string, unknown>): RunView {
+  const view: RunView = {
+    runId,
+    blueprintId: graph.blueprintId,
+    version: graph.version,
+    status: state.status,
+    context: { ...context },
+    outputs: { ...outputs },
+    nodes: Object.fromEntries(
+      graph.nodes.map((n) => {
+        const s = state.nodes[n.index]!;
+        return [n.id, { status: s.status, attempts: s.attempts, ...(s.error ? { error: s.error } : {}) }];
+      }),
+    ),
+  };
+  if (state.error) view.error = state.error;
+  return view;
+}

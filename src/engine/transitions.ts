@@ -1,0 +1,135 @@
+import type { ConditionScope } from '../blueprint/condition.js';
+import type { SerializedError } from '../errors.js';
+import type { NodeResult } from '../nodes/types.js';
+import type { CompiledNode, Graph } from './graph.js';
+import { isTerminalNodeStatus, type NodeStatus, type RunStatus } from './statuses.js';
+
+/**
+ * Pure run-state transitions. The in-memory executor applies them directly; the Redis store applies the
+ * same rules in its Lua scripts (src/store/lua), and the property tests hold the two to the same results.
+ */
+
+export interface NodeState {
+  status: NodeStatus;
+  /** Incoming edges that have arrived, taken or skipped. */
+  arrived: number;
+  /** Incoming edges that arrived taken. */
+  taken: number;
+  attempts: number;
+  error?: SerializedError;
+}
+
+export interface RunState {
+  status: RunStatus;
+  nodes: NodeState[];
+  /** Nodes not yet done or skipped; the run completes at 0. */
+  remaining: number;
+  error?: SerializedError & { nodeId?: string };
+}
+
+export interface Transition {
+  /** Nodes that became ready (now `queued`), in the order they became so. */
+  ready: number[];
+  /** Nodes that became skipped by dead-path elimination. */
+  skipped: number[];
+  /** Set when this transition ended the run. */
+  runEnded?: RunStatus;
+}
+
+/** A fresh run: every node pending except the start nodes, which are queued. */
+export function createRunState(graph: Graph): { state: RunState; ready: number[] } {
+  const state: RunState = {
+    status: 'running',
+    nodes: graph.nodes.map(() => ({ status: 'pending', arrived: 0, taken: 0, attempts: 0 })),
+    remaining: graph.nodes.length,
+  };
+  const ready = graph.startNodes.map((n) => n.index);
+  for (const index of ready) state.nodes[index]!.status = 'queued';
+  return { state, ready };
+}
+
+/**
+ * Which outgoing edges of `node` are taken for its result: an edge is taken when its `action` (if any)
+ * equals the node's action and its `condition` (if any) holds. Conditions see `output`, `action`, and the
+ * context as the node left it.
+ */
+export function decideEdges(node: CompiledNode, result: NodeResult, scope: Omit<ConditionScope, 'output' | 'action'>): boolean[] {
+  const conditionScope: ConditionScope = { ...scope, output: result.output, action: result.action };
+  return node.outgoing.map((edge) => {
+    if (edge.action !== undefined && edge.action !== result.action) return false;
+    return edge.condition === undefined || edge.condition.evaluate(conditionScope);
+  });
+}
+
+/** Marks a queued node running; false when it must not run (run over, node finished). */
+export function beginNode(state: RunState, index: number): boolean {
+  const node = state.nodes[index]!;
+  if (state.status !== 'running' || isTerminalNodeStatus(node.status) || node.status === 'pending') return false;
+  node.status = 'running';
+  node.attempts += 1;
+  return true;
+}
+
+/**
+ * Applies a node's completion: marks it done, records each outgoing edge's arrival (taken or skipped),
+ * propagates skips (dead-path elimination), collects nodes that became ready and completes the run when
+ * nothing is left. Returns undefined, changing nothing, when the completion is stale or a duplicate.
+ */
+export function completeNode(graph: Graph, state: RunState, index: number, taken: readonly boolean[]): Transition | undefined {
+  const node = state.nodes[index]!;
+  if (state.status !== 'running' || (node.status !== 'running' && node.status !== 'queued')) return undefined;
+  node.status = 'done';
+  state.remaining -= 1;
+  const transition: Transition = { ready: [], skipped: [] };
+  const arrivals: Array<[target: number, taken: boolean]> = graph.nodes[index]!.outgoing.map((edge, i) => [edge.target, taken[i] === true]);
+  // A work list instead of recursion: skip chains can be as long as the graph.
+  for (let next = arrivals.shift(); next; next = arrivals.shift()) {
+    const [target, wasTaken] = next;
+    const t = state.nodes[target]!;
+    t.arrived += 1;
+    if (wasTaken) t.taken += 1;
+    if (t.status !== 'pending') continue; // an `any` join that already fired ignores later arrivals
+    const compiled = graph.nodes[target]!;
+    const allArrived = t.arrived === compiled.incoming.length;
+    const fire = compiled.config.joinStrategy === 'any' ? wasTaken : allArrived && t.taken > 0;
+    if (fire) {
+      t.status = 'queued';
+      transition.ready.push(target);
+    } else if (allArrived && t.taken === 0) {
+      t.status = 'skipped';
+      state.remaining -= 1;
+      transition.skipped.push(target);
+      for (const edge of compiled.outgoing) arrivals.push([edge.target, false]);
+    }
+  }
+  if (state.remaining === 0) {
+    state.status = 'completed';
+    transition.runEnded = 'completed';
+  }
+  return transition;
+}
+
+/** Ends the run `failed` because of `index`; every unfinished node becomes `cancelled`. */
+export function failRun(state: RunState, index: number, nodeId: string, error: SerializedError): boolean {
+  if (state.status !== 'running') return false;
+  state.nodes[index]!.status = 'failed';
+  state.nodes[index]!.error = error;
+  state.status = 'failed';
+  state.error = { ...error, nodeId };
+  cancelUnfinished(state);
+  return true;
+}
+
+/** Ends the run `cancelled`; every unfinished node becomes `cancelled`. */
+export function cancelRun(state: RunState): boolean {
+  if (state.status !== 'running') return false;
+  state.status = 'cancelled';
+  cancelUnfinished(state);
+  return true;
+}
+
+function cancelUnfinished(state: RunState): void {
+  for (const node of state.nodes) {
+    if (!isTerminalNodeStatus(node.status)) node.status = 'cancelled';
+  }
+}

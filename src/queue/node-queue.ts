@@ -1,0 +1,58 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { CompiledNode } from '../engine/graph.js';
+import type { ResolvedOptions } from '../options.js';
+
+/** What a node job carries: just enough to find the run, the node and the blueprint version. */
+export interface NodeJobData {
+  runId: string;
+  nodeId: string;
+  version: string;
+}
+
+/** Deterministic job id. BullMQ forbids `:` in custom ids; node ids never contain `.`, so the id is unambiguous. */
+export function nodeJobId(runId: string, nodeId: string): string {
+  return `${runId}.${nodeId}`;
+}
+
+const KEEP_FAILED_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Enqueues node jobs. BullMQ is the transport only: the run's state lives in Switchyard's own keys, and
+ * a job id derived from run and node makes enqueueing the same node twice harmless.
+ */
+export class NodeQueue {
+  readonly queue: Queue<NodeJobData>;
+
+  constructor(options: ResolvedOptions) {
+    this.queue = new Queue<NodeJobData>(options.queueName, { connection: options.redis, prefix: options.queuePrefix });
+  }
+
+  /** Adds one job per node in one round trip. */
+  async enqueue(runId: string, version: string, nodes: readonly CompiledNode[]): Promise<void> {
+    if (nodes.length === 0) return;
+    await this.queue.addBulk(
+      nodes.map((node) => ({
+        name: node.id,
+        data: { runId, nodeId: node.id, version },
+        opts: jobOptions(runId, node),
+      })),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}
+
+function jobOptions(runId: string, node: CompiledNode): JobsOptions {
+  const opts: JobsOptions = {
+    jobId: nodeJobId(runId, node.id),
+    removeOnComplete: true,
+    removeOnFail: { age: KEEP_FAILED_SECONDS },
+  };
+  if (node.config.maxRetries > 0) {
+    opts.attempts = node.config.maxRetries + 1;
+    opts.backoff = { type: 'exponential', delay: node.config.retryDelayMs };
+  }
+  return opts;
+}

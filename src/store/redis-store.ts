@@ -1,0 +1,234 @@
+import type { Redis, Cluster } from 'ioredis';
+import type { Blueprint } from '../blueprint/schema.js';
+import type { SerializedError } from '../errors.js';
+import type { LuaTopology, NodeNeeds } from '../engine/graph.js';
+import type { NodeView, RunView } from '../engine/run-view.js';
+import type { NodeStatus, RunStatus } from '../engine/statuses.js';
+import { StoreKeys } from './keys.js';
+import { cancelRunLua } from './lua/cancel-run-5.js';
+import { completeNodeLua } from './lua/complete-node-5.js';
+import { failNodeLua } from './lua/fail-node-5.js';
+import { retryNodeLua } from './lua/retry-node-5.js';
+import { startNodeLua } from './lua/start-node-5.js';
+import { startRunLua } from './lua/start-run-5.js';
+
+export type RedisClient = Redis | Cluster;
+
+/** Script names carry a version so two deployed versions of Switchyard never run each other's scripts. */
+const SCRIPTS = {
+  sy1StartRun: startRunLua,
+  sy1StartNode: startNodeLua,
+  sy1CompleteNode: completeNodeLua,
+  sy1FailNode: failNodeLua,
+  sy1RetryNode: retryNodeLua,
+  sy1CancelRun: cancelRunLua,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type Reply = Array<string | null | Reply | number>;
+
+export interface StartRunInput {
+  runId: string;
+  blueprintId: string;
+  version: string;
+  topology: LuaTopology;
+  input: Record<string, unknown>;
+  ttlSeconds: number;
+  parent?: { runId: string; nodeId: string };
+}
+
+export type StartNodeReply =
+  | { kind: 'run'; version: string; blueprintId: string; attempt: number; context: Record<string, unknown>; outputs: Record<string, unknown> }
+  | { kind: 'done'; readied: string[] }
+  | { kind: 'skip'; reason: string };
+
+export type CompleteNodeReply =
+  | { kind: 'ok'; runStatus: RunStatus; ready: string[] }
+  | { kind: 'stale'; runStatus: string }
+  | { kind: 'duplicate'; nodeStatus: string };
+
+/**
+ * Run state in Redis. Each method that changes state is one Lua script call (one round trip); reads of a
+ * whole run are one pipelined round trip. The store never talks to BullMQ.
+ */
+export class RedisStore {
+  readonly keys: StoreKeys;
+
+  constructor(readonly redis: RedisClient, prefix = 'sy') {
+    this.keys = new StoreKeys(prefix);
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 5, lua });
+    }
+  }
+
+  private call(script: ScriptName, runId: string, args: Array<string | number>): Promise<Reply> {
+    const fn = (this.redis as unknown as Record<ScriptName, (...a: Array<string | number>) => Promise<Reply>>)[script];
+    return fn.call(this.redis, ...this.keys.run(runId), runId, Date.now(), this.keys.runEnded(runId), this.keys.aborts(), ...args);
+  }
+
+  /** Stores a blueprint version by content hash; its TTL outlives every run that can use it. */
+  async saveBlueprint(version: string, blueprint: Blueprint, ttlSeconds: number): Promise<void> {
+    await this.redis.set(this.keys.blueprint(version), JSON.stringify(blueprint), 'EX', ttlSeconds + 86_400);
+  }
+
+  async loadBlueprint(version: string): Promise<unknown | undefined> {
+    const json = await this.redis.get(this.keys.blueprint(version));
+    return json === null ? undefined : JSON.parse(json);
+  }
+
+  /** Creates the run (start nodes queued) or finds the existing one with that id. */
+  async startRun(input: StartRunInput): Promise<{ created: boolean; version: string; status: RunStatus }> {
+    const pairs: string[] = [];
+    for (const [key, value] of Object.entries(input.input)) {
+      if (value !== undefined) pairs.push(key, JSON.stringify(value));
+    }
+    const reply = await this.call('sy1StartRun', input.runId, [
+      input.blueprintId,
+      input.version,
+      JSON.stringify(input.topology),
+      input.ttlSeconds,
+      input.parent ? JSON.stringify(input.parent) : '',
+      ...pairs,
+    ]);
+    if (reply[0] === 'created') return { created: true, version: input.version, status: 'running' };
+    return { created: false, version: String(reply[1]), status: String(reply[2]) as RunStatus };
+  }
+
+  /** Claims a queued node and reads the context keys and outputs it needs. */
+  async startNode(runId: string, nodeId: string, workerId: string, needs: NodeNeeds): Promise<StartNodeReply> {
+    const args: Array<string | number> = [nodeId, workerId];
+    for (const part of [needs.context, needs.outputs]) {
+      if (part === '*') args.push('*');
+      else args.push(part.length, ...part);
+    }
+    const reply = await this.call('sy1StartNode', runId, args);
+    switch (reply[0]) {
+      case 'run':
+        return {
+          kind: 'run',
+          version: String(reply[1]),
+          blueprintId: String(reply[2]),
+          attempt: Number(reply[3]),
+          context: decodeReply(reply[4] as Reply, needs.context),
+          outputs: decodeReply(reply[5] as Reply, needs.outputs),
+        };
+      case 'done':
+        return { kind: 'done', readied: reply[1] ? String(reply[1]).split(',') : [] };
+      default:
+        return { kind: 'skip', reason: String(reply[1]) };
+    }
+  }
+
+  /** Applies a node's completion; returns the nodes that became ready. */
+  async completeNode(
+    runId: string,
+    node: { id: string; index: number },
+    result: { output?: unknown; action?: string; context?: Record<string, unknown> },
+    taken: readonly boolean[],
+  ): Promise<CompleteNodeReply> {
+    const args: Array<string | number> = [
+      node.id,
+      node.index + 1,
+      result.output === undefined ? '' : JSON.stringify(result.output),
+      taken.map((t) => (t ? '1' : '0')).join(''),
+      result.action ?? '',
+    ];
+    for (const [key, value] of Object.entries(result.context ?? {})) {
+      if (value !== undefined) args.push(key, JSON.stringify(value));
+    }
+    const reply = await this.call('sy1CompleteNode', runId, args);
+    if (reply[0] === 'ok') return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready: (reply.slice(2) as string[]).map(String) };
+    if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
+    return { kind: 'duplicate', nodeStatus: String(reply[1]) };
+  }
+
+  /** Records a failed attempt that will be retried after `delayMs`. */
+  async retryNode(runId: string, nodeId: string, error: SerializedError, delayMs: number): Promise<void> {
+    await this.call('sy1RetryNode', runId, [nodeId, JSON.stringify(error), delayMs]);
+  }
+
+  /** Fails the node and the run; returns false when the run had already ended or the node finished. */
+  async failNode(runId: string, nodeId: string, error: SerializedError): Promise<boolean> {
+    const reply = await this.call('sy1FailNode', runId, [nodeId, JSON.stringify(error), JSON.stringify({ ...error, nodeId })]);
+    return reply[0] === 'failed';
+  }
+
+  /** Cancels a running run. */
+  async cancelRun(runId: string, reason = 'cancelled by request'): Promise<{ outcome: 'cancelled' | 'not-running' | 'missing'; status?: RunStatus }> {
+    const reply = await this.call('sy1CancelRun', runId, [reason]);
+    if (reply[0] === 'cancelled') return { outcome: 'cancelled', status: 'cancelled' };
+    if (reply[0] === 'missing') return { outcome: 'missing' };
+    return { outcome: 'not-running', status: String(reply[1]) as RunStatus };
+  }
+
+  /** The run's status alone (cheap); undefined when there is no such run. */
+  async getStatus(runId: string): Promise<RunStatus | undefined> {
+    const status = await this.redis.hget(this.keys.run(runId)[0], 'status');
+    return (status ?? undefined) as RunStatus | undefined;
+  }
+
+  /** The whole run in one round trip; undefined when there is no such run (or it expired). */
+  async getRun(runId: string): Promise<RunView | undefined> {
+    const [runKey, nodesKey, ctxKey, outKey] = this.keys.run(runId);
+    const replies = await this.redis.pipeline().hgetall(runKey).hgetall(nodesKey).hgetall(ctxKey).hgetall(outKey).exec();
+    if (!replies) return undefined;
+    for (const [err] of replies) if (err) throw err;
+    const [run, nodeFields, ctx, out] = replies.map(([, value]) => value as Record<string, string>);
+    if (!run || !run.status) return undefined;
+    const topology = JSON.parse(run.topo ?? '{"ids":[]}') as LuaTopology;
+    const nodes: Record<string, NodeView> = {};
+    for (const id of topology.ids) {
+      const field = (name: string) => nodeFields?.[`${id}.${name}`];
+      const view: NodeView = { status: (field('status') ?? 'pending') as NodeStatus, attempts: Number(field('attempts') ?? 0) };
+      const error = field('error');
+      if (error) view.error = JSON.parse(error) as SerializedError;
+      if (field('startedAt')) view.startedAt = Number(field('startedAt'));
+      if (field('endedAt')) view.endedAt = Number(field('endedAt'));
+      if (field('worker')) view.worker = field('worker');
+      nodes[id] = view;
+    }
+    const view: RunView = {
+      runId,
+      blueprintId: run.blueprintId ?? '',
+      version: run.version ?? '',
+      status: run.status as RunStatus,
+      context: parseValues(ctx ?? {}),
+      outputs: parseValues(out ?? {}),
+      nodes,
+      createdAt: Number(run.createdAt),
+    };
+    if (run.endedAt) view.endedAt = Number(run.endedAt);
+    if (run.error) view.error = JSON.parse(run.error) as RunView['error'];
+    return view;
+  }
+
+  /** The run's timeline (oldest first). */
+  async getEvents(runId: string, count = 1000): Promise<Array<Record<string, string> & { id: string }>> {
+    const entries = await this.redis.xrange(this.keys.run(runId)[4], '-', '+', 'COUNT', count);
+    return entries.map(([id, fields]) => {
+      const event: Record<string, string> & { id: string } = Object.create(null);
+      event.id = id;
+      for (let i = 0; i + 1 < fields.length; i += 2) event[fields[i]!] = fields[i + 1]!;
+      return { ...event };
+    });
+  }
+}
+
+/** Null-prototype object from JSON-valued hash fields, so no key (not even `__proto__`) can pollute. */
+function parseValues(fields: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [key, json] of Object.entries(fields)) out[key] = JSON.parse(json);
+  return { ...out };
+}
+
+function decodeReply(reply: Reply, names: readonly string[] | '*'): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  if (names === '*') {
+    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = JSON.parse(String(reply[i + 1]));
+  } else {
+    names.forEach((name, i) => {
+      const value = reply[i];
+      if (value !== null && value !== undefined) out[name] = JSON.parse(String(value));
+    });
+  }
+  return out;
+}
