@@ -281,22 +281,31 @@ export class BlueprintRegistry {
   }
 
   /**
-   * Validates and registers one blueprint object (inline blueprints); subflows may reference blueprints
-   * already registered. Adding the same content under the same id again returns the existing entry.
+   * Validates and registers one blueprint object; subflows may reference blueprints already registered.
+   * Adding the same content under the same id again returns the existing entry.
    * @throws {ValidationError} listing every issue, with `file` (default `<inline>`) on each.
    */
   add(json: unknown, file = '<inline>'): LoadedBlueprint {
-    const { blueprint, issues } = parseBlueprint(json, file, undefined);
-    if (!blueprint) throw new ValidationError(issues);
-    const version = blueprintVersion(blueprint);
-    const existing = this.loaded.get(blueprint.id);
+    const entry = this.validate(json, file);
+    const existing = this.loaded.get(entry.blueprint.id);
     if (existing) {
-      if (existing.version === version) return existing;
+      if (existing.version === entry.version) return existing;
       throw new ValidationError(
-        [{ file, path: '$.id', message: `blueprint "${blueprint.id}" is already registered with other content (from ${existing.file})` }],
-        { blueprintId: blueprint.id },
+        [{ file, path: '$.id', message: `blueprint "${entry.blueprint.id}" is already registered with other content (from ${existing.file})` }],
+        { blueprintId: entry.blueprint.id },
       );
     }
+    return this.register(entry);
+  }
+
+  /**
+   * Validates one blueprint object without registering it (inline blueprints of a single run). Without an
+   * `id`, it gets `defaultId`. Subflows may reference registered blueprints.
+   * @throws {ValidationError} listing every issue.
+   */
+  validate(json: unknown, file = '<inline>', defaultId?: string): LoadedBlueprint {
+    const { blueprint, issues } = parseBlueprint(json, file, defaultId);
+    if (!blueprint) throw new ValidationError(issues);
     const { analysis, issues: found } = analyzeBlueprint(blueprint, {
       kinds: this.kinds,
       resolveBlueprint: (id) => this.loaded.get(id)?.blueprint,
@@ -307,7 +316,7 @@ export class BlueprintRegistry {
         { blueprintId: blueprint.id },
       );
     }
-    return this.register({ blueprint, file, analysis, version });
+    return deepFreeze({ blueprint, file, analysis, version: blueprintVersion(blueprint) });
   }
 
   get(id: string): LoadedBlueprint | undefined {

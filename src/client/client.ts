@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
@@ -58,6 +58,7 @@ export class SwitchyardClient {
   private readonly options: ResolvedOptions;
   private readonly queue: NodeQueue;
   private readonly registry: BlueprintRegistry;
+  /** Compiled graphs of registered blueprints (inline ones are compiled per start). */
   private readonly graphs = new WeakMap<LoadedBlueprint, Graph>();
   private subscriber: Redis | undefined;
   private readonly waiters = new Map<string, { wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
@@ -166,7 +167,9 @@ export class SwitchyardClient {
       }
       return loaded;
     }
-    return this.registry.add(blueprint);
+    // Inline blueprints are validated for this run only; they never replace a registered blueprint.
+    const id = createHash('sha256').update(JSON.stringify(blueprint)).digest('hex').slice(0, 12);
+    return this.registry.validate(blueprint, '<inline>', `inline-${id}`);
   }
 
   private graphFor(loaded: LoadedBlueprint): Graph {

@@ -66,23 +66,25 @@ export async function executeNode(options: ExecuteNodeOptions): Promise<NodeResu
     idempotencyKey: `${runId}:${nodeId}`,
     logger: options.logger,
   };
+  let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
-    const onAbort = () => reject(abortReason(signal, options));
+    onAbort = () => reject(abortReason(options));
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   aborted.catch(() => undefined); // only observed through the race below
-  const result = await Promise.race([Promise.resolve().then(() => kind.run(ctx)), aborted]).catch((err: unknown) => {
-    throw signal.aborted ? abortReason(signal, options) : toNodeError(err, nodeId, options.attempt);
-  });
+  const result = await Promise.race([Promise.resolve().then(() => kind.run(ctx)), aborted])
+    .catch((err: unknown) => {
+      throw signal.aborted ? abortReason(options) : toNodeError(err, nodeId, options.attempt);
+    })
+    .finally(() => signal.removeEventListener('abort', onAbort!));
   return checkResult(result, nodeId);
 }
 
-function abortReason(signal: AbortSignal, options: ExecuteNodeOptions): SwitchyardError {
+function abortReason(options: ExecuteNodeOptions): SwitchyardError {
   if (options.signal.aborted) {
     return new SwitchyardError(ErrorCodes.CANCELLED, 'run was cancelled', { nodeId: options.nodeId, attempt: options.attempt });
   }
-  void signal;
   return new SwitchyardError(ErrorCodes.NODE_TIMEOUT, `node timed out after ${options.timeoutMs} ms`, {
     nodeId: options.nodeId,
     attempt: options.attempt,

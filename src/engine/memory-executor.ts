@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { NodeKindRegistry, NodeResult } from '../nodes/types.js';
@@ -27,6 +28,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const outputs: Record<string, unknown> = Object.create(null);
   const { state, ready } = createRunState(graph);
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // every in-flight node listens to the run's abort signal
   const onCancel = () => {
     if (cancelRun(state)) abort.abort();
   };

@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileGraph } from '../../src/engine/graph.js';
+import { runInMemory } from '../../src/engine/memory-executor.js';
+import type { RunView } from '../../src/engine/run-view.js';
+import { startHarness, type Harness } from '../support/harness.js';
+import { Probe, testKinds } from '../support/test-kinds.js';
+
+/**
+ * One conformance suite, run against the in-memory executor and the distributed engine (2 workers): the
+ * semantics of DESIGN.md must not depend on where a run executes.
+ */
+interface Started {
+  runId: string;
+  result(): Promise<RunView>;
+  cancel(): Promise<unknown>;
+}
+interface Runner {
+  start(blueprint: object, input?: Record<string, unknown>): Promise<Started>;
+}
+
+const probe = new Probe();
+let h: Harness;
+let seq = 0;
+
+beforeAll(async () => {
+  h = await startHarness({ kinds: testKinds(probe), workers: 2, concurrency: 8 });
+});
+afterAll(() => h.close());
+
+const runners: Record<string, () => Runner> = {
+  memory: () => ({
+    async start(blueprint, input = {}) {
+      const loaded = h.registry.add({ ...blueprint, id: `m${++seq}` });
+      const controller = new AbortController();
+      const runId = `mem-${seq}`;
+      const done = runInMemory(compileGraph(loaded, h.kinds), { kinds: h.kinds, input, runId, signal: controller.signal });
+      return { runId, result: () => done, cancel: async () => controller.abort() };
+    },
+  }),
+  distributed: () => ({
+    async start(blueprint, input = {}) {
+      const handle = await h.client.start({ ...blueprint, id: `d${++seq}` }, input);
+      return { runId: handle.runId, result: () => handle.result({ timeoutMs: 20_000 }), cancel: () => handle.cancel() };
+    },
+  }),
+};
+
+const node = (id: string, uses: string, params: Record<string, unknown> = {}, config?: Record<string, unknown>) => ({
+  id,
+  uses,
+  params,
+  ...(config ? { config } : {}),
+});
+const statusesOf = (view: RunView) => Object.fromEntries(Object.entries(view.nodes).map(([id, n]) => [id, n.status]));
+
+describe.each(Object.keys(runners))('semantics (%s)', (name) => {
+  const runner = () => runners[name]!();
+
+  it('completes a join after mutually exclusive branches, skipping the branch not taken', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('decide', 'route', { rules: [{ when: 'context.score > 5', action: 'high' }], default: 'low' }),
+        node('high', 'count'),
+        node('low', 'count'),
+        node('join', 'output', { template: '{{h}}{{l}}', inputs: { h: 'high', l: 'low' } }),
+      ],
+      edges: [
+        { source: 'decide', target: 'high', action: 'high' },
+        { source: 'decide', target: 'low', action: 'low' },
+        { source: 'high', target: 'join' },
+        { source: 'low', target: 'join' },
+      ],
+    }, { score: 9 });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(statusesOf(view)).toEqual({ decide: 'done', high: 'done', low: 'skipped', join: 'done' });
+    expect(view.context.final_output).toBe('high');
+  });
+
+  it('runs an `any` join exactly once, on the first taken arrival', async () => {
+    const run = await runner().start({
+      nodes: [node('a', 'count'), node('b', 'count'), node('c', 'count'), node('j', 'count', {}, { joinStrategy: 'any' })],
+      edges: [{ source: 'a', target: 'j' }, { source: 'b', target: 'j' }, { source: 'c', target: 'j' }],
+    });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(probe.count(`${run.runId}:j`)).toBe(1);
+    expect(view.nodes.j).toMatchObject({ status: 'done', attempts: 1 });
+  });
+
+  it('propagates skips through chains and conditions', async () => {
+    const run = await runner().start({
+      nodes: [node('a', 'count', { value: 'x' }), node('b', 'count'), node('c', 'count'), node('d', 'count'), node('e', 'count')],
+      edges: [
+        { source: 'a', target: 'b', condition: 'output == "y"' },
+        { source: 'b', target: 'c' },
+        { source: 'c', target: 'd' },
+        { source: 'a', target: 'e', condition: 'output == "x" && context.flag == true' },
+      ],
+    }, { flag: true });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(statusesOf(view)).toEqual({ a: 'done', b: 'skipped', c: 'skipped', d: 'skipped', e: 'done' });
+    expect(probe.count(`${run.runId}:b`) + probe.count(`${run.runId}:d`)).toBe(0);
+  });
+
+  it('retries a failing node with backoff until it succeeds', async () => {
+    const run = await runner().start({ nodes: [node('f', 'flaky', { failTimes: 2 }, { maxRetries: 3, retryDelay: 20 })], edges: [] });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.nodes.f).toMatchObject({ status: 'done', attempts: 3 });
+    expect(view.outputs.f).toBe('ok after 3');
+  });
+
+  it('fails the run with the node and the reason when retries are exhausted, and stops scheduling', async () => {
+    const run = await runner().start({
+      nodes: [node('start', 'count'), node('bad', 'boom', { message: 'disk on fire' }, { maxRetries: 1, retryDelay: 10 }), node('slow', 'block'), node('after', 'count')],
+      edges: [{ source: 'start', target: 'bad' }, { source: 'start', target: 'slow' }, { source: 'bad', target: 'after' }, { source: 'slow', target: 'after' }],
+    });
+    const view = await run.result();
+    expect(view.status).toBe('failed');
+    expect(view.error).toMatchObject({ nodeId: 'bad', message: 'disk on fire' });
+    expect(view.nodes.bad).toMatchObject({ status: 'failed', attempts: 2 });
+    expect(view.nodes.after!.status).toBe('cancelled');
+    expect(probe.count(`${run.runId}:after`)).toBe(0);
+    // The running sibling saw its AbortSignal fire.
+    expect(view.nodes.slow!.status).toBe('cancelled');
+    expect(probe.aborted.has(`${run.runId}:slow`)).toBe(true);
+  });
+
+  it('does not retry a non-retryable error', async () => {
+    const run = await runner().start({ nodes: [node('bad', 'boom', { retryable: false }, { maxRetries: 5, retryDelay: 10 })], edges: [] });
+    const view = await run.result();
+    expect(view.status).toBe('failed');
+    expect(view.nodes.bad).toMatchObject({ status: 'failed', attempts: 1 });
+  });
+
+  it('times a node out through its AbortSignal and counts it as a failure', async () => {
+    const run = await runner().start({ nodes: [node('slow', 'block', {}, { timeout: 50 })], edges: [] });
+    const view = await run.result();
+    expect(view.status).toBe('failed');
+    expect(view.error).toMatchObject({ nodeId: 'slow', code: 'NODE_TIMEOUT' });
+    expect(probe.aborted.has(`${run.runId}:slow`)).toBe(true);
+  });
+
+  it('runs the fallback when retries are exhausted', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('primary', 'boom', {}, { maxRetries: 1, retryDelay: 10, fallback: 'backup' }),
+        node('backup', 'count', { value: 'from backup', action: 'fine' }),
+        node('next', 'count'),
+      ],
+      edges: [{ source: 'primary', target: 'next', action: 'fine' }],
+    });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.outputs.primary).toBe('from backup');
+    expect(statusesOf(view)).toEqual({ primary: 'done', next: 'done' });
+  });
+
+  it('cancels: running nodes see the abort and queued nodes never run', async () => {
+    const r = runner();
+    const run = await r.start({
+      nodes: [node('wait', 'block'), node('later', 'count')],
+      edges: [{ source: 'wait', target: 'later' }],
+    });
+    await probe.started(`${run.runId}:wait`);
+    await run.cancel();
+    const view = await run.result();
+    expect(view.status).toBe('cancelled');
+    expect(statusesOf(view)).toEqual({ wait: 'cancelled', later: 'cancelled' });
+    expect(probe.aborted.has(`${run.runId}:wait`)).toBe(true);
+    expect(probe.count(`${run.runId}:later`)).toBe(0);
+  });
+});

@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import { NonRetryableError } from '../../src/errors.js';
+import type { NodeKind } from '../../src/nodes/types.js';
+
+/**
+ * Node kinds for tests. They record what happened per `<runId>:<nodeId>` (the idempotency key) in
+ * `probe`, so a test can ask how often a node really ran and whether it saw its AbortSignal.
+ */
+export class Probe {
+  readonly calls = new Map<string, number>();
+  readonly aborted = new Set<string>();
+  private readonly startWaiters = new Map<string, Array<() => void>>();
+
+  count(key: string): number {
+    return this.calls.get(key) ?? 0;
+  }
+
+  /** Resolves once the node with this idempotency key has started (at least once). */
+  started(key: string): Promise<void> {
+    if (this.count(key) > 0) return Promise.resolve();
+    return new Promise((resolve) => this.startWaiters.set(key, [...(this.startWaiters.get(key) ?? []), resolve]));
+  }
+
+  hit(key: string): number {
+    const n = this.count(key) + 1;
+    this.calls.set(key, n);
+    for (const wake of this.startWaiters.get(key) ?? []) wake();
+    this.startWaiters.delete(key);
+    return n;
+  }
+}
+
+export function testKinds(probe: Probe): NodeKind<any>[] {
+  const count: NodeKind<{ value?: string; action?: string }> = {
+    name: 'count',
+    params: z.object({ value: z.string().optional(), action: z.string().optional() }),
+    reads: () => ({ context: [], outputs: [] }),
+    run(ctx) {
+      probe.hit(ctx.idempotencyKey);
+      return { output: ctx.params.value ?? ctx.nodeId, ...(ctx.params.action ? { action: ctx.params.action } : {}) };
+    },
+  };
+  const flaky: NodeKind<{ failTimes: number }> = {
+    name: 'flaky',
+    params: z.object({ failTimes: z.number().int().min(0) }),
+    reads: () => ({ context: [], outputs: [] }),
+    run(ctx) {
+      const n = probe.hit(ctx.idempotencyKey);
+      if (n <= ctx.params.failTimes) throw new Error(`flaky failure ${n}`);
+      return { output: `ok after ${n}` };
+    },
+  };
+  const boom: NodeKind<{ message?: string; retryable?: boolean }> = {
+    name: 'boom',
+    params: z.object({ message: z.string().optional(), retryable: z.boolean().optional() }),
+    reads: () => ({ context: [], outputs: [] }),
+    run(ctx) {
+      probe.hit(ctx.idempotencyKey);
+      const message = ctx.params.message ?? 'boom';
+      throw ctx.params.retryable === false ? new NonRetryableError(message) : new Error(message);
+    },
+  };
+  /** Waits until aborted (cancellation or timeout), or `ms` when given. */
+  const block: NodeKind<{ ms?: number }> = {
+    name: 'block',
+    params: z.object({ ms: z.number().int().positive().optional() }),
+    reads: () => ({ context: [], outputs: [] }),
+    run(ctx) {
+      probe.hit(ctx.idempotencyKey);
+      return new Promise((resolve, reject) => {
+        const timer = ctx.params.ms === undefined ? undefined : setTimeout(() => resolve({ output: 'slept' }), ctx.params.ms);
+        ctx.signal.addEventListener('abort', () => {
+          probe.aborted.add(ctx.idempotencyKey);
+          clearTimeout(timer);
+          reject(new Error('aborted'));
+        }, { once: true });
+      });
+    },
+  };
+  return [count, flaky, boom, block];
+}
