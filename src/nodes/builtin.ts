@@ -106,7 +106,26 @@ export const routeKind: NodeKind<RouteParams> = {
 };
 
 
+const SleepParams = z.object({ ms: z.number().int().min(0).max(86_400_000) }).strict();
+type SleepParams = z.infer<typeof SleepParams>;
+
+/** Waits `ms` milliseconds (ended early by cancellation); for pacing, demos and drain tests. */
+export const sleepKind: NodeKind<SleepParams> = {
+  name: 'sleep',
+  params: SleepParams,
+  reads: () => ({ context: [], outputs: [] }),
+  run(ctx) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => resolve({}), ctx.params.ms);
+      ctx.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(ctx.signal.reason);
+      }, { once: true });
+    });
+  },
+};
+
 /** The deterministic node kinds every worker has. */
 export function builtinNodeKinds(): NodeKindRegistry {
-  return new NodeKindRegistry([templateKind, outputKind, routeKind]);
+  return new NodeKindRegistry([templateKind, outputKind, routeKind, sleepKind]);
 }
