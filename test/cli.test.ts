@@ -63,10 +63,11 @@ describe('switchyard worker processes', () => {
   const env = { REDIS_URL: inject('redisUrl'), SWITCHYARD_PREFIX: prefix, SWITCHYARD_QUEUE: prefix, SWITCHYARD_LOG_LEVEL: 'info' };
   let redis: Redis;
   let client: SwitchyardClient;
+  let registry: BlueprintRegistry;
 
   beforeAll(async () => {
     redis = testRedis();
-    const registry = await BlueprintRegistry.load(['workflows'], builtinNodeKinds());
+    registry = await BlueprintRegistry.load(['workflows'], builtinNodeKinds());
     registry.add({ id: 'nap', nodes: [{ id: 'nap', uses: 'sleep', params: { ms: 300 } }, { id: 'after', uses: 'output', params: { template: 'rested' } }], edges: [{ source: 'nap', target: 'after' }] });
     client = new SwitchyardClient({ redis: redis.duplicate(), prefix, queueName: prefix, blueprints: registry });
   });
@@ -113,6 +114,30 @@ describe('switchyard worker processes', () => {
     expect(view.context.final_output).toBe('rested');
     next.child.kill('SIGTERM');
     expect(await next.exited).toBe(0);
+  });
+
+  it('when a worker dies mid-node (SIGKILL), another worker runs the node again and the run completes', async () => {
+    // A queue of its own: earlier workers here used the default 30 s stall-check interval, which BullMQ
+    // records per queue and which would delay the rescue.
+    const own = `kill${randomBytes(3).toString('hex')}`;
+    const ownEnv = { ...env, SWITCHYARD_PREFIX: own, SWITCHYARD_QUEUE: own };
+    const ownClient = new SwitchyardClient({ redis: redis.duplicate(), prefix: own, queueName: own, blueprints: registry });
+    try {
+      const doomed = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);
+      const run = await ownClient.start('nap');
+      await waitForEvent(redis, ownClient.store.keys.run(run.runId)[4], (e) => e.type === 'node.started' && e.node === 'nap');
+      doomed.child.kill('SIGKILL');
+      expect(await doomed.exited).toBe(null);
+      const rescuer = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);
+      const view = await run.result({ timeoutMs: 30_000 });
+      expect(view.status).toBe('completed');
+      expect(view.nodes.nap).toMatchObject({ status: 'done', attempts: 2 });
+      expect(view.context.final_output).toBe('rested');
+      rescuer.child.kill('SIGTERM');
+      expect(await rescuer.exited).toBe(0);
+    } finally {
+      await ownClient.close();
+    }
   });
 
   it('run --wait --timeout exits 1 and says the run goes on', async () => {

@@ -17,7 +17,7 @@ const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + Bul
 
 Usage:
   switchyard validate <file-or-dir>...
-  switchyard worker --blueprints <dir> [--concurrency N]
+  switchyard worker --blueprints <dir> [--concurrency N] [--lock-duration ms]
   switchyard run <blueprintId> --blueprints <dir> [--input <json>|@file] [--wait] [--timeout <s>] [--json] [--local]
 
 Environment:
@@ -44,6 +44,8 @@ Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and l
 Options:
   --blueprints <dir>   blueprint files or directories (repeatable); needed by subflows
   --concurrency <N>    node jobs at once (default 16)
+  --lock-duration <ms> how long a claim on a running node lasts unrenewed; after a worker dies, its
+                       nodes run again elsewhere once this passes (default 30000)
 
 Examples:
   REDIS_URL=redis://127.0.0.1:6380 switchyard worker --blueprints workflows/ --concurrency 32`,
@@ -67,6 +69,7 @@ Examples:
 const OPTIONS = {
   blueprints: { type: 'string', multiple: true },
   concurrency: { type: 'string' },
+  'lock-duration': { type: 'string' },
   input: { type: 'string' },
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
@@ -148,9 +151,13 @@ async function loadRegistry(values: Parsed): Promise<BlueprintRegistry> {
 async function worker(values: Parsed): Promise<number> {
   const concurrency = values.concurrency === undefined ? 16 : Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number >= 1 (got "${values.concurrency}")`);
+  const lockDurationMs = values['lock-duration'] === undefined ? undefined : Number(values['lock-duration']);
+  if (lockDurationMs !== undefined && !(Number.isInteger(lockDurationMs) && lockDurationMs >= 1000)) {
+    throw new UsageError(`--lock-duration must be a whole number of ms >= 1000 (got "${values['lock-duration']}")`);
+  }
   const registry = await loadRegistry(values);
   const log = logger();
-  const w = new SwitchyardWorker({ redis: redisUrl(), ...namespace(), kinds: registry.kinds, concurrency, logger: log });
+  const w = new SwitchyardWorker({ redis: redisUrl(), ...namespace(), kinds: registry.kinds, concurrency, lockDurationMs, logger: log });
   await w.ready();
   log.info('worker ready', { concurrency, blueprints: registry.ids().length });
   await new Promise<void>((resolve) => {

@@ -18,6 +18,11 @@ export interface WorkerOptions extends SwitchyardOptions {
   kinds: NodeKindRegistry;
   /** Node jobs run at once. @default 16 */
   concurrency?: number;
+  /**
+   * How long a worker's claim on a running node lasts without renewal; after it lapses (the worker died)
+   * another worker runs the node again. Renewed automatically while the node runs. @default 30000
+   */
+  lockDurationMs?: number;
   /** Shown in run views and events. @default `<hostname>-<pid>-<random>` */
   workerId?: string;
   logger?: Logger;
@@ -63,6 +68,8 @@ export class SwitchyardWorker {
       prefix: this.options.queuePrefix,
       concurrency,
       maxStalledCount: 2,
+      lockDuration: options.lockDurationMs ?? 30_000,
+      stalledInterval: options.lockDurationMs ?? 30_000,
     });
     this.worker.on('error', (err) => this.logger.error('worker error', { err: err.message }));
   }
@@ -89,9 +96,19 @@ export class SwitchyardWorker {
 
   private async process(job: Job<NodeJobData>): Promise<void> {
     const { runId, nodeId, version } = job.data;
-    const graph = await this.graphs.get(version);
+    let graph: Graph;
+    try {
+      graph = await this.graphs.get(version);
+    } catch (err) {
+      // Without its blueprint the node can never run: fail the run rather than leave it hanging.
+      if (err instanceof SwitchyardError && err.code === ErrorCodes.BLUEPRINT_NOT_FOUND) return void (await this.store.failNode(runId, nodeId, serializeError(err)));
+      throw err;
+    }
     const node = graph.byId.get(nodeId);
-    if (!node) throw new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId });
+    if (!node) {
+      const err = new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId, nodeId });
+      return void (await this.store.failNode(runId, nodeId, serializeError(err)));
+    }
     const begin = await this.store.startNode(runId, nodeId, this.id, node.needs);
     if (begin.kind === 'done') {
       // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
