@@ -2,10 +2,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import { compileGraph, type Graph } from '../engine/graph.js';
 import type { RunView } from '../engine/run-view.js';
 import { isTerminalRunStatus, type RunStatus } from '../engine/statuses.js';
 import { NodeQueue } from '../queue/node-queue.js';
+import { RunService } from '../queue/runs.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
 
@@ -25,8 +25,6 @@ export interface ResultOptions {
   /** Give up waiting after this long (the run goes on). @default no limit */
   timeoutMs?: number;
 }
-
-const RUN_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** A started run. */
 export class RunHandle {
@@ -58,8 +56,7 @@ export class SwitchyardClient {
   private readonly options: ResolvedOptions;
   private readonly queue: NodeQueue;
   private readonly registry: BlueprintRegistry;
-  /** Compiled graphs of registered blueprints (inline ones are compiled per start). */
-  private readonly graphs = new WeakMap<LoadedBlueprint, Graph>();
+  private readonly runs: RunService;
   private subscriber: Redis | undefined;
   private readonly waiters = new Map<string, { wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
 
@@ -68,6 +65,7 @@ export class SwitchyardClient {
     this.registry = options.blueprints;
     this.store = new RedisStore(this.options.redis, this.options.prefix);
     this.queue = new NodeQueue(this.options);
+    this.runs = new RunService(this.store, this.queue, this.registry, this.options.runTtlSeconds);
   }
 
   /**
@@ -75,31 +73,13 @@ export class SwitchyardClient {
    * `input` as its initial context. Idempotent per `runId`.
    */
   async start(blueprint: string | object, input: Record<string, unknown> = {}, options: StartOptions = {}): Promise<RunHandle> {
-    const loaded = this.resolveBlueprint(blueprint);
+    const loaded = typeof blueprint === 'string' ? this.runs.blueprint(blueprint) : this.validateInline(blueprint);
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
       throw new SwitchyardError(ErrorCodes.VALIDATION, 'input must be a JSON object (the run\'s initial context)');
     }
     const runId = options.runId ?? randomUUID();
-    if (!RUN_ID.test(runId)) {
-      throw new SwitchyardError(ErrorCodes.VALIDATION, `runId "${runId}" must be 1-128 letters, digits, "_" or "-"`);
-    }
-    const graph = this.graphFor(loaded);
-    const ttlSeconds = options.ttlSeconds ?? this.options.runTtlSeconds;
-    await this.store.saveBlueprint(graph.version, loaded.blueprint, ttlSeconds);
-    const started = await this.store.startRun({
-      runId,
-      blueprintId: graph.blueprintId,
-      version: graph.version,
-      topology: graph.topology,
-      input,
-      ttlSeconds,
-    });
-    if (started.created || started.status === 'running') {
-      // Re-adding start jobs of an existing run is harmless (same job ids; finished nodes never re-run),
-      // and recovers a run whose first start died between creating it and enqueueing.
-      if (started.version === graph.version) await this.queue.enqueue(runId, graph.version, graph.startNodes);
-    }
-    return new RunHandle(this, runId, graph.blueprintId, started.created);
+    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds });
+    return new RunHandle(this, runId, started.graph.blueprintId, started.created);
   }
 
   /** The run as it is now; undefined when there is no such run (or it expired). */
@@ -107,11 +87,11 @@ export class SwitchyardClient {
     return this.store.getRun(runId);
   }
 
-  /** Cancels a running run; false when it had already ended. Throws when there is no such run. */
+  /** Cancels a running run (and its child runs); false when it had already ended. Throws when there is no such run. */
   async cancel(runId: string): Promise<boolean> {
-    const outcome = await this.store.cancelRun(runId);
-    if (outcome.outcome === 'missing') throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
-    return outcome.outcome === 'cancelled';
+    const outcome = await this.runs.cancel(runId);
+    if (outcome === 'missing') throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+    return outcome === 'cancelled';
   }
 
   /** The run's timeline, oldest first. */
@@ -157,28 +137,10 @@ export class SwitchyardClient {
     if (this.options.ownsRedis) await this.options.redis.quit().catch(() => undefined);
   }
 
-  private resolveBlueprint(blueprint: string | object): LoadedBlueprint {
-    if (typeof blueprint === 'string') {
-      const loaded = this.registry.get(blueprint);
-      if (!loaded) {
-        throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprint}" (known: ${this.registry.ids().join(', ') || 'none'})`, {
-          blueprintId: blueprint,
-        });
-      }
-      return loaded;
-    }
-    // Inline blueprints are validated for this run only; they never replace a registered blueprint.
+  /** Inline blueprints are validated for this run only; they never replace a registered blueprint. */
+  private validateInline(blueprint: object): LoadedBlueprint {
     const id = createHash('sha256').update(JSON.stringify(blueprint)).digest('hex').slice(0, 12);
     return this.registry.validate(blueprint, '<inline>', `inline-${id}`);
-  }
-
-  private graphFor(loaded: LoadedBlueprint): Graph {
-    let graph = this.graphs.get(loaded);
-    if (!graph) {
-      graph = compileGraph(loaded, this.registry.kinds);
-      this.graphs.set(loaded, graph);
-    }
-    return graph;
   }
 
   private async addWaiter(channel: string, wake: (status: string) => void): Promise<void> {

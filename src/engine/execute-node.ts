@@ -1,7 +1,8 @@
 import type { NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { NodeContext, NodeKindRegistry, NodeResult } from '../nodes/types.js';
+import type { ChildRuns, NodeContext, NodeKindRegistry, NodeResult } from '../nodes/types.js';
+import type { RunView } from './run-view.js';
 
 export interface ExecuteNodeOptions {
   runId: string;
@@ -17,11 +18,12 @@ export interface ExecuteNodeOptions {
   /** Fires when the run is cancelled or fails elsewhere. */
   signal: AbortSignal;
   logger: Logger;
+  runs: ChildRuns;
 }
 
 const parsedParams = new WeakMap<NodeDefinition, unknown>();
 
-function paramsFor(definition: NodeDefinition, kind: NonNullable<ReturnType<NodeKindRegistry['get']>>, nodeId: string): unknown {
+function paramsFor(definition: NodeDefinition, kind: Kind, nodeId: string): unknown {
   if (parsedParams.has(definition)) return parsedParams.get(definition);
   const raw = definition.params ?? {};
   let params: unknown = raw;
@@ -42,7 +44,24 @@ function paramsFor(definition: NodeDefinition, kind: NonNullable<ReturnType<Node
  * cancellation and on its timeout, and stops waiting for it when that signal fires (a kind that ignores
  * its signal cannot hold the run). Throws a {@link SwitchyardError} on failure.
  */
-export async function executeNode(options: ExecuteNodeOptions): Promise<NodeResult> {
+export function executeNode(options: ExecuteNodeOptions): Promise<NodeResult> {
+  return invoke(options, (kind, ctx) => kind.run(ctx));
+}
+
+/**
+ * Finishes a node that waited for a child run: hands the child's final state to the kind's `resume`.
+ * Same signal, timeout and error handling as {@link executeNode}.
+ */
+export function resumeNode(options: ExecuteNodeOptions, child: RunView): Promise<NodeResult> {
+  return invoke(options, (kind, ctx) => {
+    if (!kind.resume) throw new NonRetryableError(`node kind "${kind.name}" waited for a child run but cannot resume`, { nodeId: options.nodeId });
+    return kind.resume(ctx, child);
+  });
+}
+
+type Kind = NonNullable<ReturnType<NodeKindRegistry['get']>>;
+
+async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeContext<any>) => Promise<NodeResult> | NodeResult): Promise<NodeResult> {
   const { definition, nodeId, runId } = options;
   const kind = options.kinds.get(definition.uses);
   if (!kind) {
@@ -65,6 +84,7 @@ export async function executeNode(options: ExecuteNodeOptions): Promise<NodeResu
     attempt: options.attempt,
     idempotencyKey: `${runId}:${nodeId}`,
     logger: options.logger,
+    runs: options.runs,
   };
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -73,7 +93,7 @@ export async function executeNode(options: ExecuteNodeOptions): Promise<NodeResu
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   aborted.catch(() => undefined); // only observed through the race below
-  const result = await Promise.race([Promise.resolve().then(() => kind.run(ctx)), aborted])
+  const result = await Promise.race([Promise.resolve().then(() => call(kind, ctx)), aborted])
     .catch((err: unknown) => {
       throw signal.aborted ? abortReason(options) : toNodeError(err, nodeId, options.attempt);
     })
@@ -109,6 +129,9 @@ function checkResult(result: unknown, nodeId: string): NodeResult {
   }
   if (r.context !== undefined && (typeof r.context !== 'object' || r.context === null || Array.isArray(r.context))) {
     throw new NonRetryableError('a node result\'s "context" must be an object of key -> value', { nodeId });
+  }
+  if (r.waitFor !== undefined && typeof r.waitFor?.runId !== 'string') {
+    throw new NonRetryableError('a node result\'s "waitFor" must be { runId }', { nodeId });
   }
   return r;
 }

@@ -2,14 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import { executeNode } from './execute-node.js';
-import type { CompiledNode, Graph } from './graph.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
+import { sumUsage } from '../store/redis-store.js';
+import type { BlueprintRegistry } from '../blueprint/load.js';
+import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
+import { compileGraph, type CompiledNode, type Graph } from './graph.js';
+import { childRunId } from './ids.js';
 import type { RunView } from './run-view.js';
 import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from './transitions.js';
 
 export interface MemoryRunOptions {
   kinds: NodeKindRegistry;
+  /** Blueprints that subflow nodes can run as child runs (in this process too). */
+  blueprints?: BlueprintRegistry;
   input?: Record<string, unknown>;
   runId?: string;
   /** Aborting it cancels the run. */
@@ -26,6 +31,8 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const logger = options.logger ?? silentLogger;
   const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
   const outputs: Record<string, unknown> = Object.create(null);
+  const extras = graph.nodes.map(() => ({}) as { childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] });
+  const children = new Map<string, Promise<RunView>>();
   const { state, ready } = createRunState(graph);
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // every in-flight node listens to the run's abort signal
@@ -71,8 +78,8 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
     }
   }
 
-  function execute(node: CompiledNode, definition: CompiledNode['definition'], attempt: number): Promise<NodeResult> {
-    return executeNode({
+  async function execute(node: CompiledNode, definition: CompiledNode['definition'], attempt: number): Promise<NodeResult> {
+    const nodeOptions: ExecuteNodeOptions = {
       runId,
       blueprintId: graph.blueprintId,
       nodeId: node.id,
@@ -84,11 +91,36 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
       timeoutMs: node.config.timeoutMs,
       signal: abort.signal,
       logger: logger.child({ runId, nodeId: node.id, attempt }),
-    });
+      runs: childRuns(node, attempt),
+    };
+    const result = await executeNode(nodeOptions);
+    if (!result.waitFor) return result;
+    const child = children.get(result.waitFor.runId);
+    if (!child) throw new SwitchyardError(ErrorCodes.INTERNAL, `node waits for unknown child run ${result.waitFor.runId}`, { nodeId: node.id });
+    extras[node.index]!.childRunId = result.waitFor.runId;
+    return resumeNode(nodeOptions, await child);
+  }
+
+  /** Child runs execute in this process too, cancelled with their parent. */
+  function childRuns(node: CompiledNode, attempt: number): ChildRuns {
+    return {
+      async start(blueprintId, input) {
+        const loaded = options.blueprints?.get(blueprintId);
+        if (!loaded) throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprintId}"`, { nodeId: node.id });
+        const id = childRunId(runId, node.id, attempt);
+        if (!children.has(id)) {
+          const childGraph = compileGraph(loaded, options.kinds);
+          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal }));
+        }
+        return id;
+      },
+    };
   }
 
   function finish(node: CompiledNode, result: NodeResult): void {
     if (state.status !== 'running') return;
+    if (result.usage) extras[node.index]!.usage = result.usage;
+    if (result.meta) extras[node.index]!.meta = result.meta;
     for (const [key, value] of Object.entries(result.context ?? {})) context[key] = value;
     if (result.output !== undefined) outputs[node.id] = result.output;
     const taken = decideEdges(node, result, { context, outputs });
@@ -105,7 +137,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   schedule(ready);
   while (inFlight.size > 0) await Promise.race(inFlight);
   options.signal?.removeEventListener('abort', onCancel);
-  return toView(graph, runId, state, context, outputs);
+  return toView(graph, runId, state, context, outputs, extras);
 }
 
 function isCancel(err: unknown): boolean {
@@ -125,7 +157,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function toView(graph: Graph, runId: string, state: RunState, context: Record<string, unknown>, outputs: Record<string, unknown>): RunView {
+function toView(
+  graph: Graph,
+  runId: string,
+  state: RunState,
+  context: Record<string, unknown>,
+  outputs: Record<string, unknown>,
+  extras: Array<{ childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] }>,
+): RunView {
   const view: RunView = {
     runId,
     blueprintId: graph.blueprintId,
@@ -136,10 +175,12 @@ function toView(graph: Graph, runId: string, state: RunState, context: Record<st
     nodes: Object.fromEntries(
       graph.nodes.map((n) => {
         const s = state.nodes[n.index]!;
-        return [n.id, { status: s.status, attempts: s.attempts, ...(s.error ? { error: s.error } : {}) }];
+        return [n.id, { status: s.status, attempts: s.attempts, ...(s.error ? { error: s.error } : {}), ...extras[n.index] }];
       }),
     ),
   };
   if (state.error) view.error = state.error;
+  const usage = sumUsage(Object.values(view.nodes));
+  if (usage) view.usage = usage;
   return view;
 }

@@ -1,4 +1,5 @@
 import type { SerializedError } from '../errors.js';
+import type { TokenUsage } from '../llm/types.js';
 import type { NodeStatus, RunStatus } from './statuses.js';
 
 /** One node of a run as users see it. */
@@ -12,6 +13,12 @@ export interface NodeView {
   endedAt?: number;
   /** Which worker ran the last attempt. */
   worker?: string;
+  /** A subflow node's child run. */
+  childRunId?: string;
+  /** Tokens an LLM node used. */
+  usage?: TokenUsage;
+  /** What produced the answer, e.g. `{ provider: 'offline', model: 'offline-rules-1' }`. */
+  meta?: Record<string, unknown>;
 }
 
 /** A run as users see it: flowcraft's `{ status, context }` plus per-node states and outputs. */
@@ -30,4 +37,8 @@ export interface RunView {
   error?: SerializedError & { nodeId?: string };
   createdAt?: number;
   endedAt?: number;
+  /** For a child run: the parent run and its subflow node. */
+  parent?: { runId: string; nodeId: string };
+  /** Tokens used by all LLM nodes of the run (not counting child runs). */
+  usage?: TokenUsage;
 }

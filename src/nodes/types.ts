@@ -1,4 +1,6 @@
 import type { z } from 'zod';
+import type { RunView } from '../engine/run-view.js';
+import type { TokenUsage } from '../llm/types.js';
 
 /** What a node's run returns. */
 export interface NodeResult {
@@ -8,6 +10,24 @@ export interface NodeResult {
   action?: string;
   /** Context keys this node writes. */
   context?: Record<string, unknown>;
+  /** Tokens used (LLM nodes); summed per run. */
+  usage?: TokenUsage;
+  /** What produced the result (e.g. the LLM provider and model), shown in the run view. */
+  meta?: Record<string, unknown>;
+  /**
+   * Set by a node that started a child run and waits for it without holding a worker slot: the engine
+   * calls the kind's `resume` with the child's final state when it ends.
+   */
+  waitFor?: { runId: string };
+}
+
+/** Starting child runs, for the subflow kind. */
+export interface ChildRuns {
+  /**
+   * Starts a run of a registered blueprint as a child of this node and returns its run id. Idempotent per
+   * node attempt: a redelivered job gets the same child back instead of a second one.
+   */
+  start(blueprintId: string, input: Record<string, unknown>): Promise<string>;
 }
 
 /** A minimal structured logger; node kinds must never log secrets. */
@@ -37,6 +57,8 @@ export interface NodeContext<P = Record<string, unknown>> {
   /** `<runId>:<nodeId>`: the same on every attempt and redelivery, for de-duplicating side effects. */
   idempotencyKey: string;
   logger: NodeLogger;
+  /** Child runs (subflows). */
+  runs: ChildRuns;
 }
 
 /** What a node reads from the run, so a worker fetches only that. */
@@ -58,6 +80,8 @@ export interface NodeKind<P = Record<string, unknown>> {
   /** Other blueprints this node calls (a subflow kind returns its `blueprintId`), so loading can check they exist and do not recurse. */
   references?(params: P): { blueprints?: string[] };
   run(ctx: NodeContext<P>): Promise<NodeResult> | NodeResult;
+  /** For kinds whose `run` returns `waitFor`: the result once the child run ended (throw to fail the node). */
+  resume?(ctx: NodeContext<P>, child: RunView): Promise<NodeResult> | NodeResult;
 }
 
 /** Node kinds by name. */

@@ -7,6 +7,8 @@ export interface NodeJobData {
   runId: string;
   nodeId: string;
   version: string;
+  /** Set on a resume job: the subflow node's child run, which has ended. */
+  childRunId?: string;
 }
 
 /** Deterministic job id. BullMQ forbids `:` in custom ids; node ids never contain `.`, so the id is unambiguous. */
@@ -36,6 +38,15 @@ export class NodeQueue {
         data: { runId, nodeId: node.id, version },
         opts: jobOptions(runId, node),
       })),
+    );
+  }
+
+  /** Adds the job that resumes a waiting subflow node once its child run ended. */
+  async enqueueResume(parent: { runId: string; nodeId: string; version: string }, childRunId: string): Promise<void> {
+    await this.queue.add(
+      parent.nodeId,
+      { runId: parent.runId, nodeId: parent.nodeId, version: parent.version, childRunId },
+      { jobId: `${nodeJobId(parent.runId, parent.nodeId)}.${childRunId}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
     );
   }
 

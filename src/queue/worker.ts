@@ -2,20 +2,25 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
-import { executeNode } from '../engine/execute-node.js';
+import type { BlueprintRegistry } from '../blueprint/load.js';
+import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError } from '../errors.js';
+import { executeNode, resumeNode, type ExecuteNodeOptions } from '../engine/execute-node.js';
+import { childRunId } from '../engine/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import type { CompiledNode, Graph } from '../engine/graph.js';
 import { decideEdges } from '../engine/transitions.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { NodeKindRegistry, NodeResult } from '../nodes/types.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
 import { NodeQueue, type NodeJobData } from './node-queue.js';
+import { RunService } from './runs.js';
 
 export interface WorkerOptions extends SwitchyardOptions {
   /** Node kinds this worker can run. */
   kinds: NodeKindRegistry;
+  /** Blueprints that subflow nodes can start as child runs. */
+  blueprints?: BlueprintRegistry;
   /** Node jobs run at once. @default 16 */
   concurrency?: number;
   /**
@@ -38,6 +43,7 @@ export class SwitchyardWorker {
   private readonly options: ResolvedOptions;
   private readonly store: RedisStore;
   private readonly queue: NodeQueue;
+  private readonly runs: RunService;
   private readonly graphs: GraphCache;
   private readonly worker: Worker<NodeJobData>;
   private readonly subscriber: Redis;
@@ -54,6 +60,7 @@ export class SwitchyardWorker {
     this.logger = (options.logger ?? silentLogger).child({ worker: this.id });
     this.store = new RedisStore(this.options.redis, this.options.prefix);
     this.queue = new NodeQueue(this.options);
+    this.runs = new RunService(this.store, this.queue, options.blueprints, this.options.runTtlSeconds);
     this.graphs = new GraphCache(this.kinds, (version) => this.store.loadBlueprint(version));
     const concurrency = options.concurrency ?? 16;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
@@ -95,37 +102,57 @@ export class SwitchyardWorker {
   }
 
   private async process(job: Job<NodeJobData>): Promise<void> {
-    const { runId, nodeId, version } = job.data;
+    const { runId, nodeId, version, childRunId } = job.data;
     let graph: Graph;
     try {
       graph = await this.graphs.get(version);
     } catch (err) {
       // Without its blueprint the node can never run: fail the run rather than leave it hanging.
-      if (err instanceof SwitchyardError && err.code === ErrorCodes.BLUEPRINT_NOT_FOUND) return void (await this.store.failNode(runId, nodeId, serializeError(err)));
+      if (err instanceof SwitchyardError && err.code === ErrorCodes.BLUEPRINT_NOT_FOUND) return this.fail(runId, nodeId, err, 1, this.logger);
       throw err;
     }
     const node = graph.byId.get(nodeId);
     if (!node) {
       const err = new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId, nodeId });
-      return void (await this.store.failNode(runId, nodeId, serializeError(err)));
+      return this.fail(runId, nodeId, err, 1, this.logger);
     }
-    const begin = await this.store.startNode(runId, nodeId, this.id, node.needs);
-    if (begin.kind === 'done') {
-      // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
-      // worker that completed it died before enqueueing (job ids make this harmless otherwise).
-      return this.enqueue(runId, graph, begin.readied);
+    const begin = await this.store.startNode(runId, nodeId, this.id, node.needs, childRunId ? 'resume' : 'start');
+    switch (begin.kind) {
+      case 'done':
+        // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
+        // worker that completed it died before enqueueing (job ids make this harmless otherwise).
+        return this.enqueue(runId, graph, begin.readied);
+      case 'ended':
+        // Likewise, tell the parent of an ended child run again (resume jobs are idempotent).
+        if (begin.parent && !childRunId) await this.runs.notifyParent(begin.parent, runId);
+        return;
+      case 'skip':
+        return;
     }
-    if (begin.kind === 'skip') return;
 
     const logger = this.logger.child({ runId, nodeId, attempt: begin.attempt });
     const controller = new AbortController();
+    const options: ExecuteNodeOptions = {
+      runId,
+      blueprintId: graph.blueprintId,
+      nodeId,
+      definition: node.definition,
+      kinds: this.kinds,
+      context: begin.context,
+      outputs: begin.outputs,
+      attempt: begin.attempt,
+      timeoutMs: node.config.timeoutMs,
+      signal: controller.signal,
+      logger,
+      runs: this.childRuns(runId, node, version, begin.attempt),
+    };
     this.track(runId, controller, true);
     let result: NodeResult;
     try {
-      result = await this.execute(runId, graph, node, node.definition, begin, controller.signal, logger);
+      result = await (childRunId ? this.resume(options, childRunId) : executeNode(options));
     } catch (err) {
       if (isCancelled(err)) return;
-      const retryable = !(err instanceof SwitchyardError) || err.retryable;
+      const retryable = !childRunId && (!(err instanceof SwitchyardError) || err.retryable);
       const attempts = job.opts.attempts ?? 1;
       if (retryable && job.attemptsMade + 1 < attempts) {
         const delayMs = node.config.retryDelayMs * 2 ** job.attemptsMade;
@@ -134,56 +161,59 @@ export class SwitchyardWorker {
         throw err; // BullMQ schedules the retry with the job's exponential backoff
       }
       const fallback = node.config.fallback;
-      if (!fallback) return this.fail(runId, node, err, begin.attempt, logger);
+      if (!fallback) return this.fail(runId, nodeId, err, begin.attempt, logger);
       try {
         logger.warn('node failed; running its fallback', { fallback: fallback.uses, error: errorMessage(err) });
-        result = await this.execute(runId, graph, node, fallback, begin, controller.signal, logger);
+        result = await executeNode({ ...options, definition: fallback });
       } catch (fallbackErr) {
         if (isCancelled(fallbackErr)) return;
-        return this.fail(runId, node, fallbackErr, begin.attempt, logger);
+        return this.fail(runId, nodeId, fallbackErr, begin.attempt, logger);
       }
     } finally {
       this.track(runId, controller, false);
     }
 
+    if (result.waitFor) {
+      // The node waits for its child run without holding this slot; a resume job finishes it.
+      const waiting = await this.store.waitNode(runId, nodeId, result.waitFor.runId);
+      if (waiting.outcome === 'stale') await this.runs.cancel(result.waitFor.runId, 'parent run ended');
+      return;
+    }
     // Conditions see the context as this node left it: what it read plus what it wrote.
     const context = { ...begin.context, ...result.context };
     const outputs = { ...begin.outputs };
     if (result.output !== undefined) outputs[nodeId] = result.output;
     const taken = decideEdges(node, result, { context, outputs });
-    const done = await this.store.completeNode(runId, node, result, taken);
-    if (done.kind === 'ok') await this.enqueue(runId, graph, done.ready);
+    const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
+    const done = await this.store.completeNode(runId, node, { ...result, meta }, taken);
+    if (done.kind !== 'ok') return;
+    await this.enqueue(runId, graph, done.ready);
+    if (done.parent) await this.runs.notifyParent(done.parent, runId);
   }
 
-  private execute(
-    runId: string,
-    graph: Graph,
-    node: CompiledNode,
-    definition: CompiledNode['definition'],
-    begin: { attempt: number; context: Record<string, unknown>; outputs: Record<string, unknown> },
-    signal: AbortSignal,
-    logger: Logger,
-  ): Promise<NodeResult> {
-    return executeNode({
-      runId,
-      blueprintId: graph.blueprintId,
-      nodeId: node.id,
-      definition,
-      kinds: this.kinds,
-      context: begin.context,
-      outputs: begin.outputs,
-      attempt: begin.attempt,
-      timeoutMs: node.config.timeoutMs,
-      signal,
-      logger,
-    });
+  /** The child run's final state, handed to the kind's `resume`. */
+  private async resume(options: ExecuteNodeOptions, childRunId: string): Promise<NodeResult> {
+    const child = await this.store.getRun(childRunId);
+    if (!child) throw new NonRetryableError(`child run ${childRunId} is gone (expired?)`, { nodeId: options.nodeId });
+    return resumeNode(options, child);
   }
 
-  private async fail(runId: string, node: CompiledNode, err: unknown, attempt: number, logger: Logger): Promise<void> {
+  /** Child runs started by a node: deterministic ids per attempt, linked back to the node. */
+  private childRuns(runId: string, node: CompiledNode, version: string, attempt: number): ChildRuns {
+    return {
+      start: async (blueprintId, input) => {
+        const id = childRunId(runId, node.id, attempt);
+        await this.runs.start(this.runs.blueprint(blueprintId), input, { runId: id, parent: { runId, nodeId: node.id, version } });
+        return id;
+      },
+    };
+  }
+
+  private async fail(runId: string, nodeId: string, err: unknown, attempt: number, logger: Logger): Promise<void> {
     const error = serializeError(err);
     error.attempt ??= attempt;
-    logger.error('node failed; failing the run', { error: error.message });
-    await this.store.failNode(runId, node.id, error);
+    logger.error('node failed; failing the run', { nodeId, error: error.message });
+    await this.runs.afterEnding(await this.store.failNode(runId, nodeId, error), runId);
   }
 
   private async enqueue(runId: string, graph: Graph, nodeIds: readonly string[]): Promise<void> {

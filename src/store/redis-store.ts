@@ -4,6 +4,7 @@ import type { SerializedError } from '../errors.js';
 import type { LuaTopology, NodeNeeds } from '../engine/graph.js';
 import type { NodeView, RunView } from '../engine/run-view.js';
 import type { NodeStatus, RunStatus } from '../engine/statuses.js';
+import type { TokenUsage } from '../llm/types.js';
 import { StoreKeys } from './keys.js';
 import { cancelRunLua } from './lua/cancel-run-5.js';
 import { completeNodeLua } from './lua/complete-node-5.js';
@@ -11,6 +12,7 @@ import { failNodeLua } from './lua/fail-node-5.js';
 import { retryNodeLua } from './lua/retry-node-5.js';
 import { startNodeLua } from './lua/start-node-5.js';
 import { startRunLua } from './lua/start-run-5.js';
+import { waitNodeLua } from './lua/wait-node-5.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -22,9 +24,23 @@ const SCRIPTS = {
   sy1FailNode: failNodeLua,
   sy1RetryNode: retryNodeLua,
   sy1CancelRun: cancelRunLua,
+  sy1WaitNode: waitNodeLua,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type Reply = Array<string | null | Reply | number>;
+
+/** Where a child run reports back: the parent run's subflow node, and its blueprint version. */
+export interface ParentLink {
+  runId: string;
+  nodeId: string;
+  version: string;
+}
+
+/** What ending a run leaves to do: tell its parent, cancel its children. */
+export interface RunEnding {
+  parent?: ParentLink;
+  children: string[];
+}
 
 export interface StartRunInput {
   runId: string;
@@ -33,16 +49,17 @@ export interface StartRunInput {
   topology: LuaTopology;
   input: Record<string, unknown>;
   ttlSeconds: number;
-  parent?: { runId: string; nodeId: string };
+  parent?: ParentLink;
 }
 
 export type StartNodeReply =
   | { kind: 'run'; version: string; blueprintId: string; attempt: number; context: Record<string, unknown>; outputs: Record<string, unknown> }
   | { kind: 'done'; readied: string[] }
+  | { kind: 'ended'; runStatus: RunStatus; parent?: ParentLink }
   | { kind: 'skip'; reason: string };
 
 export type CompleteNodeReply =
-  | { kind: 'ok'; runStatus: RunStatus; ready: string[] }
+  | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink }
   | { kind: 'stale'; runStatus: string }
   | { kind: 'duplicate'; nodeStatus: string };
 
@@ -93,9 +110,12 @@ export class RedisStore {
     return { created: false, version: String(reply[1]), status: String(reply[2]) as RunStatus };
   }
 
-  /** Claims a queued node and reads the context keys and outputs it needs. */
-  async startNode(runId: string, nodeId: string, workerId: string, needs: NodeNeeds): Promise<StartNodeReply> {
-    const args: Array<string | number> = [nodeId, workerId];
+  /**
+   * Claims a queued node and reads the context keys and outputs it needs. With `mode: 'resume'` it only
+   * reads, for a running subflow node whose child run ended.
+   */
+  async startNode(runId: string, nodeId: string, workerId: string, needs: NodeNeeds, mode: 'start' | 'resume' = 'start'): Promise<StartNodeReply> {
+    const args: Array<string | number> = [nodeId, workerId, mode];
     for (const part of [needs.context, needs.outputs]) {
       if (part === '*') args.push('*');
       else args.push(part.length, ...part);
@@ -113,6 +133,8 @@ export class RedisStore {
         };
       case 'done':
         return { kind: 'done', readied: reply[1] ? String(reply[1]).split(',') : [] };
+      case 'ended':
+        return { kind: 'ended', runStatus: String(reply[1]) as RunStatus, ...parentField(reply[2]) };
       default:
         return { kind: 'skip', reason: String(reply[1]) };
     }
@@ -122,7 +144,7 @@ export class RedisStore {
   async completeNode(
     runId: string,
     node: { id: string; index: number },
-    result: { output?: unknown; action?: string; context?: Record<string, unknown> },
+    result: { output?: unknown; action?: string; context?: Record<string, unknown>; meta?: Record<string, unknown> },
     taken: readonly boolean[],
   ): Promise<CompleteNodeReply> {
     const args: Array<string | number> = [
@@ -131,12 +153,15 @@ export class RedisStore {
       result.output === undefined ? '' : JSON.stringify(result.output),
       taken.map((t) => (t ? '1' : '0')).join(''),
       result.action ?? '',
+      result.meta === undefined ? '' : JSON.stringify(result.meta),
     ];
     for (const [key, value] of Object.entries(result.context ?? {})) {
       if (value !== undefined) args.push(key, JSON.stringify(value));
     }
     const reply = await this.call('sy1CompleteNode', runId, args);
-    if (reply[0] === 'ok') return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready: (reply.slice(2) as string[]).map(String) };
+    if (reply[0] === 'ok') {
+      return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready: (reply.slice(3) as string[]).map(String), ...parentField(reply[2]) };
+    }
     if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
     return { kind: 'duplicate', nodeStatus: String(reply[1]) };
   }
@@ -146,18 +171,28 @@ export class RedisStore {
     await this.call('sy1RetryNode', runId, [nodeId, JSON.stringify(error), delayMs]);
   }
 
-  /** Fails the node and the run; returns false when the run had already ended or the node finished. */
-  async failNode(runId: string, nodeId: string, error: SerializedError): Promise<boolean> {
+  /** Fails the node and the run; undefined when the run had already ended or the node finished. */
+  async failNode(runId: string, nodeId: string, error: SerializedError): Promise<RunEnding | undefined> {
     const reply = await this.call('sy1FailNode', runId, [nodeId, JSON.stringify(error), JSON.stringify({ ...error, nodeId })]);
-    return reply[0] === 'failed';
+    return reply[0] === 'failed' ? ending(reply) : undefined;
   }
 
   /** Cancels a running run. */
-  async cancelRun(runId: string, reason = 'cancelled by request'): Promise<{ outcome: 'cancelled' | 'not-running' | 'missing'; status?: RunStatus }> {
+  async cancelRun(
+    runId: string,
+    reason = 'cancelled by request',
+  ): Promise<{ outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' }> {
     const reply = await this.call('sy1CancelRun', runId, [reason]);
-    if (reply[0] === 'cancelled') return { outcome: 'cancelled', status: 'cancelled' };
+    if (reply[0] === 'cancelled') return { outcome: 'cancelled', ending: ending(reply) };
     if (reply[0] === 'missing') return { outcome: 'missing' };
     return { outcome: 'not-running', status: String(reply[1]) as RunStatus };
+  }
+
+  /** Records that a subflow node now waits for its child run (and frees its worker slot). */
+  async waitNode(runId: string, nodeId: string, childRunId: string): Promise<{ outcome: 'waiting' | 'not-running' } | { outcome: 'stale'; runStatus: string }> {
+    const reply = await this.call('sy1WaitNode', runId, [nodeId, childRunId]);
+    if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
+    return { outcome: reply[0] === 'waiting' ? 'waiting' : 'not-running' };
   }
 
   /** The run's status alone (cheap); undefined when there is no such run. */
@@ -184,6 +219,13 @@ export class RedisStore {
       if (field('startedAt')) view.startedAt = Number(field('startedAt'));
       if (field('endedAt')) view.endedAt = Number(field('endedAt'));
       if (field('worker')) view.worker = field('worker');
+      if (field('child')) view.childRunId = field('child');
+      const meta = field('meta');
+      if (meta) {
+        const { usage, ...rest } = JSON.parse(meta) as { usage?: TokenUsage } & Record<string, unknown>;
+        if (usage) view.usage = usage;
+        if (Object.keys(rest).length) view.meta = rest;
+      }
       nodes[id] = view;
     }
     const view: RunView = {
@@ -197,6 +239,9 @@ export class RedisStore {
       createdAt: Number(run.createdAt),
     };
     if (run.endedAt) view.endedAt = Number(run.endedAt);
+    if (run.parent) view.parent = JSON.parse(run.parent) as ParentLink;
+    const usage = sumUsage(Object.values(nodes));
+    if (usage) view.usage = usage;
     if (run.error) view.error = JSON.parse(run.error) as RunView['error'];
     return view;
   }
@@ -211,6 +256,26 @@ export class RedisStore {
       return { ...event };
     });
   }
+}
+
+function parentField(value: Reply[number] | undefined): { parent?: ParentLink } {
+  return value ? { parent: JSON.parse(String(value)) as ParentLink } : {};
+}
+
+function ending(reply: Reply): RunEnding {
+  return { ...parentField(reply[1]), children: (reply.slice(2) as string[]).map(String) };
+}
+
+/** Token usage summed over nodes; undefined when no node reported any. */
+export function sumUsage(nodes: ReadonlyArray<{ usage?: TokenUsage }>): TokenUsage | undefined {
+  let total: TokenUsage | undefined;
+  for (const { usage } of nodes) {
+    if (!usage) continue;
+    total ??= { promptTokens: 0, completionTokens: 0 };
+    total.promptTokens += usage.promptTokens;
+    total.completionTokens += usage.completionTokens;
+  }
+  return total;
 }
 
 /** Null-prototype object from JSON-valued hash fields, so no key (not even `__proto__`) can pollute. */

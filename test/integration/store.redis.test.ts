@@ -88,9 +88,9 @@ describe('run scripts', () => {
   it('nodes of a cancelled run are not started, and late completions are stale', async () => {
     const runId = await newRun();
     await store.startNode(runId, 'a', 'w', none);
-    expect(await store.cancelRun(runId)).toEqual({ outcome: 'cancelled', status: 'cancelled' });
+    expect(await store.cancelRun(runId)).toEqual({ outcome: 'cancelled', ending: { children: [] } });
     expect(await store.completeNode(runId, { id: 'a', index: 0 }, {}, [true, true])).toEqual({ kind: 'stale', runStatus: 'cancelled' });
-    expect(await store.startNode(runId, 'b', 'w', none)).toEqual({ kind: 'skip', reason: 'run cancelled' });
+    expect(await store.startNode(runId, 'b', 'w', none)).toEqual({ kind: 'ended', runStatus: 'cancelled' });
     expect(await store.cancelRun(runId)).toEqual({ outcome: 'not-running', status: 'cancelled' });
     expect(await store.cancelRun('no-such-run')).toEqual({ outcome: 'missing' });
   });

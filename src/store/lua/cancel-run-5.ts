@@ -6,7 +6,8 @@ import { SHARED_LUA } from './shared.js';
  *
  * KEYS: run, nodes, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel, [5] reason
- * Returns: {'cancelled'} | {'not-running', status} | {'missing'}
+ * Returns: {'cancelled', parent, childRunId...} (parent link or '', child runs to cancel)
+ *   | {'not-running', status} | {'missing'}
  * Events: node.cancelled, run.cancelled
  */
 export const cancelRunLua = `${SHARED_LUA}
@@ -14,8 +15,8 @@ local runStatus = redis.call('HGET', runKey, 'status')
 if not runStatus then return {'missing'} end
 if runStatus ~= 'running' then return {'not-running', runStatus} end
 redis.call('HSET', runKey, 'cancelReason', ARGV[5])
-cancelUnfinished(cjson.decode(redis.call('HGET', runKey, 'topo')))
+local children = cancelUnfinished(cjson.decode(redis.call('HGET', runKey, 'topo')))
 finishRun('cancelled')
 redis.call('PUBLISH', abortChannel, runId)
-return {'cancelled'}
+return {'cancelled', parentOf(), unpack(children)}
 `;

@@ -10,19 +10,21 @@ import { SHARED_LUA } from './shared.js';
  * ARGV: runId, now, endedChannel, abortChannel,
  *       [5] nodeId, [6] node index (1-based), [7] output JSON or '' for none,
  *       [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
- *       [10..] context writes: key, JSON value, ...
- * Returns: {'ok', runStatus, readyId...} | {'stale', runStatus} | {'duplicate', nodeStatus}
+ *       [10] node meta JSON (usage, provider) or '', [11..] context writes: key, JSON value, ...
+ * Returns: {'ok', runStatus, parent, readyId...} where parent is the parent link when this completion
+ *   ended a child run (else '') | {'stale', runStatus} | {'duplicate', nodeStatus}
  * Events: node.done, node.queued, node.skipped, run.completed
  */
 export const completeNodeLua = `${SHARED_LUA}
-local nodeId, index, output, taken, action = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
+local nodeId, index, output, taken, action, meta = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local runStatus = redis.call('HGET', runKey, 'status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = redis.call('HGET', nodesKey, nodeId .. '.status')
 if status ~= 'running' and status ~= 'queued' then return {'duplicate', tostring(status)} end
 
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
-if #ARGV >= 10 then redis.call('HSET', ctxKey, unpack(ARGV, 10)) end
+if meta ~= '' then redis.call('HSET', nodesKey, nodeId .. '.meta', meta) end
+if #ARGV >= 11 then redis.call('HSET', ctxKey, unpack(ARGV, 11)) end
 redis.call('HSET', nodesKey, nodeId .. '.status', 'done', nodeId .. '.endedAt', now)
 local remaining = redis.call('HINCRBY', runKey, 'remaining', -1)
 if action ~= '' then emit('node.done', nodeId, {'action', action}) else emit('node.done', nodeId) end
@@ -63,9 +65,11 @@ while head <= #queue do
   end
 end
 if #ready > 0 then redis.call('HSET', nodesKey, nodeId .. '.readied', table.concat(ready, ',')) end
+local parent = ''
 if remaining == 0 then
   finishRun('completed')
   runStatus = 'completed'
+  parent = parentOf()
 end
-return {'ok', runStatus, unpack(ready)}
+return {'ok', runStatus, parent, unpack(ready)}
 `;

@@ -7,7 +7,8 @@ import { SHARED_LUA } from './shared.js';
  *
  * KEYS: run, nodes, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] node error JSON, [7] run error JSON
- * Returns: {'failed'} | {'stale', runStatus} | {'duplicate', nodeStatus}
+ * Returns: {'failed', parent, childRunId...} (parent link or '', child runs to cancel)
+ *   | {'stale', runStatus} | {'duplicate', nodeStatus}
  * Events: node.failed, node.cancelled, run.failed
  */
 export const failNodeLua = `${SHARED_LUA}
@@ -19,8 +20,8 @@ if isTerminalNode(status) then return {'duplicate', tostring(status)} end
 redis.call('HSET', nodesKey, nodeId .. '.status', 'failed', nodeId .. '.error', ARGV[6], nodeId .. '.endedAt', now)
 emit('node.failed', nodeId, {'error', ARGV[6]})
 redis.call('HSET', runKey, 'error', ARGV[7])
-cancelUnfinished(cjson.decode(redis.call('HGET', runKey, 'topo')))
+local children = cancelUnfinished(cjson.decode(redis.call('HGET', runKey, 'topo')))
 finishRun('failed')
 redis.call('PUBLISH', abortChannel, runId)
-return {'failed'}
+return {'failed', parentOf(), unpack(children)}
 `;

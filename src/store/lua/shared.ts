@@ -7,7 +7,8 @@
  *   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
  *
  * Node state lives in one hash with fields `<nodeId>.<field>` (node ids never contain "."):
- * status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied.
+ * status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta (usage and
+ * provider, JSON), child (the run id of a subflow node's child run).
  */
 export const SHARED_LUA = `
 local runKey, nodesKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -33,14 +34,24 @@ local function finishRun(status)
   redis.call('PUBLISH', endedChannel, status)
 end
 
--- Every node that has not finished becomes cancelled (on failure or cancellation of the run).
+-- Every node that has not finished becomes cancelled (on failure or cancellation of the run). Returns
+-- the child runs of the subflow nodes among them, which the caller cancels in turn.
 local function cancelUnfinished(topo)
+  local children = {}
   for _, id in ipairs(topo.ids) do
     local status = redis.call('HGET', nodesKey, id .. '.status')
     if not isTerminalNode(status) then
       redis.call('HSET', nodesKey, id .. '.status', 'cancelled', id .. '.endedAt', now)
       emit('node.cancelled', id)
+      local child = redis.call('HGET', nodesKey, id .. '.child')
+      if child then children[#children + 1] = child end
     end
   end
+  return children
+end
+
+-- The parent link of a child run (JSON {runId, nodeId, version}) or ''.
+local function parentOf()
+  return redis.call('HGET', runKey, 'parent') or ''
 end
 `;
