@@ -7,7 +7,7 @@ import { inject } from 'vitest';
 import type { Redis } from 'ioredis';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { SwitchyardClient } from '../src/client/client.js';
-import { builtinNodeKinds } from '../src/nodes/builtin.js';
+import { createNodeKinds } from '../src/nodes/index.js';
 import { testRedis } from './support/harness.js';
 import { killStarted, runCli, startCli } from './support/processes.js';
 
@@ -67,7 +67,7 @@ describe('switchyard worker processes', () => {
 
   beforeAll(async () => {
     redis = testRedis();
-    registry = await BlueprintRegistry.load(['workflows'], builtinNodeKinds());
+    registry = await BlueprintRegistry.load(['workflows'], createNodeKinds());
     registry.add({ id: 'nap', nodes: [{ id: 'nap', uses: 'sleep', params: { ms: 300 } }, { id: 'after', uses: 'output', params: { template: 'rested' } }], edges: [{ source: 'nap', target: 'after' }] });
     client = new SwitchyardClient({ redis: redis.duplicate(), prefix, queueName: prefix, blueprints: registry });
   });

@@ -7,7 +7,9 @@ import { compileGraph } from '../engine/graph.js';
 import { runInMemory } from '../engine/memory-executor.js';
 import type { RunView } from '../engine/run-view.js';
 import { createLogger, type LogLevel } from '../logger.js';
-import { builtinNodeKinds } from '../nodes/builtin.js';
+import { createLlmProvider, llmConfigFromEnv } from '../llm/index.js';
+import { createNodeKinds } from '../nodes/index.js';
+import type { NodeKindRegistry } from '../nodes/types.js';
 import { SwitchyardWorker } from '../queue/worker.js';
 
 /** Thrown for wrong command-line use: printed as one line, exit code 2. */
@@ -25,6 +27,9 @@ Environment:
   SWITCHYARD_PREFIX      prefix of Switchyard's Redis keys (default sy)
   SWITCHYARD_QUEUE       BullMQ queue name (default switchyard)
   SWITCHYARD_LOG_LEVEL   debug | info | warn | error | silent (default info)
+  SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
+  SWITCHYARD_LLM_MODEL   model id for openai/bedrock; OPENAI_API_KEY, OPENAI_BASE_URL, AWS_REGION
+  SWITCHYARD_LLM_CONCURRENCY  LLM requests in flight per worker (default 8)
 
 Run 'switchyard <command> --help' for a command's options and examples.`;
 
@@ -130,11 +135,18 @@ export async function main(argv: string[]): Promise<number> {
 const redisUrl = () => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Key prefix and queue name, so several Switchyards can share one Redis. */
 const namespace = () => ({ prefix: process.env.SWITCHYARD_PREFIX ?? 'sy', queueName: process.env.SWITCHYARD_QUEUE ?? 'switchyard' });
+/** Node kinds with the LLM provider and Lambda settings the environment chooses. */
+const nodeKinds = (): NodeKindRegistry =>
+  createNodeKinds({
+    llm: createLlmProvider(llmConfigFromEnv(process.env)),
+    lambda: { region: process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION, endpoint: process.env.SWITCHYARD_LAMBDA_ENDPOINT || undefined },
+  });
 const logger = () => createLogger({ level: (process.env.SWITCHYARD_LOG_LEVEL as LogLevel | undefined) ?? 'info' });
 
 async function validate(paths: string[]): Promise<number> {
   if (paths.length === 0) throw new UsageError('name at least one blueprint file or directory');
-  const { issues, files } = await BlueprintRegistry.check(paths, builtinNodeKinds());
+  // Validation never calls a model: the offline provider stands in for whatever is configured.
+  const { issues, files } = await BlueprintRegistry.check(paths, createNodeKinds());
   if (issues.length > 0) {
     console.log(formatIssues(issues));
     return 1;
@@ -145,7 +157,7 @@ async function validate(paths: string[]): Promise<number> {
 
 async function loadRegistry(values: Parsed): Promise<BlueprintRegistry> {
   if (!values.blueprints?.length) throw new UsageError('--blueprints <dir> is required');
-  return BlueprintRegistry.load(values.blueprints, builtinNodeKinds());
+  return BlueprintRegistry.load(values.blueprints, nodeKinds());
 }
 
 async function worker(values: Parsed): Promise<number> {
@@ -157,7 +169,7 @@ async function worker(values: Parsed): Promise<number> {
   }
   const registry = await loadRegistry(values);
   const log = logger();
-  const w = new SwitchyardWorker({ redis: redisUrl(), ...namespace(), kinds: registry.kinds, concurrency, lockDurationMs, logger: log });
+  const w = new SwitchyardWorker({ redis: redisUrl(), ...namespace(), kinds: registry.kinds, blueprints: registry, concurrency, lockDurationMs, logger: log });
   await w.ready();
   log.info('worker ready', { concurrency, blueprints: registry.ids().length });
   await new Promise<void>((resolve) => {
@@ -206,7 +218,7 @@ async function run(positionals: string[], values: Parsed): Promise<number> {
   if (!loaded) throw new UsageError(`no blueprint "${blueprintId}" in ${values.blueprints!.join(', ')} (known: ${registry.ids().join(', ') || 'none'})`);
 
   if (values.local) {
-    const view = await runInMemory(compileGraph(loaded, registry.kinds), { kinds: registry.kinds, input, logger: logger() });
+    const view = await runInMemory(compileGraph(loaded, registry.kinds), { kinds: registry.kinds, blueprints: registry, input, logger: logger() });
     return report(view, values);
   }
   const client = new SwitchyardClient({ redis: redisUrl(), ...namespace(), blueprints: registry });

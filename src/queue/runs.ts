@@ -76,7 +76,7 @@ export class RunService {
   /** Cancels a running run and, in turn, its child runs. */
   async cancel(runId: string, reason = 'cancelled by request'): Promise<'cancelled' | 'not-running' | 'missing'> {
     const outcome = await this.store.cancelRun(runId, reason);
-    if (outcome.outcome === 'cancelled') await this.afterEnding(outcome.ending);
+    if (outcome.outcome === 'cancelled') await this.afterEnding(outcome.ending, runId);
     return outcome.outcome;
   }
 

@@ -24,6 +24,18 @@ let seq = 0;
 
 beforeAll(async () => {
   h = await startHarness({ kinds: testKinds(probe), workers: 2, concurrency: 8 });
+  // Child blueprints the subflow cases call.
+  h.registry.add({ id: 'child-ok', nodes: [{ id: 'make', uses: 'output', params: { template: 'made from {{seed}}', inputs: { seed: 'seed' }, outputKey: 'result' } }] });
+  h.registry.add({ id: 'child-fails', nodes: [{ id: 'explode', uses: 'boom', params: { message: 'child exploded', retryable: false } }] });
+  h.registry.add({ id: 'child-blocks', nodes: [{ id: 'child_block', uses: 'block' }, { id: 'child_after', uses: 'count' }], edges: [{ source: 'child_block', target: 'child_after' }] });
+  h.registry.add({
+    id: 'middle',
+    nodes: [
+      { id: 'inner', uses: 'subflow', params: { blueprintId: 'child-ok', inputs: { seed: 'seed' }, outputs: { innerResult: 'result' } } },
+      { id: 'wrap', uses: 'output', params: { template: '[{{r}}]', inputs: { r: 'innerResult' }, outputKey: 'wrapped' } },
+    ],
+    edges: [{ source: 'inner', target: 'wrap' }],
+  });
 });
 afterAll(() => h.close());
 
@@ -33,7 +45,7 @@ const runners: Record<string, () => Runner> = {
       const loaded = h.registry.add({ ...blueprint, id: `m${++seq}` });
       const controller = new AbortController();
       const runId = `mem-${seq}`;
-      const done = runInMemory(compileGraph(loaded, h.kinds), { kinds: h.kinds, input, runId, signal: controller.signal });
+      const done = runInMemory(compileGraph(loaded, h.kinds), { kinds: h.kinds, blueprints: h.registry, input, runId, signal: controller.signal });
       return { runId, result: () => done, cancel: async () => controller.abort() };
     },
   }),
@@ -158,6 +170,54 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
     expect(statusesOf(view)).toEqual({ primary: 'done', next: 'done' });
   });
 
+  it('runs a subflow as a child run and maps its outputs into the parent context', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('sub', 'subflow', { blueprintId: 'child-ok', inputs: { seed: 'seed' }, outputs: { fromChild: 'result' } }),
+        node('after', 'output', { template: 'got {{x}}', inputs: { x: 'fromChild' } }),
+      ],
+      edges: [{ source: 'sub', target: 'after' }],
+    }, { seed: 'S' });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.context).toMatchObject({ fromChild: 'made from S', final_output: 'got made from S' });
+    expect(view.nodes.sub!.childRunId).toBeTruthy();
+  });
+
+  it('runs nested subflows', async () => {
+    const run = await runner().start({ nodes: [node('outer', 'subflow', { blueprintId: 'middle', inputs: { seed: 'seed' }, outputs: { top: 'wrapped' } })] }, { seed: 'N' });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.context.top).toBe('[made from N]');
+  });
+
+  it('fails the parent when its child run fails, with the child\'s reason', async () => {
+    const run = await runner().start({ nodes: [node('sub', 'subflow', { blueprintId: 'child-fails' }), node('after', 'count')], edges: [{ source: 'sub', target: 'after' }] });
+    const view = await run.result();
+    expect(view.status).toBe('failed');
+    expect(view.error!.nodeId).toBe('sub');
+    expect(view.error!.message).toMatch(/subflow "child-fails" \(run [\w-]+\) failed at node "explode": child exploded/);
+    expect(view.nodes.after!.status).toBe('cancelled');
+  });
+
+  it('cancelling the parent cancels its child run; the child\'s running node sees the abort', async () => {
+    const run = await runner().start({ nodes: [node('sub', 'subflow', { blueprintId: 'child-blocks' })] });
+    const key = await probe.startedNode('child_block');
+    const childRunId = key.slice(0, key.lastIndexOf(':'));
+    await run.cancel();
+    const view = await run.result();
+    expect(view.status).toBe('cancelled');
+    expect(view.nodes.sub!.status).toBe('cancelled');
+    await probe.whenAborted(key);
+    expect(probe.count(`${childRunId}:child_after`)).toBe(0);
+    if (name === 'distributed') {
+      const child = await h.client.result(childRunId, { timeoutMs: 10_000 });
+      expect(child.status).toBe('cancelled');
+      expect(child.nodes.child_block!.status).toBe('cancelled');
+    }
+    probe.calls.delete(key); // later cases wait for this node id again
+  });
+
   it('cancels: running nodes see the abort and queued nodes never run', async () => {
     const r = runner();
     const run = await r.start({
@@ -171,5 +231,18 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
     expect(statusesOf(view)).toEqual({ wait: 'cancelled', later: 'cancelled' });
     expect(probe.aborted.has(`${run.runId}:wait`)).toBe(true);
     expect(probe.count(`${run.runId}:later`)).toBe(0);
+  });
+});
+
+describe('subflows across processes (distributed only)', () => {
+  it('cancelling a child run directly fails the parent node with a clear reason', async () => {
+    const run = await h.client.start({ id: 'direct-cancel', nodes: [{ id: 'sub', uses: 'subflow', params: { blueprintId: 'child-blocks' } }] });
+    const key = await probe.startedNode('child_block');
+    const childRunId = key.slice(0, key.lastIndexOf(':'));
+    expect(await h.client.cancel(childRunId)).toBe(true);
+    const view = await run.result({ timeoutMs: 10_000 });
+    expect(view.status).toBe('failed');
+    expect(view.error!.message).toMatch(/subflow "child-blocks" \(run [\w-]+\) was cancelled/);
+    probe.calls.delete(key);
   });
 });

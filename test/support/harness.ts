@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { BlueprintRegistry } from '../../src/blueprint/load.js';
 import { SwitchyardClient } from '../../src/client/client.js';
-import { builtinNodeKinds } from '../../src/nodes/builtin.js';
+import { createNodeKinds } from '../../src/nodes/index.js';
 import type { NodeKind, NodeKindRegistry } from '../../src/nodes/types.js';
 import { SwitchyardWorker } from '../../src/queue/worker.js';
 
@@ -28,19 +28,25 @@ export interface Harness {
  */
 export async function startHarness(options: {
   kinds?: NodeKind<any>[];
-  blueprints?: object[];
+  /** Blueprint objects to register, or a registry to use as is. */
+  blueprints?: object[] | BlueprintRegistry;
   workers?: number;
   concurrency?: number;
 } = {}): Promise<Harness> {
   const prefix = `t${randomBytes(4).toString('hex')}`;
-  const kinds = builtinNodeKinds().with(...(options.kinds ?? []));
-  const registry = new BlueprintRegistry(kinds);
-  for (const bp of options.blueprints ?? []) registry.add(bp);
+  let registry: BlueprintRegistry;
+  if (options.blueprints instanceof BlueprintRegistry) {
+    registry = options.blueprints;
+  } else {
+    registry = new BlueprintRegistry(createNodeKinds().with(...(options.kinds ?? [])));
+    for (const bp of options.blueprints ?? []) registry.add(bp);
+  }
+  const kinds = registry.kinds;
   const redis = testRedis();
   const client = new SwitchyardClient({ redis: redis.duplicate(), prefix, queueName: prefix, blueprints: registry });
   const workers = Array.from(
     { length: options.workers ?? 2 },
-    (_, i) => new SwitchyardWorker({ redis: redis.duplicate(), prefix, queueName: prefix, kinds, concurrency: options.concurrency ?? 8, workerId: `w${i + 1}` }),
+    (_, i) => new SwitchyardWorker({ redis: redis.duplicate(), prefix, queueName: prefix, kinds, blueprints: registry, concurrency: options.concurrency ?? 8, workerId: `w${i + 1}` }),
   );
   await Promise.all(workers.map((w) => w.ready()));
   return {

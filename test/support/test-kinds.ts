@@ -9,11 +9,33 @@ import type { NodeKind } from '../../src/nodes/types.js';
 export class Probe {
   readonly calls = new Map<string, number>();
   readonly aborted = new Set<string>();
+  private readonly abortWaiters = new Map<string, Array<() => void>>();
+
+  /** Resolves once the node with this idempotency key has seen its AbortSignal fire. */
+  whenAborted(key: string): Promise<void> {
+    if (this.aborted.has(key)) return Promise.resolve();
+    return new Promise((resolve) => this.abortWaiters.set(key, [...(this.abortWaiters.get(key) ?? []), resolve]));
+  }
+
+  abort(key: string): void {
+    this.aborted.add(key);
+    for (const wake of this.abortWaiters.get(key) ?? []) wake();
+    this.abortWaiters.delete(key);
+  }
   private readonly startWaiters = new Map<string, Array<() => void>>();
 
   count(key: string): number {
     return this.calls.get(key) ?? 0;
   }
+
+  /** Resolves once any run's node with this id has started; gives that node's idempotency key. */
+  startedNode(nodeId: string): Promise<string> {
+    const found = [...this.calls.keys()].find((k) => k.endsWith(`:${nodeId}`));
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => this.nodeWaiters.set(nodeId, [...(this.nodeWaiters.get(nodeId) ?? []), resolve]));
+  }
+
+  private readonly nodeWaiters = new Map<string, Array<(key: string) => void>>();
 
   /** Resolves once the node with this idempotency key has started (at least once). */
   started(key: string): Promise<void> {
@@ -26,6 +48,9 @@ export class Probe {
     this.calls.set(key, n);
     for (const wake of this.startWaiters.get(key) ?? []) wake();
     this.startWaiters.delete(key);
+    const nodeId = key.slice(key.lastIndexOf(':') + 1);
+    for (const wake of this.nodeWaiters.get(nodeId) ?? []) wake(key);
+    this.nodeWaiters.delete(nodeId);
     return n;
   }
 }
@@ -70,7 +95,7 @@ export function testKinds(probe: Probe): NodeKind<any>[] {
       return new Promise((resolve, reject) => {
         const timer = ctx.params.ms === undefined ? undefined : setTimeout(() => resolve({ output: 'slept' }), ctx.params.ms);
         ctx.signal.addEventListener('abort', () => {
-          probe.aborted.add(ctx.idempotencyKey);
+          probe.abort(ctx.idempotencyKey);
           clearTimeout(timer);
           reject(new Error('aborted'));
         }, { once: true });
