@@ -13,3 +13,9 @@ export { RunStatuses, NodeStatuses, type RunStatus, type NodeStatus } from './en
 export * from './errors.js';
 export type { SwitchyardOptions } from './options.js';
 export { startLocalRedis, RedisNotInstalledError, type LocalRedis } from './local/redis-server.js';
+export { createNodeKinds, type NodeKindsOptions } from './nodes/index.js';
+export { subflowKind } from './nodes/subflow.js';
+export { createLlmKinds } from './nodes/llm.js';
+export { createLambdaKind, type LambdaKindOptions } from './nodes/lambda.js';
+export { createLlmProvider, llmConfigFromEnv, type LlmConfig, type LlmProvider, type TokenUsage } from './llm/index.js';
+export { createOfflineProvider, OFFLINE_RULES } from './llm/offline.js';

@@ -35,7 +35,7 @@ export const subflowKind: NodeKind<SubflowParams> = {
       if (value !== undefined) Object.defineProperty(input, childKey, { value, enumerable: true, writable: true, configurable: true });
     }
     const runId = await ctx.runs.start(ctx.params.blueprintId, input);
-    ctx.logger.info('started child run', { childRunId: runId, blueprintId: ctx.params.blueprintId });
+    ctx.logger.debug('started child run', { childRunId: runId, blueprintId: ctx.params.blueprintId });
     return { waitFor: { runId } };
   },
   resume(ctx, child) {

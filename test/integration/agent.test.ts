@@ -83,6 +83,16 @@ describe('agent use cases (offline provider, 2 workers)', () => {
     expect(Object.values(view.nodes).some((n) => n.meta?.provider === 'offline')).toBe(true);
   });
 
+  it('every example in workflows/examples completes with its sample input (lambda needs AWS: validated only)', async () => {
+    const examples = registry.ids().filter((id) => registry.get(id)!.file.includes('/examples/') && id !== 'lambda');
+    expect(examples.length).toBeGreaterThanOrEqual(6);
+    for (const id of examples) {
+      const input = (registry.get(id)!.blueprint.metadata as { sampleInput?: Record<string, unknown> } | undefined)?.sampleInput ?? {};
+      const view = await run(id, input);
+      expect([id, view.status]).toEqual([id, 'completed']);
+    }
+  });
+
   it('50 concurrent runs of each use case complete, on both workers', async () => {
     const cases: Array<[string, Record<string, unknown>]> = [
       ['100', SEED_INPUTS['100']], ['200', SEED_INPUTS['200']], ['300', SEED_INPUTS['300']], ['400', SEED_INPUTS['400']],
