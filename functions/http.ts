@@ -1,0 +1,131 @@
+/**
+ * Lambda entry points of the HTTP API (API Gateway HTTP API, payload format 2.0). Thin: the event becomes
+ * an `ApiRequest`, `src/api` answers, the answer becomes the v2 result. `startRun`, `getRun`, `cancelRun`
+ * and `blueprints` are the same handler under the names serverless.yml gives its functions (each is
+ * bundled on its own, with its own role and log group).
+ */
+import { Buffer } from 'node:buffer';
+import { createApi } from '../src/api/app.js';
+import { ApiKeyStore } from '../src/api/keys.js';
+import type { ApiHandler, ApiRequest, ApiResponse } from '../src/api/types.js';
+import { SwitchyardClient } from '../src/client/client.js';
+import { createNodeKinds } from '../src/nodes/index.js';
+import { connectRedis, resolveFunctionConfig, type FunctionConfig, type SecretReader } from './config.js';
+import { loadBundledBlueprints } from './workflows.js';
+
+/** The parts of an `APIGatewayProxyEventV2` the adapter reads (the full type lives in @types/aws-lambda). */
+export interface HttpApiEvent {
+  version?: string;
+  routeKey?: string;
+  rawPath: string;
+  rawQueryString?: string;
+  queryStringParameters?: Record<string, string | undefined>;
+  headers?: Record<string, string | undefined>;
+  cookies?: string[];
+  body?: string;
+  isBase64Encoded?: boolean;
+  requestContext: { http: { method: string; path?: string; sourceIp?: string; userAgent?: string }; requestId?: string; [key: string]: unknown };
+}
+
+/** `APIGatewayProxyStructuredResultV2`. */
+export interface HttpApiResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+  isBase64Encoded: false;
+}
+
+/** API Gateway's own limit on a Lambda integration is 30 s; `?wait=` long-polls stay below it. */
+const MAX_WAIT_SECONDS = 25;
+
+/** Turns an HTTP API v2 event into the framework-free request `src/api` takes. */
+export function toApiRequest(event: HttpApiEvent): ApiRequest {
+  const headers: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(event.headers ?? {})) headers[name.toLowerCase()] = value;
+  // API Gateway moves Cookie headers to `cookies`; give them back so the request is as the client sent it.
+  if (event.cookies?.length && headers.cookie === undefined) headers.cookie = event.cookies.join('; ');
+  const body = event.body === undefined || event.body === null ? undefined : event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  return {
+    method: event.requestContext.http.method.toUpperCase(),
+    path: event.rawPath,
+    query: parseQuery(event),
+    headers,
+    body,
+    sourceIp: event.requestContext.http.sourceIp,
+  };
+}
+
+/**
+ * The raw query string is decoded here (first value of a repeated parameter wins): API Gateway's
+ * `queryStringParameters` joins repeated values with commas, which would change a value that has one.
+ */
+function parseQuery(event: HttpApiEvent): Record<string, string | undefined> {
+  if (event.rawQueryString === undefined) return { ...event.queryStringParameters };
+  const query: Record<string, string | undefined> = {};
+  for (const [name, value] of new URLSearchParams(event.rawQueryString)) {
+    if (!(name in query)) query[name] = value;
+  }
+  return query;
+}
+
+export function toHttpApiResult(response: ApiResponse): HttpApiResult {
+  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
+}
+
+/** Builds the API once: Redis connection (secret read once), bundled blueprints, client and key store. */
+export async function createApiFromConfig(config: FunctionConfig, readSecret?: SecretReader): Promise<ApiHandler> {
+  const blueprints = loadBundledBlueprints(createNodeKinds());
+  const redis = await connectRedis(config.redis, readSecret);
+  const client = new SwitchyardClient({ redis, prefix: config.prefix, queueName: config.queueName, runTtlSeconds: config.runTtlSeconds, blueprints });
+  return createApi({
+    client,
+    blueprints,
+    auth: config.authEnabled ? { mode: 'keys', keys: new ApiKeyStore(redis, config.prefix) } : { mode: 'off' },
+    inlineBlueprints: config.inlineBlueprints,
+    maxWaitSeconds: MAX_WAIT_SECONDS,
+  });
+}
+
+/**
+ * A Lambda handler around an API that is built once per execution environment. Building starts at once
+ * (during the init phase); if it fails, the invocation answers 503 and the next one builds again, so a
+ * brief Redis or Secrets Manager outage does not leave a broken environment behind.
+ */
+export function createHttpHandler(build: () => Promise<ApiHandler>): (event: HttpApiEvent) => Promise<HttpApiResult> {
+  let api: Promise<ApiHandler> | undefined;
+  const start = () => {
+    const building = build();
+    building.catch(() => undefined); // awaited by the invocation; never an unhandled rejection at init
+    return building;
+  };
+  api = start();
+  return async (event) => {
+    let handler: ApiHandler;
+    try {
+      handler = await (api ??= start());
+    } catch (err) {
+      api = undefined;
+      // The message may name the secret or host, never the token (it is not part of any error we build).
+      console.error(JSON.stringify({ level: 'error', msg: 'API unavailable', error: err instanceof Error ? err.message : String(err) }));
+      return errorResult(503, 'UNAVAILABLE', 'the service is starting or cannot reach its store; retry shortly');
+    }
+    try {
+      return toHttpApiResult(await handler(toApiRequest(event)));
+    } catch (err) {
+      // src/api answers every error itself; this is the last line, so a bug never leaks a stack trace.
+      console.error(JSON.stringify({ level: 'error', msg: 'unhandled error in API handler', error: err instanceof Error ? err.stack : String(err) }));
+      return errorResult(500, 'INTERNAL', 'internal error');
+    }
+  };
+}
+
+function errorResult(statusCode: number, code: string, message: string): HttpApiResult {
+  return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code, message } }), isBase64Encoded: false };
+}
+
+// Only this entry point reads process.env; building starts when the module loads (once per cold start).
+export const http = createHttpHandler(() => createApiFromConfig(resolveFunctionConfig(process.env)));
+export const startRun = http;
+export const getRun = http;
+export const cancelRun = http;
+export const blueprints = http;

@@ -1,0 +1,62 @@
+import type { ApiResponse } from './types.js';
+
+/** The error codes the HTTP API answers with (`{ error: { code } }`), by HTTP status. */
+export const ApiErrorCodes = {
+  VALIDATION: 'VALIDATION',
+  INVALID_JSON: 'INVALID_JSON',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  INLINE_BLUEPRINTS_DISABLED: 'INLINE_BLUEPRINTS_DISABLED',
+  RUN_NOT_FOUND: 'RUN_NOT_FOUND',
+  BLUEPRINT_NOT_FOUND: 'BLUEPRINT_NOT_FOUND',
+  NOT_FOUND: 'NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  RUN_ENDED: 'RUN_ENDED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  RATE_LIMITED: 'RATE_LIMITED',
+  INTERNAL: 'INTERNAL',
+  NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
+} as const;
+export type ApiErrorCode = (typeof ApiErrorCodes)[keyof typeof ApiErrorCodes];
+
+/** One located problem in a request, e.g. `{ path: '$.input', message: 'expected record' }`. */
+export interface RequestIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * An answer other than success. Handlers throw it; the API turns it into `{ error: { code, message, details } }`.
+ * Anything else thrown is an internal failure (500, generic message).
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly details?: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Headers every response carries: API answers are per-caller and change, so nothing may cache them. */
+const BASE_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): ApiResponse {
+  return { status, headers: { ...headers, ...BASE_HEADERS }, body: JSON.stringify(body) };
+}
+
+export function errorResponse(err: ApiError): ApiResponse {
+  const error: { code: string; message: string; details?: unknown } = { code: err.code, message: err.message };
+  if (err.details !== undefined) error.details = err.details;
+  return jsonResponse(err.status, { error }, err.headers);
+}
+
+/** 413 as both the API and the local server (which stops reading early) send it. */
+export function payloadTooLarge(limitBytes: number): ApiError {
+  return new ApiError(413, ApiErrorCodes.PAYLOAD_TOO_LARGE, `request body is larger than ${limitBytes} bytes`, { limitBytes });
+}
