@@ -51,6 +51,8 @@ export interface Engine {
   /** Absolute path of the worker entry (run with tsx), which reads a WorkerConfig from argv[2]. */
   workerEntry: string;
   concurrency: number;
+  /** False when the engine cannot run the `subflow` scenario as distributed child runs (then it is not measured). */
+  supportsSubflow?: boolean;
   /** Creates the orchestrator-side client (connects to Redis, registers blueprints). */
   createClient(config: WorkerConfig): Promise<EngineClient>;
 }

@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       for (const concurrency of [5, 16]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
       for (const engine of engines) {
-        if (engine.name === 'flowcraft' && scenario.name === 'subflow' && !(await supportsSubflow(engine))) continue;
+        if (scenario.name === 'subflow' && engine.supportsSubflow === false) continue;
         const figures = await measureEngine(engine, scenario, rep).catch((err: Error) => {
           console.warn(`  ${engine.name} ${scenario.name}: ${err.message}`);
           return undefined;
@@ -255,12 +255,6 @@ async function monitorSample(workerAddresses: string[], once: () => Promise<numb
   for (let i = 0; i < MONITOR_RUNS; i++) await once();
   monitor.disconnect();
   return count / (MONITOR_RUNS * scenario.nodeExecutions);
-}
-
-let subflowSupport: boolean | undefined;
-async function supportsSubflow(engine: Engine): Promise<boolean> {
-  subflowSupport ??= (engine as Engine & { supportsSubflow?: boolean }).supportsSubflow !== false;
-  return subflowSupport;
 }
 
 /** Worker RSS after 1,000 and after SOAK_RUNS runs of chain10 (500 in flight). */

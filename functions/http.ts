@@ -94,7 +94,7 @@ export async function createApiFromConfig(config: FunctionConfig, readSecret?: S
 export function createHttpHandler(build: () => Promise<ApiHandler>): (event: HttpApiEvent) => Promise<HttpApiResult> {
   let api: Promise<ApiHandler> | undefined;
   const start = () => {
-    const building = build();
+    const building = Promise.resolve().then(build); // a synchronous throw (bad config) becomes a rejection too
     building.catch(() => undefined); // awaited by the invocation; never an unhandled rejection at init
     return building;
   };

@@ -99,7 +99,7 @@ describe('switchyard worker processes', () => {
   it('on SIGTERM a worker finishes its running node before it exits, and a new worker carries the run on', async () => {
     const worker = await startCli(['worker', '--blueprints', 'workflows'], env, /worker ready/);
     const run = await client.start('nap');
-    const events = client.store.keys.run(run.runId)[4];
+    const events = client.store.keys.run(run.runId)[3];
     await waitForEvent(redis, events, (e) => e.type === 'node.started' && e.node === 'nap');
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
@@ -125,7 +125,7 @@ describe('switchyard worker processes', () => {
     try {
       const doomed = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);
       const run = await ownClient.start('nap');
-      await waitForEvent(redis, ownClient.store.keys.run(run.runId)[4], (e) => e.type === 'node.started' && e.node === 'nap');
+      await waitForEvent(redis, ownClient.store.keys.run(run.runId)[3], (e) => e.type === 'node.started' && e.node === 'nap');
       doomed.child.kill('SIGKILL');
       expect(await doomed.exited).toBe(null);
       const rescuer = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);

@@ -123,6 +123,8 @@ export const flowcraftEngine: Engine = {
   name: 'flowcraft',
   workerEntry: fileURLToPath(new URL('./flowcraft-worker.ts', import.meta.url)),
   concurrency: FLOWCRAFT_CONCURRENCY,
+  // Its subflow node runs the child in-process (see flowcraftCaveats): not a distributed child run, so not compared.
+  supportsSubflow: false,
   async createClient(config: WorkerConfig): Promise<EngineClient> {
     const blueprint = config.scenario.blueprint;
     const starts = startNodeIds(blueprint);

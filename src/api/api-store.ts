@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import type { StoreKeys } from '../store/keys.js';
 import type { RedisClient } from '../store/redis-store.js';
 
 /**
  * tagRun: records which tenant a run belongs to, in the run's own slot, expiring with the run.
  *
- * KEYS: [1] run hash, [2] tenant key (`<prefix>:{<runId>}:tenant`)
+ * KEYS: [1] the run's state hash (status, ttl, parent), [2] tenant key (`<prefix>:{<runId>}:tenant`)
  * ARGV: [1] tenant
  * Returns: {'ok', ttlSeconds} | {'missing'} (no such run) | {'other'} (the run belongs to another tenant)
  */
@@ -24,7 +25,7 @@ return {'ok', ttl}
  * expiry only when the run ends (ttl seconds later), so a running run's tag is re-armed to the full ttl
  * and an ended run's tag is stretched to the run's own remaining time.
  *
- * KEYS: [1] run hash, [2] tenant key
+ * KEYS: [1] the run's state hash, [2] tenant key
  * ARGV: none
  * Returns: {tenant or nil, parent link JSON or nil, status} | {} (no such run)
  */
@@ -98,12 +99,16 @@ const MAX_PARENT_DEPTH = 32;
  * Each operation is one script call (one round trip); tenant keys share their run's hash tag.
  */
 export class ApiStore {
+  readonly prefix: string;
+
   constructor(
     readonly redis: RedisClient,
-    readonly prefix: string,
+    /** The engine's key names (the client's `store.keys`): the run's first key holds its status, ttl and parent. */
+    private readonly keys: StoreKeys,
   ) {
-    for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: keys, lua });
+    this.prefix = keys.prefix;
+    for (const [name, { keys: numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
     }
   }
 
@@ -113,7 +118,7 @@ export class ApiStore {
   }
 
   private runKey(runId: string): string {
-    return `${this.prefix}:{${runId}}:run`;
+    return this.keys.run(runId)[0];
   }
 
   tenantKey(runId: string): string {

@@ -47,6 +47,8 @@ export interface LuaTopology {
   any: number[];
   indeg: number[];
   out: number[][];
+  /** What each node reads: [context keys or '*', output node ids or '*']. */
+  needs: Array<[readonly string[] | '*', readonly string[] | '*']>;
 }
 
 /** A blueprint prepared for execution: indexed nodes and edges, parsed conditions, resolved config. */
@@ -115,6 +117,7 @@ export function compileGraph(
       any: nodes.map((n) => (n.config.joinStrategy === 'any' ? 1 : 0)),
       indeg: nodes.map((n) => n.incoming.length),
       out: nodes.map((n) => n.outgoing.map((e) => e.target + 1)),
+      needs: nodes.map((n) => [n.needs.context, n.needs.outputs]),
     },
   };
 }

@@ -41,6 +41,15 @@ export class NodeQueue {
     );
   }
 
+  /** Adds a delayed job for the next attempt of a node (exponential backoff is the caller's `delayMs`). */
+  async enqueueRetry(runId: string, version: string, node: CompiledNode, failedAttempt: number, delayMs: number): Promise<void> {
+    await this.queue.add(
+      node.id,
+      { runId, nodeId: node.id, version },
+      { ...jobOptions(runId, node), jobId: `${nodeJobId(runId, node.id)}.retry${failedAttempt}`, delay: delayMs },
+    );
+  }
+
   /** Adds the job that resumes a waiting subflow node once its child run ended. */
   async enqueueResume(parent: { runId: string; nodeId: string; version: string }, childRunId: string): Promise<void> {
     await this.queue.add(
@@ -55,15 +64,10 @@ export class NodeQueue {
   }
 }
 
+/**
+ * Node retries are not BullMQ attempts: a node's attempts are counted in its run state (a worker that
+ * dies mid-node uses one up too), and each retry is a delayed job of its own.
+ */
 function jobOptions(runId: string, node: CompiledNode): JobsOptions {
-  const opts: JobsOptions = {
-    jobId: nodeJobId(runId, node.id),
-    removeOnComplete: true,
-    removeOnFail: { age: KEEP_FAILED_SECONDS },
-  };
-  if (node.config.maxRetries > 0) {
-    opts.attempts = node.config.maxRetries + 1;
-    opts.backoff = { type: 'exponential', delay: node.config.retryDelayMs };
-  }
-  return opts;
+  return { jobId: nodeJobId(runId, node.id), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } };
 }

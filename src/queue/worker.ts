@@ -51,6 +51,8 @@ export class SwitchyardWorker {
   private readonly logger: Logger;
   private readonly kinds: NodeKindRegistry;
   private closing: Promise<void> | undefined;
+  /** Set on close(): running steps finish, but no further successor is claimed. */
+  private stopping = false;
   private readonly subscribed: Promise<void>;
 
   constructor(options: WorkerOptions) {
@@ -88,6 +90,7 @@ export class SwitchyardWorker {
 
   /** Stops taking jobs, lets in-flight nodes finish, then disconnects. Safe to call twice. */
   close(): Promise<void> {
+    this.stopping = true;
     this.closing ??= (async () => {
       await this.worker.close();
       await this.queue.close();
@@ -116,7 +119,7 @@ export class SwitchyardWorker {
       const err = new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId, nodeId });
       return this.fail(runId, nodeId, err, 1, this.logger);
     }
-    const begin = await this.store.startNode(runId, nodeId, this.id, node.needs, childRunId ? 'resume' : 'start');
+    const begin = await this.store.startNode(runId, node, this.id, childRunId ? 'resume' : 'start');
     switch (begin.kind) {
       case 'done':
         // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
@@ -129,45 +132,55 @@ export class SwitchyardWorker {
       case 'skip':
         return;
     }
+    // Run the node, then keep going with a successor this worker claimed in the same completion call:
+    // a chain runs without a queue round trip per node. The job stays active meanwhile, so if this worker
+    // dies, its redelivery finds the node done and re-enqueues what it made ready.
+    let step: Step | undefined = { node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId };
+    for (let steps = 0; step && steps < MAX_STEPS_PER_JOB; steps++) step = await this.runStep(runId, graph, step);
+    if (step) await this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
+  }
 
-    const logger = this.logger.child({ runId, nodeId, attempt: begin.attempt });
+  /** Runs one node and applies its result; returns the successor claimed to run next, if any. */
+  private async runStep(runId: string, graph: Graph, step: Step): Promise<Step | undefined> {
+    const { node } = step;
+    const logger = this.logger.child({ runId, nodeId: node.id, attempt: step.attempt });
     const controller = new AbortController();
     const options: ExecuteNodeOptions = {
       runId,
       blueprintId: graph.blueprintId,
-      nodeId,
+      nodeId: node.id,
       definition: node.definition,
       kinds: this.kinds,
-      context: begin.context,
-      outputs: begin.outputs,
-      attempt: begin.attempt,
+      context: step.context,
+      outputs: step.outputs,
+      attempt: step.attempt,
       timeoutMs: node.config.timeoutMs,
       signal: controller.signal,
       logger,
-      runs: this.childRuns(runId, node, version, begin.attempt),
+      runs: this.childRuns(runId, node, graph.version, step.attempt),
     };
     this.track(runId, controller, true);
     let result: NodeResult;
     try {
-      result = await (childRunId ? this.resume(options, childRunId) : executeNode(options));
+      result = await (step.childRunId ? this.resume(options, step.childRunId) : executeNode(options));
     } catch (err) {
-      if (isCancelled(err)) return;
-      const retryable = !childRunId && (!(err instanceof SwitchyardError) || err.retryable);
-      const attempts = job.opts.attempts ?? 1;
-      if (retryable && job.attemptsMade + 1 < attempts) {
-        const delayMs = node.config.retryDelayMs * 2 ** job.attemptsMade;
+      if (isCancelled(err)) return undefined;
+      const retryable = !step.childRunId && (!(err instanceof SwitchyardError) || err.retryable);
+      if (retryable && step.attempt <= node.config.maxRetries) {
+        const delayMs = node.config.retryDelayMs * 2 ** (step.attempt - 1);
         logger.warn('node attempt failed; will retry', { delayMs, error: errorMessage(err) });
-        await this.store.retryNode(runId, nodeId, serializeError(err), delayMs);
-        throw err; // BullMQ schedules the retry with the job's exponential backoff
+        await this.store.retryNode(runId, node.id, serializeError(err), delayMs);
+        await this.queue.enqueueRetry(runId, graph.version, node, step.attempt, delayMs);
+        return undefined;
       }
       const fallback = node.config.fallback;
-      if (!fallback) return this.fail(runId, nodeId, err, begin.attempt, logger);
+      if (!fallback) return void (await this.fail(runId, node.id, err, step.attempt, logger));
       try {
         logger.warn('node failed; running its fallback', { fallback: fallback.uses, error: errorMessage(err) });
         result = await executeNode({ ...options, definition: fallback });
       } catch (fallbackErr) {
-        if (isCancelled(fallbackErr)) return;
-        return this.fail(runId, nodeId, fallbackErr, begin.attempt, logger);
+        if (isCancelled(fallbackErr)) return undefined;
+        return void (await this.fail(runId, node.id, fallbackErr, step.attempt, logger));
       }
     } finally {
       this.track(runId, controller, false);
@@ -175,20 +188,24 @@ export class SwitchyardWorker {
 
     if (result.waitFor) {
       // The node waits for its child run without holding this slot; a resume job finishes it.
-      const waiting = await this.store.waitNode(runId, nodeId, result.waitFor.runId);
+      const waiting = await this.store.waitNode(runId, node.id, result.waitFor.runId);
       if (waiting.outcome === 'stale') await this.runs.cancel(result.waitFor.runId, 'parent run ended');
-      return;
+      return undefined;
     }
     // Conditions see the context as this node left it: what it read plus what it wrote.
-    const context = { ...begin.context, ...result.context };
-    const outputs = { ...begin.outputs };
-    if (result.output !== undefined) outputs[nodeId] = result.output;
+    const context = { ...step.context, ...result.context };
+    const outputs = { ...step.outputs };
+    if (result.output !== undefined) outputs[node.id] = result.output;
     const taken = decideEdges(node, result, { context, outputs });
     const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
-    const done = await this.store.completeNode(runId, node, { ...result, meta }, taken);
-    if (done.kind !== 'ok') return;
-    await this.enqueue(runId, graph, done.ready);
+    const claim = this.stopping ? undefined : { workerId: this.id, needsOf: (id: string) => graph.byId.get(id)?.needs };
+    const done = await this.store.completeNode(runId, node, { ...result, meta }, taken, claim);
+    if (done.kind !== 'ok') return undefined;
+    const claimed = done.claimed;
+    await this.enqueue(runId, graph, claimed ? done.ready.filter((id) => id !== claimed.nodeId) : done.ready);
     if (done.parent) await this.runs.notifyParent(done.parent, runId);
+    if (!claimed) return undefined;
+    return { node: graph.byId.get(claimed.nodeId)!, attempt: claimed.attempt, context: claimed.context, outputs: claimed.outputs };
   }
 
   /** The child run's final state, handed to the kind's `resume`. */
@@ -232,6 +249,19 @@ export class SwitchyardWorker {
     }
   }
 }
+
+/** A node to run within the current job. */
+interface Step {
+  node: CompiledNode;
+  attempt: number;
+  context: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+  /** Set when the node is a subflow whose child run ended. */
+  childRunId?: string;
+}
+
+/** Successors one job may run in a row before it hands the next one to the queue (fairness, lock time). */
+const MAX_STEPS_PER_JOB = 100;
 
 function isCancelled(err: unknown): boolean {
   return err instanceof SwitchyardError && err.code === ErrorCodes.CANCELLED;

@@ -5,10 +5,10 @@
 export class StoreKeys {
   constructor(readonly prefix: string = 'sy') {}
 
-  /** The five keys of a run, in the order the run scripts take them. */
-  run(runId: string): [run: string, nodes: string, ctx: string, outputs: string, events: string] {
+  /** The four keys of a run, in the order the run scripts take them. */
+  run(runId: string): [state: string, ctx: string, outputs: string, events: string] {
     const base = `${this.prefix}:{${runId}}`;
-    return [`${base}:run`, `${base}:nodes`, `${base}:ctx`, `${base}:out`, `${base}:events`];
+    return [`${base}:state`, `${base}:ctx`, `${base}:out`, `${base}:events`];
   }
 
   /** Published once when the run reaches a terminal state; the message is the status. */

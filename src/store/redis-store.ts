@@ -6,25 +6,25 @@ import type { NodeView, RunView } from '../engine/run-view.js';
 import type { NodeStatus, RunStatus } from '../engine/statuses.js';
 import type { TokenUsage } from '../llm/types.js';
 import { StoreKeys } from './keys.js';
-import { cancelRunLua } from './lua/cancel-run-5.js';
-import { completeNodeLua } from './lua/complete-node-5.js';
-import { failNodeLua } from './lua/fail-node-5.js';
-import { retryNodeLua } from './lua/retry-node-5.js';
-import { startNodeLua } from './lua/start-node-5.js';
-import { startRunLua } from './lua/start-run-5.js';
-import { waitNodeLua } from './lua/wait-node-5.js';
+import { cancelRunLua } from './lua/cancel-run-4.js';
+import { completeNodeLua } from './lua/complete-node-4.js';
+import { failNodeLua } from './lua/fail-node-4.js';
+import { retryNodeLua } from './lua/retry-node-4.js';
+import { startNodeLua } from './lua/start-node-4.js';
+import { startRunLua } from './lua/start-run-4.js';
+import { waitNodeLua } from './lua/wait-node-4.js';
 
 export type RedisClient = Redis | Cluster;
 
 /** Script names carry a version so two deployed versions of Switchyard never run each other's scripts. */
 const SCRIPTS = {
-  sy1StartRun: startRunLua,
-  sy1StartNode: startNodeLua,
-  sy1CompleteNode: completeNodeLua,
-  sy1FailNode: failNodeLua,
-  sy1RetryNode: retryNodeLua,
-  sy1CancelRun: cancelRunLua,
-  sy1WaitNode: waitNodeLua,
+  sy2StartRun: startRunLua,
+  sy2StartNode: startNodeLua,
+  sy2CompleteNode: completeNodeLua,
+  sy2FailNode: failNodeLua,
+  sy2RetryNode: retryNodeLua,
+  sy2CancelRun: cancelRunLua,
+  sy2WaitNode: waitNodeLua,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type Reply = Array<string | null | Reply | number>;
@@ -58,8 +58,16 @@ export type StartNodeReply =
   | { kind: 'ended'; runStatus: RunStatus; parent?: ParentLink }
   | { kind: 'skip'; reason: string };
 
+/** A node the completing worker claimed to run next, with what it needs. */
+export interface ClaimedNode {
+  nodeId: string;
+  attempt: number;
+  context: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
 export type CompleteNodeReply =
-  | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink }
+  | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink; claimed?: ClaimedNode }
   | { kind: 'stale'; runStatus: string }
   | { kind: 'duplicate'; nodeStatus: string };
 
@@ -73,7 +81,7 @@ export class RedisStore {
   constructor(readonly redis: RedisClient, prefix = 'sy') {
     this.keys = new StoreKeys(prefix);
     for (const [name, lua] of Object.entries(SCRIPTS)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 5, lua });
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 4, lua });
     }
   }
 
@@ -98,7 +106,7 @@ export class RedisStore {
     for (const [key, value] of Object.entries(input.input)) {
       if (value !== undefined) pairs.push(key, JSON.stringify(value));
     }
-    const reply = await this.call('sy1StartRun', input.runId, [
+    const reply = await this.call('sy2StartRun', input.runId, [
       input.blueprintId,
       input.version,
       JSON.stringify(input.topology),
@@ -111,16 +119,16 @@ export class RedisStore {
   }
 
   /**
-   * Claims a queued node and reads the context keys and outputs it needs. With `mode: 'resume'` it only
-   * reads, for a running subflow node whose child run ended.
+   * Claims a queued node and reads the context keys and outputs it needs (as its blueprint version's
+   * topology says). With `mode: 'resume'` it only reads, for a running subflow node whose child run ended.
    */
-  async startNode(runId: string, nodeId: string, workerId: string, needs: NodeNeeds, mode: 'start' | 'resume' = 'start'): Promise<StartNodeReply> {
-    const args: Array<string | number> = [nodeId, workerId, mode];
-    for (const part of [needs.context, needs.outputs]) {
-      if (part === '*') args.push('*');
-      else args.push(part.length, ...part);
-    }
-    const reply = await this.call('sy1StartNode', runId, args);
+  async startNode(
+    runId: string,
+    node: { id: string; index: number; needs: NodeNeeds },
+    workerId: string,
+    mode: 'start' | 'resume' = 'start',
+  ): Promise<StartNodeReply> {
+    const reply = await this.call('sy2StartNode', runId, [node.id, node.index + 1, workerId, mode]);
     switch (reply[0]) {
       case 'run':
         return {
@@ -128,8 +136,8 @@ export class RedisStore {
           version: String(reply[1]),
           blueprintId: String(reply[2]),
           attempt: Number(reply[3]),
-          context: decodeReply(reply[4] as Reply, needs.context),
-          outputs: decodeReply(reply[5] as Reply, needs.outputs),
+          context: decodeReply(reply[4] as Reply, node.needs.context),
+          outputs: decodeReply(reply[5] as Reply, node.needs.outputs),
         };
       case 'done':
         return { kind: 'done', readied: reply[1] ? String(reply[1]).split(',') : [] };
@@ -140,12 +148,16 @@ export class RedisStore {
     }
   }
 
-  /** Applies a node's completion; returns the nodes that became ready. */
+  /**
+   * Applies a node's completion; returns the nodes that became ready. With `claimFor` (a worker id) the
+   * first of them is claimed for that worker in the same call, with what it needs (`needsOf`).
+   */
   async completeNode(
     runId: string,
     node: { id: string; index: number },
     result: { output?: unknown; action?: string; context?: Record<string, unknown>; meta?: Record<string, unknown> },
     taken: readonly boolean[],
+    claim?: { workerId: string; needsOf: (nodeId: string) => NodeNeeds | undefined },
   ): Promise<CompleteNodeReply> {
     const args: Array<string | number> = [
       node.id,
@@ -154,26 +166,37 @@ export class RedisStore {
       taken.map((t) => (t ? '1' : '0')).join(''),
       result.action ?? '',
       result.meta === undefined ? '' : JSON.stringify(result.meta),
+      claim?.workerId ?? '',
     ];
     for (const [key, value] of Object.entries(result.context ?? {})) {
       if (value !== undefined) args.push(key, JSON.stringify(value));
     }
-    const reply = await this.call('sy1CompleteNode', runId, args);
-    if (reply[0] === 'ok') {
-      return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready: (reply.slice(3) as string[]).map(String), ...parentField(reply[2]) };
-    }
+    const reply = await this.call('sy2CompleteNode', runId, args);
     if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
-    return { kind: 'duplicate', nodeStatus: String(reply[1]) };
+    if (reply[0] === 'duplicate') return { kind: 'duplicate', nodeStatus: String(reply[1]) };
+    const ready = reply[3] ? String(reply[3]).split(',') : [];
+    const done: CompleteNodeReply = { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready, ...parentField(reply[2]) };
+    const claimedId = reply[4] ? String(reply[4]) : '';
+    const needs = claimedId ? claim?.needsOf(claimedId) : undefined;
+    if (claimedId && needs) {
+      done.claimed = {
+        nodeId: claimedId,
+        attempt: Number(reply[5]),
+        context: decodeReply(reply[6] as Reply, needs.context),
+        outputs: decodeReply(reply[7] as Reply, needs.outputs),
+      };
+    }
+    return done;
   }
 
   /** Records a failed attempt that will be retried after `delayMs`. */
   async retryNode(runId: string, nodeId: string, error: SerializedError, delayMs: number): Promise<void> {
-    await this.call('sy1RetryNode', runId, [nodeId, JSON.stringify(error), delayMs]);
+    await this.call('sy2RetryNode', runId, [nodeId, JSON.stringify(error), delayMs]);
   }
 
   /** Fails the node and the run; undefined when the run had already ended or the node finished. */
   async failNode(runId: string, nodeId: string, error: SerializedError): Promise<RunEnding | undefined> {
-    const reply = await this.call('sy1FailNode', runId, [nodeId, JSON.stringify(error), JSON.stringify({ ...error, nodeId })]);
+    const reply = await this.call('sy2FailNode', runId, [nodeId, JSON.stringify(error), JSON.stringify({ ...error, nodeId })]);
     return reply[0] === 'failed' ? ending(reply) : undefined;
   }
 
@@ -182,7 +205,7 @@ export class RedisStore {
     runId: string,
     reason = 'cancelled by request',
   ): Promise<{ outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' }> {
-    const reply = await this.call('sy1CancelRun', runId, [reason]);
+    const reply = await this.call('sy2CancelRun', runId, [reason]);
     if (reply[0] === 'cancelled') return { outcome: 'cancelled', ending: ending(reply) };
     if (reply[0] === 'missing') return { outcome: 'missing' };
     return { outcome: 'not-running', status: String(reply[1]) as RunStatus };
@@ -190,7 +213,7 @@ export class RedisStore {
 
   /** Records that a subflow node now waits for its child run (and frees its worker slot). */
   async waitNode(runId: string, nodeId: string, childRunId: string): Promise<{ outcome: 'waiting' | 'not-running' } | { outcome: 'stale'; runStatus: string }> {
-    const reply = await this.call('sy1WaitNode', runId, [nodeId, childRunId]);
+    const reply = await this.call('sy2WaitNode', runId, [nodeId, childRunId]);
     if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
     return { outcome: reply[0] === 'waiting' ? 'waiting' : 'not-running' };
   }
@@ -203,16 +226,16 @@ export class RedisStore {
 
   /** The whole run in one round trip; undefined when there is no such run (or it expired). */
   async getRun(runId: string): Promise<RunView | undefined> {
-    const [runKey, nodesKey, ctxKey, outKey] = this.keys.run(runId);
-    const replies = await this.redis.pipeline().hgetall(runKey).hgetall(nodesKey).hgetall(ctxKey).hgetall(outKey).exec();
+    const [stateKey, ctxKey, outKey] = this.keys.run(runId);
+    const replies = await this.redis.pipeline().hgetall(stateKey).hgetall(ctxKey).hgetall(outKey).exec();
     if (!replies) return undefined;
     for (const [err] of replies) if (err) throw err;
-    const [run, nodeFields, ctx, out] = replies.map(([, value]) => value as Record<string, string>);
-    if (!run || !run.status) return undefined;
-    const topology = JSON.parse(run.topo ?? '{"ids":[]}') as LuaTopology;
+    const [state, ctx, out] = replies.map(([, value]) => value as Record<string, string>);
+    if (!state || !state.status) return undefined;
+    const topology = JSON.parse(state.topo ?? '{"ids":[]}') as LuaTopology;
     const nodes: Record<string, NodeView> = {};
     for (const id of topology.ids) {
-      const field = (name: string) => nodeFields?.[`${id}.${name}`];
+      const field = (name: string) => state[`${id}.${name}`];
       const view: NodeView = { status: (field('status') ?? 'pending') as NodeStatus, attempts: Number(field('attempts') ?? 0) };
       const error = field('error');
       if (error) view.error = JSON.parse(error) as SerializedError;
@@ -230,25 +253,25 @@ export class RedisStore {
     }
     const view: RunView = {
       runId,
-      blueprintId: run.blueprintId ?? '',
-      version: run.version ?? '',
-      status: run.status as RunStatus,
+      blueprintId: state.blueprintId ?? '',
+      version: state.version ?? '',
+      status: state.status as RunStatus,
       context: parseValues(ctx ?? {}),
       outputs: parseValues(out ?? {}),
       nodes,
-      createdAt: Number(run.createdAt),
+      createdAt: Number(state.createdAt),
     };
-    if (run.endedAt) view.endedAt = Number(run.endedAt);
-    if (run.parent) view.parent = JSON.parse(run.parent) as ParentLink;
+    if (state.endedAt) view.endedAt = Number(state.endedAt);
+    if (state.error) view.error = JSON.parse(state.error) as RunView['error'];
+    if (state.parent) view.parent = JSON.parse(state.parent) as ParentLink;
     const usage = sumUsage(Object.values(nodes));
     if (usage) view.usage = usage;
-    if (run.error) view.error = JSON.parse(run.error) as RunView['error'];
     return view;
   }
 
   /** The run's timeline (oldest first). */
   async getEvents(runId: string, count = 1000): Promise<Array<Record<string, string> & { id: string }>> {
-    const entries = await this.redis.xrange(this.keys.run(runId)[4], '-', '+', 'COUNT', count);
+    const entries = await this.redis.xrange(this.keys.run(runId)[3], '-', '+', 'COUNT', count);
     return entries.map(([id, fields]) => {
       const event: Record<string, string> & { id: string } = Object.create(null);
       event.id = id;

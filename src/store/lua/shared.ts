@@ -1,18 +1,49 @@
 /**
- * Lua pieces shared by the run scripts. Every run script takes the same five keys and the same first
+ * Lua pieces shared by the run scripts. Every run script takes the same four keys and the same first
  * four ARGV entries, so these helpers can rely on them:
  *
- *   KEYS[1] run hash      KEYS[2] node-state hash   KEYS[3] context hash
- *   KEYS[4] outputs hash  KEYS[5] events stream
+ *   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
  *   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
  *
- * Node state lives in one hash with fields `<nodeId>.<field>` (node ids never contain "."):
- * status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta (usage and
- * provider, JSON), child (the run id of a subflow node's child run).
+ * The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
+ * endedAt, ttl, parent, error) and every node's fields as `<nodeId>.<field>` (node ids never contain
+ * "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child.
+ *
+ * Scripts read fields through a cache and write every change with one HSET at the end (`flush`), so a
+ * transition costs a handful of commands however many fields it touches.
  */
 export const SHARED_LUA = `
-local runKey, nodesKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local cache, dirty, dirtyList = {}, {}, {}
+local function load(...)
+  local fields = {...}
+  local values = redis.call('HMGET', stateKey, unpack(fields))
+  -- A field changed in this script keeps its new value: Redis has not seen it yet.
+  for i, field in ipairs(fields) do if not dirty[field] then cache[field] = values[i] end end
+end
+local function get(field)
+  if cache[field] == nil then cache[field] = redis.call('HGET', stateKey, field) end
+  return cache[field]
+end
+local function set(field, value)
+  cache[field] = value
+  if not dirty[field] then
+    dirty[field] = true
+    dirtyList[#dirtyList + 1] = field
+  end
+end
+local function flush()
+  if #dirtyList == 0 then return end
+  local args = {}
+  for _, field in ipairs(dirtyList) do
+    args[#args + 1] = field
+    args[#args + 1] = cache[field]
+  end
+  redis.call('HSET', stateKey, unpack(args))
+  dirty, dirtyList = {}, {}
+end
 
 local function emit(kind, nodeId, extra)
   local fields = {'type', kind, 'at', now}
@@ -27,31 +58,58 @@ end
 
 -- Ends the run: final status, event, expiry of every key, and a message for waiting clients.
 local function finishRun(status)
-  redis.call('HSET', runKey, 'status', status, 'endedAt', now)
+  set('status', status)
+  set('endedAt', now)
+  flush()
   emit('run.' .. status)
-  local ttl = tonumber(redis.call('HGET', runKey, 'ttl')) or 604800
-  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+  local ttl = tonumber(get('ttl')) or 604800
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
   redis.call('PUBLISH', endedChannel, status)
 end
 
 -- Every node that has not finished becomes cancelled (on failure or cancellation of the run). Returns
 -- the child runs of the subflow nodes among them, which the caller cancels in turn.
 local function cancelUnfinished(topo)
-  local children = {}
+  local fields = {}
+  for i, id in ipairs(topo.ids) do fields[i * 2 - 1] = id .. '.status'; fields[i * 2] = id .. '.child' end
+  load(unpack(fields))
+  local children, cancelled = {}, {}
   for _, id in ipairs(topo.ids) do
-    local status = redis.call('HGET', nodesKey, id .. '.status')
-    if not isTerminalNode(status) then
-      redis.call('HSET', nodesKey, id .. '.status', 'cancelled', id .. '.endedAt', now)
-      emit('node.cancelled', id)
-      local child = redis.call('HGET', nodesKey, id .. '.child')
+    if not isTerminalNode(get(id .. '.status')) then
+      set(id .. '.status', 'cancelled')
+      set(id .. '.endedAt', now)
+      cancelled[#cancelled + 1] = id
+      local child = get(id .. '.child')
       if child then children[#children + 1] = child end
     end
   end
+  if #cancelled > 0 then emit('nodes.cancelled', nil, {'nodes', table.concat(cancelled, ',')}) end
   return children
+end
+
+-- Reads the context keys and outputs a node needs: '*' for all (HGETALL), else a list (HMGET).
+local function readNeeds(need)
+  local function read(key, names)
+    if names == '*' then return redis.call('HGETALL', key) end
+    if #names == 0 then return {} end
+    return redis.call('HMGET', key, unpack(names))
+  end
+  return read(ctxKey, need[1]), read(outKey, need[2])
+end
+
+-- Claims a queued (or redelivered running) node for a worker: running, one more attempt.
+local function claim(nodeId, workerId)
+  local attempt = (tonumber(get(nodeId .. '.attempts')) or 0) + 1
+  set(nodeId .. '.status', 'running')
+  set(nodeId .. '.startedAt', now)
+  set(nodeId .. '.worker', workerId)
+  set(nodeId .. '.attempts', attempt)
+  emit('node.started', nodeId, {'attempt', attempt, 'worker', workerId})
+  return attempt
 end
 
 -- The parent link of a child run (JSON {runId, nodeId, version}) or ''.
 local function parentOf()
-  return redis.call('HGET', runKey, 'parent') or ''
+  return get('parent') or ''
 end
 `;

@@ -5,22 +5,25 @@ import { SHARED_LUA } from './shared.js';
  * fails with the node and the reason, every unfinished node is cancelled, and workers running the
  * run's other nodes are told to abort them.
  *
- * KEYS: run, nodes, ctx, outputs, events (see shared.ts)
+ * KEYS: state, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] node error JSON, [7] run error JSON
  * Returns: {'failed', parent, childRunId...} (parent link or '', child runs to cancel)
  *   | {'stale', runStatus} | {'duplicate', nodeStatus}
- * Events: node.failed, node.cancelled, run.failed
+ * Events: node.failed, nodes.cancelled, run.failed
  */
 export const failNodeLua = `${SHARED_LUA}
 local nodeId = ARGV[5]
-local runStatus = redis.call('HGET', runKey, 'status')
+load('status', 'topo', 'parent', 'ttl', nodeId .. '.status')
+local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
-local status = redis.call('HGET', nodesKey, nodeId .. '.status')
+local status = get(nodeId .. '.status')
 if isTerminalNode(status) then return {'duplicate', tostring(status)} end
-redis.call('HSET', nodesKey, nodeId .. '.status', 'failed', nodeId .. '.error', ARGV[6], nodeId .. '.endedAt', now)
+set(nodeId .. '.status', 'failed')
+set(nodeId .. '.error', ARGV[6])
+set(nodeId .. '.endedAt', now)
 emit('node.failed', nodeId, {'error', ARGV[6]})
-redis.call('HSET', runKey, 'error', ARGV[7])
-local children = cancelUnfinished(cjson.decode(redis.call('HGET', runKey, 'topo')))
+set('error', ARGV[7])
+local children = cancelUnfinished(cjson.decode(get('topo')))
 finishRun('failed')
 redis.call('PUBLISH', abortChannel, runId)
 return {'failed', parentOf(), unpack(children)}

@@ -1,0 +1,98 @@
+import { SHARED_LUA } from './shared.js';
+
+/**
+ * completeNode: applies a node's result atomically and exactly once. Mirrors `completeNode` in
+ * src/engine/transitions.ts: stores the output and context writes, marks the node done, records each
+ * outgoing edge's arrival (taken or skipped), propagates skips (dead-path elimination), marks nodes that
+ * became ready as queued, and completes the run when no node is left. With a worker id in ARGV[11] it
+ * also claims the first node that became ready for that worker (which runs it next without a queue
+ * round trip) and returns what that node needs.
+ *
+ * KEYS: state, ctx, outputs, events (see shared.ts)
+ * ARGV: runId, now, endedChannel, abortChannel,
+ *       [5] nodeId, [6] node index (1-based), [7] output JSON or '' for none,
+ *       [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
+ *       [10] node meta JSON (usage, provider) or '', [11] workerId to claim the next node for, or '',
+ *       [12..] context writes: key, JSON value, ...
+ * Returns: {'ok', runStatus, parent, readyCsv, claimedId, claimedAttempt, ctxReply, outReply} where
+ *   parent is the parent link when this completion ended a child run (else ''), readyCsv the nodes that
+ *   became ready (the claimed one included), claimedId '' when nothing was claimed
+ *   | {'stale', runStatus} | {'duplicate', nodeStatus}
+ * Events: node.done (with the ready and skipped nodes), node.started (claimed), run.completed
+ */
+export const completeNodeLua = `${SHARED_LUA}
+local nodeId, index, output, taken, action, meta, claimFor = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+load('status', 'topo', 'remaining', 'parent', nodeId .. '.status')
+local runStatus = get('status')
+if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
+local status = get(nodeId .. '.status')
+if status ~= 'running' and status ~= 'queued' then return {'duplicate', tostring(status)} end
+
+if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
+if #ARGV >= 12 then redis.call('HSET', ctxKey, unpack(ARGV, 12)) end
+set(nodeId .. '.status', 'done')
+set(nodeId .. '.endedAt', now)
+if meta ~= '' then set(nodeId .. '.meta', meta) end
+local remaining = tonumber(get('remaining')) - 1
+
+local topo = cjson.decode(get('topo'))
+local ready, skipped = {}, {}
+-- Work list of arrivals {target index, taken}; skip chains append to it.
+local queue, head = {}, 1
+for i, target in ipairs(topo.out[index]) do
+  queue[#queue + 1] = {target, string.sub(taken, i, i) == '1'}
+end
+while head <= #queue do
+  local target, wasTaken = queue[head][1], queue[head][2]
+  head = head + 1
+  local id = topo.ids[target]
+  if cache[id .. '.status'] == nil then load(id .. '.status', id .. '.arrived', id .. '.taken') end
+  local arrived = (tonumber(get(id .. '.arrived')) or 0) + 1
+  local takenCount = tonumber(get(id .. '.taken')) or 0
+  if wasTaken then takenCount = takenCount + 1 end
+  set(id .. '.arrived', arrived)
+  set(id .. '.taken', takenCount)
+  -- An 'any' join that already fired ignores later arrivals.
+  if get(id .. '.status') == 'pending' then
+    local allArrived = arrived == topo.indeg[target]
+    local fire
+    if topo.any[target] == 1 then fire = wasTaken else fire = allArrived and takenCount > 0 end
+    if fire then
+      set(id .. '.status', 'queued')
+      ready[#ready + 1] = id
+    elseif allArrived and takenCount == 0 then
+      set(id .. '.status', 'skipped')
+      set(id .. '.endedAt', now)
+      remaining = remaining - 1
+      skipped[#skipped + 1] = id
+      for _, next in ipairs(topo.out[target]) do queue[#queue + 1] = {next, false} end
+    end
+  end
+end
+set('remaining', remaining)
+local readyCsv = table.concat(ready, ',')
+if #ready > 0 then set(nodeId .. '.readied', readyCsv) end
+local doneEvent = {}
+if action ~= '' then doneEvent[#doneEvent + 1] = 'action'; doneEvent[#doneEvent + 1] = action end
+if #ready > 0 then doneEvent[#doneEvent + 1] = 'ready'; doneEvent[#doneEvent + 1] = readyCsv end
+if #skipped > 0 then doneEvent[#doneEvent + 1] = 'skipped'; doneEvent[#doneEvent + 1] = table.concat(skipped, ',') end
+emit('node.done', nodeId, doneEvent)
+
+local parent = ''
+if remaining == 0 then
+  finishRun('completed')
+  return {'ok', 'completed', parentOf(), readyCsv, '', 0, {}, {}}
+end
+if claimFor ~= '' and #ready > 0 then
+  local claimed = ready[1]
+  local claimedIndex
+  for i, id in ipairs(topo.ids) do if id == claimed then claimedIndex = i end end
+  load(claimed .. '.attempts')
+  local attempt = claim(claimed, claimFor)
+  flush()
+  local ctx, out = readNeeds(topo.needs[claimedIndex])
+  return {'ok', 'running', parent, readyCsv, claimed, attempt, ctx, out}
+end
+flush()
+return {'ok', 'running', parent, readyCsv, '', 0, {}, {}}
+`;
