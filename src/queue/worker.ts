@@ -53,6 +53,10 @@ export class SwitchyardWorker {
   private closing: Promise<void> | undefined;
   /** Set on close(): running steps finish, but no further successor is claimed. */
   private stopping = false;
+  /** Node steps running in this worker now, over all jobs. */
+  private steps = 0;
+  /** Steps this worker runs at once before successors go to the queue instead (4 x concurrency). */
+  private readonly localLimit: number;
   private readonly subscribed: Promise<void>;
 
   constructor(options: WorkerOptions) {
@@ -68,6 +72,7 @@ export class SwitchyardWorker {
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new SwitchyardError(ErrorCodes.CONFIG, `concurrency must be a whole number >= 1 (got ${concurrency})`);
     }
+    this.localLimit = concurrency * 4;
     this.subscriber = (this.options.redis as Redis).duplicate();
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     this.subscribed = this.subscriber.subscribe(this.store.keys.aborts()).then(() => undefined);
@@ -132,16 +137,32 @@ export class SwitchyardWorker {
       case 'skip':
         return;
     }
-    // Run the node, then keep going with a successor this worker claimed in the same completion call:
-    // a chain runs without a queue round trip per node. The job stays active meanwhile, so if this worker
-    // dies, its redelivery finds the node done and re-enqueues what it made ready.
-    let step: Step | undefined = { node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId };
-    for (let steps = 0; step && steps < MAX_STEPS_PER_JOB; steps++) step = await this.runStep(runId, graph, step);
-    if (step) await this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
+    // Run the node, then the successors this worker claimed in the same completion call, and theirs, in
+    // this job: a chain or a fan-out runs without a queue round trip per node. The job stays active
+    // meanwhile, so if this worker dies, its redelivery finds the node done and re-enqueues what it made
+    // ready (claimed nodes included), and they run again elsewhere.
+    let steps = 0;
+    const running = new Set<Promise<void>>();
+    const launch = (step: Step) => {
+      if (++steps > MAX_STEPS_PER_JOB) {
+        void this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
+        return;
+      }
+      this.steps++;
+      const task = this.runStep(runId, graph, step)
+        .then((next) => next.forEach(launch))
+        .finally(() => {
+          this.steps--;
+          running.delete(task);
+        });
+      running.add(task);
+    };
+    launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId });
+    while (running.size > 0) await Promise.race(running);
   }
 
-  /** Runs one node and applies its result; returns the successor claimed to run next, if any. */
-  private async runStep(runId: string, graph: Graph, step: Step): Promise<Step | undefined> {
+  /** Runs one node and applies its result; returns the successors it claimed to run next. */
+  private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
     const { node } = step;
     const logger = this.logger.child({ runId, nodeId: node.id, attempt: step.attempt });
     const controller = new AbortController();
@@ -164,23 +185,23 @@ export class SwitchyardWorker {
     try {
       result = await (step.childRunId ? this.resume(options, step.childRunId) : executeNode(options));
     } catch (err) {
-      if (isCancelled(err)) return undefined;
+      if (isCancelled(err)) return [];
       const retryable = !step.childRunId && (!(err instanceof SwitchyardError) || err.retryable);
       if (retryable && step.attempt <= node.config.maxRetries) {
         const delayMs = node.config.retryDelayMs * 2 ** (step.attempt - 1);
         logger.warn('node attempt failed; will retry', { delayMs, error: errorMessage(err) });
         await this.store.retryNode(runId, node.id, serializeError(err), delayMs);
         await this.queue.enqueueRetry(runId, graph.version, node, step.attempt, delayMs);
-        return undefined;
+        return [];
       }
       const fallback = node.config.fallback;
-      if (!fallback) return void (await this.fail(runId, node.id, err, step.attempt, logger));
+      if (!fallback) return this.fail(runId, node.id, err, step.attempt, logger).then(() => []);
       try {
         logger.warn('node failed; running its fallback', { fallback: fallback.uses, error: errorMessage(err) });
         result = await executeNode({ ...options, definition: fallback });
       } catch (fallbackErr) {
-        if (isCancelled(fallbackErr)) return undefined;
-        return void (await this.fail(runId, node.id, fallbackErr, step.attempt, logger));
+        if (isCancelled(fallbackErr)) return [];
+        return this.fail(runId, node.id, fallbackErr, step.attempt, logger).then(() => []);
       }
     } finally {
       this.track(runId, controller, false);
@@ -190,7 +211,7 @@ export class SwitchyardWorker {
       // The node waits for its child run without holding this slot; a resume job finishes it.
       const waiting = await this.store.waitNode(runId, node.id, result.waitFor.runId);
       if (waiting.outcome === 'stale') await this.runs.cancel(result.waitFor.runId, 'parent run ended');
-      return undefined;
+      return [];
     }
     // Conditions see the context as this node left it: what it read plus what it wrote.
     const context = { ...step.context, ...result.context };
@@ -198,14 +219,16 @@ export class SwitchyardWorker {
     if (result.output !== undefined) outputs[node.id] = result.output;
     const taken = decideEdges(node, result, { context, outputs });
     const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
-    const claim = this.stopping ? undefined : { workerId: this.id, needsOf: (id: string) => graph.byId.get(id)?.needs };
+    // Claim ready successors for this worker: always one (it takes over this step's place), more while the
+    // worker runs fewer than its local limit of steps. None once the worker is closing.
+    const max = this.stopping ? 0 : 1 + Math.max(0, this.localLimit - this.steps);
+    const claim = { workerId: this.id, max, needsOf: (id: string) => graph.byId.get(id)!.needs };
     const done = await this.store.completeNode(runId, node, { ...result, meta }, taken, claim);
-    if (done.kind !== 'ok') return undefined;
-    const claimed = done.claimed;
-    await this.enqueue(runId, graph, claimed ? done.ready.filter((id) => id !== claimed.nodeId) : done.ready);
+    if (done.kind !== 'ok') return [];
+    const claimedIds = new Set(done.claimed.map((c) => c.nodeId));
+    await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)));
     if (done.parent) await this.runs.notifyParent(done.parent, runId);
-    if (!claimed) return undefined;
-    return { node: graph.byId.get(claimed.nodeId)!, attempt: claimed.attempt, context: claimed.context, outputs: claimed.outputs };
+    return done.claimed.map((c) => ({ node: graph.byId.get(c.nodeId)!, attempt: c.attempt, context: c.context, outputs: c.outputs }));
   }
 
   /** The child run's final state, handed to the kind's `resume`. */
@@ -260,8 +283,8 @@ interface Step {
   childRunId?: string;
 }
 
-/** Successors one job may run in a row before it hands the next one to the queue (fairness, lock time). */
-const MAX_STEPS_PER_JOB = 100;
+/** Steps one job may run before it hands further successors to the queue (fairness, lock time). */
+const MAX_STEPS_PER_JOB = 200;
 
 function isCancelled(err: unknown): boolean {
   return err instanceof SwitchyardError && err.code === ErrorCodes.CANCELLED;

@@ -67,7 +67,7 @@ export interface ClaimedNode {
 }
 
 export type CompleteNodeReply =
-  | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink; claimed?: ClaimedNode }
+  | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink; claimed: ClaimedNode[] }
   | { kind: 'stale'; runStatus: string }
   | { kind: 'duplicate'; nodeStatus: string };
 
@@ -149,15 +149,15 @@ export class RedisStore {
   }
 
   /**
-   * Applies a node's completion; returns the nodes that became ready. With `claimFor` (a worker id) the
-   * first of them is claimed for that worker in the same call, with what it needs (`needsOf`).
+   * Applies a node's completion; returns the nodes that became ready. With `claim` up to `claim.max` of
+   * them are claimed for that worker in the same call, each with what it needs (`needsOf`).
    */
   async completeNode(
     runId: string,
     node: { id: string; index: number },
     result: { output?: unknown; action?: string; context?: Record<string, unknown>; meta?: Record<string, unknown> },
     taken: readonly boolean[],
-    claim?: { workerId: string; needsOf: (nodeId: string) => NodeNeeds | undefined },
+    claim?: { workerId: string; max: number; needsOf: (nodeId: string) => NodeNeeds },
   ): Promise<CompleteNodeReply> {
     const args: Array<string | number> = [
       node.id,
@@ -167,6 +167,7 @@ export class RedisStore {
       result.action ?? '',
       result.meta === undefined ? '' : JSON.stringify(result.meta),
       claim?.workerId ?? '',
+      claim?.max ?? 0,
     ];
     for (const [key, value] of Object.entries(result.context ?? {})) {
       if (value !== undefined) args.push(key, JSON.stringify(value));
@@ -175,18 +176,18 @@ export class RedisStore {
     if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
     if (reply[0] === 'duplicate') return { kind: 'duplicate', nodeStatus: String(reply[1]) };
     const ready = reply[3] ? String(reply[3]).split(',') : [];
-    const done: CompleteNodeReply = { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready, ...parentField(reply[2]) };
-    const claimedId = reply[4] ? String(reply[4]) : '';
-    const needs = claimedId ? claim?.needsOf(claimedId) : undefined;
-    if (claimedId && needs) {
-      done.claimed = {
-        nodeId: claimedId,
-        attempt: Number(reply[5]),
-        context: decodeReply(reply[6] as Reply, needs.context),
-        outputs: decodeReply(reply[7] as Reply, needs.outputs),
-      };
+    const claimed: ClaimedNode[] = [];
+    for (let i = 4; i + 3 < reply.length; i += 4) {
+      const nodeId = String(reply[i]);
+      const needs = claim!.needsOf(nodeId);
+      claimed.push({
+        nodeId,
+        attempt: Number(reply[i + 1]),
+        context: decodeReply(reply[i + 2] as Reply, needs.context),
+        outputs: decodeReply(reply[i + 3] as Reply, needs.outputs),
+      });
     }
-    return done;
+    return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready, claimed, ...parentField(reply[2]) };
   }
 
   /** Records a failed attempt that will be retried after `delayMs`. */

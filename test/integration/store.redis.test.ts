@@ -51,7 +51,7 @@ describe('run scripts', () => {
 
   it('completing the same node twice changes nothing the second time', async () => {
     const runId = await newRun();
-    expect(await finish(runId, 'a', 0, [true, true])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['b', 'c'] });
+    expect(await finish(runId, 'a', 0, [true, true])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['b', 'c'], claimed: [] });
     const before = await nodeFields(runId);
     const eventsBefore = await redis.xlen(store.keys.run(runId)[3]);
     const again = await store.completeNode(runId, { id: 'a', index: 0 }, { output: 'other' }, [true, true]);
@@ -64,13 +64,13 @@ describe('run scripts', () => {
   it('a join fires only after every incoming edge arrived, and only once', async () => {
     const runId = await newRun();
     await finish(runId, 'a', 0, [true, true]);
-    expect(await finish(runId, 'b', 1, [true])).toEqual({ kind: 'ok', runStatus: 'running', ready: [] });
+    expect(await finish(runId, 'b', 1, [true])).toEqual({ kind: 'ok', runStatus: 'running', ready: [], claimed: [] });
     expect((await store.getRun(runId))!.nodes.d!.status).toBe('pending');
-    expect(await finish(runId, 'c', 2, [false])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['d'] });
+    expect(await finish(runId, 'c', 2, [false])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['d'], claimed: [] });
     expect(await store.completeNode(runId, { id: 'c', index: 2 }, {}, [true])).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
     const events = await store.getEvents(runId);
     expect(events.filter((e) => e.type === 'node.done' && e.ready?.split(',').includes('d'))).toHaveLength(1);
-    expect(await finish(runId, 'd', 3, [])).toEqual({ kind: 'ok', runStatus: 'completed', ready: [] });
+    expect(await finish(runId, 'd', 3, [])).toEqual({ kind: 'ok', runStatus: 'completed', ready: [], claimed: [] });
   });
 
   it('a join whose incoming edges were all skipped is skipped, and the run completes', async () => {
@@ -84,8 +84,8 @@ describe('run scripts', () => {
   it('a completing worker can claim the first node that became ready, in the same call', async () => {
     const runId = await newRun();
     await store.startNode(runId, nodeRef('a'), 'w');
-    const done = await store.completeNode(runId, { id: 'a', index: 0 }, { output: 'a' }, [true, true], { workerId: 'w9', needsOf: () => none });
-    expect(done).toMatchObject({ kind: 'ok', ready: ['b', 'c'], claimed: { nodeId: 'b', attempt: 1 } });
+    const done = await store.completeNode(runId, { id: 'a', index: 0 }, { output: 'a' }, [true, true], { workerId: 'w9', max: 1, needsOf: () => none });
+    expect(done).toMatchObject({ kind: 'ok', ready: ['b', 'c'], claimed: [{ nodeId: 'b', attempt: 1 }] });
     const view = await store.getRun(runId);
     expect(view!.nodes.b).toMatchObject({ status: 'running', attempts: 1, worker: 'w9' });
     expect(view!.nodes.c!.status).toBe('queued');

@@ -5,31 +5,32 @@ import { SHARED_LUA } from './shared.js';
  * src/engine/transitions.ts: stores the output and context writes, marks the node done, records each
  * outgoing edge's arrival (taken or skipped), propagates skips (dead-path elimination), marks nodes that
  * became ready as queued, and completes the run when no node is left. With a worker id in ARGV[11] it
- * also claims the first node that became ready for that worker (which runs it next without a queue
- * round trip) and returns what that node needs.
+ * also claims up to ARGV[12] of the nodes that became ready for that worker (which runs them next,
+ * without a queue round trip) and returns what each of them needs.
  *
  * KEYS: state, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel,
  *       [5] nodeId, [6] node index (1-based), [7] output JSON or '' for none,
  *       [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
- *       [10] node meta JSON (usage, provider) or '', [11] workerId to claim the next node for, or '',
- *       [12..] context writes: key, JSON value, ...
- * Returns: {'ok', runStatus, parent, readyCsv, claimedId, claimedAttempt, ctxReply, outReply} where
- *   parent is the parent link when this completion ended a child run (else ''), readyCsv the nodes that
- *   became ready (the claimed one included), claimedId '' when nothing was claimed
+ *       [10] node meta JSON (usage, provider) or '', [11] workerId to claim ready nodes for, or '',
+ *       [12] how many ready nodes to claim at most, [13..] context writes: key, JSON value, ...
+ * Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the parent link when this
+ *   completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
+ *   and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
  *   | {'stale', runStatus} | {'duplicate', nodeStatus}
- * Events: node.done (with the ready and skipped nodes), node.started (claimed), run.completed
+ * Events: node.done (with its attempt, start, worker, and the nodes it made ready or skipped),
+ *   node.started (claimed nodes), run.completed
  */
 export const completeNodeLua = `${SHARED_LUA}
-local nodeId, index, output, taken, action, meta, claimFor = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-load('status', 'topo', 'remaining', 'parent', nodeId .. '.status')
+local nodeId, index, output, taken, action, meta, claimFor, claimMax = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
+load('status', 'topo', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
 if status ~= 'running' and status ~= 'queued' then return {'duplicate', tostring(status)} end
 
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
-if #ARGV >= 12 then redis.call('HSET', ctxKey, unpack(ARGV, 12)) end
+if #ARGV >= 13 then redis.call('HSET', ctxKey, unpack(ARGV, 13)) end
 set(nodeId .. '.status', 'done')
 set(nodeId .. '.endedAt', now)
 if meta ~= '' then set(nodeId .. '.meta', meta) end
@@ -72,27 +73,31 @@ end
 set('remaining', remaining)
 local readyCsv = table.concat(ready, ',')
 if #ready > 0 then set(nodeId .. '.readied', readyCsv) end
-local doneEvent = {}
+local doneEvent = attemptFields(nodeId)
 if action ~= '' then doneEvent[#doneEvent + 1] = 'action'; doneEvent[#doneEvent + 1] = action end
 if #ready > 0 then doneEvent[#doneEvent + 1] = 'ready'; doneEvent[#doneEvent + 1] = readyCsv end
 if #skipped > 0 then doneEvent[#doneEvent + 1] = 'skipped'; doneEvent[#doneEvent + 1] = table.concat(skipped, ',') end
 emit('node.done', nodeId, doneEvent)
 
-local parent = ''
 if remaining == 0 then
   finishRun('completed')
-  return {'ok', 'completed', parentOf(), readyCsv, '', 0, {}, {}}
+  return {'ok', 'completed', parentOf(), readyCsv}
 end
-if claimFor ~= '' and #ready > 0 then
-  local claimed = ready[1]
-  local claimedIndex
-  for i, id in ipairs(topo.ids) do if id == claimed then claimedIndex = i end end
-  load(claimed .. '.attempts')
-  local attempt = claim(claimed, claimFor)
-  flush()
-  local ctx, out = readNeeds(topo.needs[claimedIndex])
-  return {'ok', 'running', parent, readyCsv, claimed, attempt, ctx, out}
+local reply = {'ok', 'running', '', readyCsv}
+if claimFor ~= '' and #ready > 0 and claimMax > 0 then
+  local indexOf = {}
+  for i, id in ipairs(topo.ids) do indexOf[id] = i end
+  for i = 1, math.min(claimMax, #ready) do
+    local claimed = ready[i]
+    load(claimed .. '.attempts')
+    local attempt = claim(claimed, claimFor)
+    local ctx, out = readNeeds(topo.needs[indexOf[claimed]])
+    reply[#reply + 1] = claimed
+    reply[#reply + 1] = attempt
+    reply[#reply + 1] = ctx
+    reply[#reply + 1] = out
+  end
 end
 flush()
-return {'ok', 'running', parent, readyCsv, '', 0, {}, {}}
+return reply
 `;

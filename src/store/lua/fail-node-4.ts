@@ -13,7 +13,7 @@ import { SHARED_LUA } from './shared.js';
  */
 export const failNodeLua = `${SHARED_LUA}
 local nodeId = ARGV[5]
-load('status', 'topo', 'parent', 'ttl', nodeId .. '.status')
+load('status', 'topo', 'parent', 'ttl', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
@@ -21,7 +21,10 @@ if isTerminalNode(status) then return {'duplicate', tostring(status)} end
 set(nodeId .. '.status', 'failed')
 set(nodeId .. '.error', ARGV[6])
 set(nodeId .. '.endedAt', now)
-emit('node.failed', nodeId, {'error', ARGV[6]})
+local failedEvent = attemptFields(nodeId)
+failedEvent[#failedEvent + 1] = 'error'
+failedEvent[#failedEvent + 1] = ARGV[6]
+emit('node.failed', nodeId, failedEvent)
 set('error', ARGV[7])
 local children = cancelUnfinished(cjson.decode(get('topo')))
 finishRun('failed')

@@ -10,7 +10,7 @@ import { SHARED_LUA } from './shared.js';
  */
 export const retryNodeLua = `${SHARED_LUA}
 local nodeId = ARGV[5]
-load('status', nodeId .. '.status')
+load('status', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
@@ -18,6 +18,11 @@ if status ~= 'running' then return {'duplicate', tostring(status)} end
 set(nodeId .. '.status', 'queued')
 set(nodeId .. '.error', ARGV[6])
 flush()
-emit('node.retrying', nodeId, {'error', ARGV[6], 'delayMs', ARGV[7]})
+local event = attemptFields(nodeId)
+event[#event + 1] = 'error'
+event[#event + 1] = ARGV[6]
+event[#event + 1] = 'delayMs'
+event[#event + 1] = ARGV[7]
+emit('node.retrying', nodeId, event)
 return {'ok'}
 `;

@@ -108,6 +108,11 @@ local function claim(nodeId, workerId)
   return attempt
 end
 
+-- Where and when the node's current attempt ran, for its end event.
+local function attemptFields(nodeId)
+  return {'attempt', get(nodeId .. '.attempts') or '0', 'startedAt', get(nodeId .. '.startedAt') or '', 'worker', get(nodeId .. '.worker') or ''}
+end
+
 -- The parent link of a child run (JSON {runId, nodeId, version}) or ''.
 local function parentOf()
   return get('parent') or ''
