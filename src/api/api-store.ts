@@ -186,6 +186,7 @@ export class ApiStore {
   }
 }
 
+/** Hex SHA-256 of a UTF-8 string. */
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }

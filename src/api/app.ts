@@ -133,7 +133,7 @@ const StartRunBody = z
   .object({
     blueprintId: z.string().regex(BLUEPRINT_ID_PATTERN, 'must be 1-100 letters, digits, ".", "_" or "-"').optional(),
     blueprint: z.record(z.string(), z.unknown()).optional(),
-    input: z.record(z.string().refine((key) => key !== '__proto__', 'the key "__proto__" is not allowed'), z.unknown()).optional(),
+    input: z.record(z.string(), z.unknown()).optional(),
     idempotencyKey: z.string().min(1, 'must be 1-200 characters').max(200, 'must be 1-200 characters').optional(),
   })
   .strict();
@@ -182,6 +182,10 @@ export function createApi(options: ApiOptions): ApiHandler {
     if (isObject(raw) && ('blueprintId' in raw) === ('blueprint' in raw)) {
       issues.push({ path: '$', message: 'give exactly one of "blueprintId" (a registered blueprint) and "blueprint" (inline)' });
     }
+    // JSON.parse keeps "__proto__" as an own key, but copying the input (zod does) would set a prototype instead.
+    if (isObject(raw) && isObject(raw.input) && Object.hasOwn(raw.input, '__proto__')) {
+      issues.push({ path: '$.input', message: 'the key "__proto__" is not allowed' });
+    }
     if (!parsed.success || issues.length > 0) throw validationError(issues);
     const body = parsed.data;
 
@@ -190,8 +194,9 @@ export function createApi(options: ApiOptions): ApiHandler {
       if (!opts.inlineBlueprints) {
         throw new ApiError(403, ApiErrorCodes.INLINE_BLUEPRINTS_DISABLED, 'inline blueprints are disabled on this server: start a registered blueprint with "blueprintId"');
       }
-      checkInlineBlueprint(blueprints, body.blueprint);
-      target = body.blueprint;
+      // The blueprint as parsed, not zod's copy, so the blueprint schema sees exactly what was sent.
+      target = (raw as { blueprint: object }).blueprint;
+      checkInlineBlueprint(blueprints, target);
     } else {
       const id = body.blueprintId as string;
       if (!blueprints.get(id)) throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${id}" (GET /blueprints lists them)`);
@@ -204,7 +209,7 @@ export function createApi(options: ApiOptions): ApiHandler {
     let runId: string = randomUUID();
     let replayed = false;
     if (body.idempotencyKey !== undefined) {
-      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint, input }));
+      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, input }));
       const claim = await store.reserveIdempotencyKey(principal.tenant, body.idempotencyKey, bodyHash, runId);
       if (claim.outcome === 'conflict') {
         throw new ApiError(409, ApiErrorCodes.IDEMPOTENCY_CONFLICT, 'this idempotencyKey was already used with a different request body');

@@ -46,10 +46,12 @@ export class ApiError extends Error {
 /** Headers every response carries: API answers are per-caller and change, so nothing may cache them. */
 const BASE_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
+/** A JSON answer with the headers every response carries. */
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): ApiResponse {
   return { status, headers: { ...headers, ...BASE_HEADERS }, body: JSON.stringify(body) };
 }
 
+/** `{ error: { code, message, details? } }` with the error's status and headers. */
 export function errorResponse(err: ApiError): ApiResponse {
   const error: { code: string; message: string; details?: unknown } = { code: err.code, message: err.message };
   if (err.details !== undefined) error.details = err.details;

@@ -51,16 +51,19 @@ export async function startApiServer(handler: ApiHandler, options: ApiServerOpti
       refuseUpload(req, res, maxBodyBytes);
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // Split by hand: `new URL('//x', base)` would read a path starting with "//" as a host.
+    const target = req.url ?? '/';
+    const at = target.indexOf('?');
+    const path = at === -1 ? target : target.slice(0, at);
     const query: Record<string, string | undefined> = {};
-    for (const [name, value] of url.searchParams) if (!(name in query)) query[name] = value;
+    for (const [name, value] of new URLSearchParams(at === -1 ? '' : target.slice(at + 1))) if (!(name in query)) query[name] = value;
     const headers: Record<string, string | undefined> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
     }
     const apiRequest: ApiRequest = {
       method: (req.method ?? 'GET').toUpperCase(),
-      path: url.pathname,
+      path,
       query,
       headers,
       body,

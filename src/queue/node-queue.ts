@@ -9,6 +9,8 @@ export interface NodeJobData {
   version: string;
   /** Set on a resume job: the subflow node's child run, which has ended. */
   childRunId?: string;
+  /** Set on a run's start job: the other start nodes, which the worker claims alongside `nodeId`. */
+  siblings?: string[];
 }
 
 /** Deterministic job id. BullMQ forbids `:` in custom ids; node ids never contain `.`, so the id is unambiguous. */
@@ -39,6 +41,15 @@ export class NodeQueue {
         opts: jobOptions(runId, node),
       })),
     );
+  }
+
+  /** Adds the one job that starts a run: its first start node, carrying the others as siblings. */
+  async enqueueStart(runId: string, version: string, startNodes: readonly CompiledNode[]): Promise<void> {
+    const [first, ...others] = startNodes;
+    if (!first) return;
+    const data: NodeJobData = { runId, nodeId: first.id, version };
+    if (others.length) data.siblings = others.map((n) => n.id);
+    await this.queue.add(first.id, data, jobOptions(runId, first));
   }
 
   /** Adds a delayed job for the next attempt of a node (exponential backoff is the caller's `delayMs`). */

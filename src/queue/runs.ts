@@ -13,6 +13,8 @@ import type { NodeQueue } from './node-queue.js';
  */
 export class RunService {
   private readonly graphs = new WeakMap<LoadedBlueprint, Graph>();
+  /** Blueprint versions this process stored, and when: re-stored once an hour to keep their TTL ahead. */
+  private readonly saved = new Map<string, number>();
 
   constructor(
     readonly store: RedisStore,
@@ -57,7 +59,11 @@ export class RunService {
     }
     const graph = this.graphFor(loaded);
     const ttlSeconds = options.ttlSeconds ?? this.defaultTtlSeconds;
-    await this.store.saveBlueprint(graph.version, loaded.blueprint, ttlSeconds);
+    const savedAt = this.saved.get(graph.version);
+    if (savedAt === undefined || Date.now() - savedAt > 3_600_000 || ttlSeconds > this.defaultTtlSeconds) {
+      await this.store.saveBlueprint(graph.version, loaded.blueprint, Math.max(ttlSeconds, this.defaultTtlSeconds));
+      this.saved.set(graph.version, Date.now());
+    }
     const started = await this.store.startRun({
       runId: options.runId,
       blueprintId: graph.blueprintId,
@@ -68,7 +74,8 @@ export class RunService {
       parent: options.parent,
     });
     if (started.status === 'running' && started.version === graph.version) {
-      await this.queue.enqueue(options.runId, graph.version, graph.startNodes);
+      // One job starts them all: the worker that takes it claims the other start nodes itself.
+      await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes);
     }
     return { created: started.created, status: started.status, graph };
   }

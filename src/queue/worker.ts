@@ -110,7 +110,7 @@ export class SwitchyardWorker {
   }
 
   private async process(job: Job<NodeJobData>): Promise<void> {
-    const { runId, nodeId, version, childRunId } = job.data;
+    const { runId, nodeId, version, childRunId, siblings } = job.data;
     let graph: Graph;
     try {
       graph = await this.graphs.get(version);
@@ -128,8 +128,9 @@ export class SwitchyardWorker {
     switch (begin.kind) {
       case 'done':
         // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
-        // worker that completed it died before enqueueing (job ids make this harmless otherwise).
-        return this.enqueue(runId, graph, begin.readied);
+        // worker that completed it died before enqueueing (job ids make this harmless otherwise), and the
+        // start nodes this job was to claim.
+        return this.enqueue(runId, graph, [...begin.readied, ...(siblings ?? [])]);
       case 'ended':
         // Likewise, tell the parent of an ended child run again (resume jobs are idempotent).
         if (begin.parent && !childRunId) await this.runs.notifyParent(begin.parent, runId);
@@ -158,6 +159,13 @@ export class SwitchyardWorker {
       running.add(task);
     };
     launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId });
+    for (const sibling of siblings ?? []) {
+      const other = graph.byId.get(sibling);
+      if (!other) continue;
+      const claimed = await this.store.startNode(runId, other, this.id);
+      if (claimed.kind === 'run') launch({ node: other, attempt: claimed.attempt, context: claimed.context, outputs: claimed.outputs });
+      else if (claimed.kind === 'done') await this.enqueue(runId, graph, claimed.readied);
+    }
     while (running.size > 0) await Promise.race(running);
   }
 
