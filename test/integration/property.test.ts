@@ -83,7 +83,7 @@ describe('distributed execution matches the in-memory executor', () => {
         expect(actual.context).toEqual(expected.context);
         expect(actual.outputs).toEqual(expected.outputs);
       }),
-      { numRuns: 60 },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 60) },
     );
   });
 });
