@@ -6,6 +6,7 @@
  */
 import { NodeQueue } from '../src/queue/node-queue.js';
 import { resolveOptions } from '../src/options.js';
+import type { RedisClient } from '../src/store/redis-store.js';
 import { connectRedis, resolveFunctionConfig, type FunctionConfig, type SecretReader } from './config.js';
 
 export const METRIC_NAMESPACE = 'Switchyard';
@@ -44,23 +45,30 @@ export async function readBacklog(queue: NodeQueue): Promise<BacklogCounts> {
   return { waiting, delayed, prioritized, backlog: waiting + delayed + prioritized };
 }
 
+/** The scheduled handler; `close` is for tests (Lambda never calls it). */
+export interface BacklogHandler {
+  /** The EventBridge scheduled event is not read: every tick does the same. */
+  (event?: unknown): Promise<BacklogCounts>;
+  close(): Promise<void>;
+}
+
 /** A scheduled handler around a queue that is opened once per execution environment (reopened after a failure). */
 export function createBacklogHandler(
   config: () => FunctionConfig,
   options: { readSecret?: SecretReader; write?: (line: string) => void } = {},
-): () => Promise<BacklogCounts> {
+): BacklogHandler {
   // process.stdout.write, not console.log: the Lambda runtime prefixes console lines (or wraps them in
   // JSON with the JSON log format), and CloudWatch only extracts metrics from a line that is the document.
   const write = options.write ?? ((line: string) => void process.stdout.write(line + '\n'));
-  let opened: Promise<{ queue: NodeQueue; service: string }> | undefined;
+  let opened: Promise<{ queue: NodeQueue; service: string; redis: RedisClient }> | undefined;
   const open = async () => {
     const resolved = config();
     const redis = await connectRedis(resolved.redis, options.readSecret);
     const queue = new NodeQueue(resolveOptions({ redis, prefix: resolved.prefix, queueName: resolved.queueName }));
-    return { queue, service: resolved.metricService };
+    return { queue, service: resolved.metricService, redis };
   };
-  return async () => {
-    let state: { queue: NodeQueue; service: string };
+  const handler = async (): Promise<BacklogCounts> => {
+    let state: Awaited<ReturnType<typeof open>>;
     try {
       state = await (opened ??= open());
     } catch (err) {
@@ -71,7 +79,17 @@ export function createBacklogHandler(
     write(backlogMetricLine(state.service, counts));
     return counts;
   };
+  return Object.assign(handler, {
+    async close() {
+      const state = await opened?.catch(() => undefined);
+      opened = undefined;
+      if (!state) return;
+      await state.queue.close();
+      await state.redis.quit().catch(() => undefined);
+    },
+  });
 }
 
-// Only this entry point reads process.env.
-export const backlog = createBacklogHandler(() => resolveFunctionConfig(process.env));
+// Only this entry point reads process.env (once, at load).
+const env = { ...process.env };
+export const backlog = createBacklogHandler(() => resolveFunctionConfig(env));

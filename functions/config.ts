@@ -89,14 +89,28 @@ export const readSecretFromSecretsManager: SecretReader = async (secretArn) => {
   }
 };
 
-// BullMQ needs no per-request retry limit (blocking commands must survive reconnects).
-const COMMON: RedisOptions = { maxRetriesPerRequest: null, connectTimeout: 5_000 };
+// The functions never block on Redis (no BullMQ worker here), so a request may give up: with Redis
+// unreachable an invocation fails within seconds instead of hanging until API Gateway's 30 s limit.
+const COMMON: RedisOptions = { maxRetriesPerRequest: 2, connectTimeout: 5_000 };
 
 /**
  * Connects to the configured Redis: standalone or cluster mode, with the AUTH token read once from
  * Secrets Manager. The token is kept only inside the client's options: never logged, never in env.
  */
 export async function connectRedis(target: RedisTarget, readSecret: SecretReader = readSecretFromSecretsManager): Promise<RedisClient> {
+  const client = await createClient(target, readSecret);
+  // Without a listener ioredis prints every failed reconnect as an "Unhandled error event"; one line per
+  // 10 s is enough to see an outage. ioredis' messages name host and port, never the password.
+  let lastLogged = 0;
+  client.on('error', (err: Error) => {
+    if (Date.now() - lastLogged < 10_000) return;
+    lastLogged = Date.now();
+    console.error(JSON.stringify({ level: 'warn', msg: 'redis connection error', error: err.message }));
+  });
+  return client;
+}
+
+async function createClient(target: RedisTarget, readSecret: SecretReader): Promise<RedisClient> {
   if (target.kind === 'url') {
     if (!target.cluster) return new Redis(target.url, COMMON);
     const url = new URL(target.url);

@@ -24,7 +24,7 @@ export interface HttpApiEvent {
   cookies?: string[];
   body?: string;
   isBase64Encoded?: boolean;
-  requestContext: { http: { method: string; path?: string; sourceIp?: string; userAgent?: string }; requestId?: string; [key: string]: unknown };
+  requestContext: { http: { method: string; path?: string; protocol?: string; sourceIp?: string; userAgent?: string }; requestId?: string; [key: string]: unknown };
 }
 
 /** `APIGatewayProxyStructuredResultV2`. */
@@ -72,18 +72,37 @@ export function toHttpApiResult(response: ApiResponse): HttpApiResult {
   return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
 }
 
+/** An API and what to close when it is no longer needed (tests, a local server; Lambda just freezes it). */
+export interface BuiltApi {
+  handle: ApiHandler;
+  close(): Promise<void>;
+}
+
 /** Builds the API once: Redis connection (secret read once), bundled blueprints, client and key store. */
-export async function createApiFromConfig(config: FunctionConfig, readSecret?: SecretReader): Promise<ApiHandler> {
+export async function createApiFromConfig(config: FunctionConfig, readSecret?: SecretReader): Promise<BuiltApi> {
   const blueprints = loadBundledBlueprints(createNodeKinds());
   const redis = await connectRedis(config.redis, readSecret);
   const client = new SwitchyardClient({ redis, prefix: config.prefix, queueName: config.queueName, runTtlSeconds: config.runTtlSeconds, blueprints });
-  return createApi({
+  const handle = createApi({
     client,
     blueprints,
     auth: config.authEnabled ? { mode: 'keys', keys: new ApiKeyStore(redis, config.prefix) } : { mode: 'off' },
     inlineBlueprints: config.inlineBlueprints,
     maxWaitSeconds: MAX_WAIT_SECONDS,
   });
+  return {
+    handle,
+    async close() {
+      await client.close();
+      await redis.quit().catch(() => undefined);
+    },
+  };
+}
+
+/** A Lambda handler that can also be closed (for tests and local servers; Lambda never calls `close`). */
+export interface HttpHandler {
+  (event: HttpApiEvent): Promise<HttpApiResult>;
+  close(): Promise<void>;
 }
 
 /**
@@ -91,18 +110,18 @@ export async function createApiFromConfig(config: FunctionConfig, readSecret?: S
  * (during the init phase); if it fails, the invocation answers 503 and the next one builds again, so a
  * brief Redis or Secrets Manager outage does not leave a broken environment behind.
  */
-export function createHttpHandler(build: () => Promise<ApiHandler>): (event: HttpApiEvent) => Promise<HttpApiResult> {
-  let api: Promise<ApiHandler> | undefined;
+export function createHttpHandler(build: () => Promise<BuiltApi>): HttpHandler {
+  let api: Promise<BuiltApi> | undefined;
   const start = () => {
     const building = Promise.resolve().then(build); // a synchronous throw (bad config) becomes a rejection too
     building.catch(() => undefined); // awaited by the invocation; never an unhandled rejection at init
     return building;
   };
   api = start();
-  return async (event) => {
-    let handler: ApiHandler;
+  const handler = async (event: HttpApiEvent): Promise<HttpApiResult> => {
+    let built: BuiltApi;
     try {
-      handler = await (api ??= start());
+      built = await (api ??= start());
     } catch (err) {
       api = undefined;
       // The message may name the secret or host, never the token (it is not part of any error we build).
@@ -110,21 +129,30 @@ export function createHttpHandler(build: () => Promise<ApiHandler>): (event: Htt
       return errorResult(503, 'UNAVAILABLE', 'the service is starting or cannot reach its store; retry shortly');
     }
     try {
-      return toHttpApiResult(await handler(toApiRequest(event)));
+      return toHttpApiResult(await built.handle(toApiRequest(event)));
     } catch (err) {
       // src/api answers every error itself; this is the last line, so a bug never leaks a stack trace.
       console.error(JSON.stringify({ level: 'error', msg: 'unhandled error in API handler', error: err instanceof Error ? err.stack : String(err) }));
       return errorResult(500, 'INTERNAL', 'internal error');
     }
   };
+  return Object.assign(handler, {
+    async close() {
+      const building = api;
+      api = undefined;
+      const built = await building?.catch(() => undefined);
+      await built?.close();
+    },
+  });
 }
 
 function errorResult(statusCode: number, code: string, message: string): HttpApiResult {
   return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code, message } }), isBase64Encoded: false };
 }
 
-// Only this entry point reads process.env; building starts when the module loads (once per cold start).
-export const http = createHttpHandler(() => createApiFromConfig(resolveFunctionConfig(process.env)));
+// Only this entry point reads process.env (once, at load); building starts then too (once per cold start).
+const env = { ...process.env };
+export const http = createHttpHandler(() => createApiFromConfig(resolveFunctionConfig(env)));
 export const startRun = http;
 export const getRun = http;
 export const cancelRun = http;

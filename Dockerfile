@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1
+# The Switchyard worker: `switchyard worker` consuming node jobs from Redis. Multi-stage: the build stage
+# compiles dist/ with the dev toolchain; the runtime stage has production dependencies, dist/, bin/ and
+# workflows/ only, and runs as the unprivileged `node` user.
+#
+#   docker build --platform linux/arm64 -t switchyard-worker .
+#   docker run --rm -e REDIS_URL=redis://host.docker.internal:6379 switchyard-worker
+#
+# bin/switchyard.mjs runs dist/cli.mjs here: there is no src/ and no tsx in the runtime image.
+ARG NODE_IMAGE=node:22-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would build before the sources are copied; the build runs below.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json ./
+COPY scripts/build.mjs scripts/
+COPY src/ src/
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only. --ignore-scripts: the root `prepare` (a build) needs dev dependencies,
+# and no production dependency needs an install script (msgpackr's native extract is optional).
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules/ node_modules/
+COPY --from=build /app/dist/ dist/
+COPY package.json ./
+COPY bin/ bin/
+COPY workflows/ workflows/
+# PING with the worker's own Redis settings: REDIS_URL, or the ECS task's REDIS_HOST/REDIS_PORT and the
+# AUTH token injected from Secrets Manager (TLS). The task definition's health check runs this file too.
+COPY <<'EOF' healthcheck.cjs
+const { Redis } = require('ioredis');
+const env = process.env;
+const url =
+  env.REDIS_URL ||
+  (env.REDIS_HOST
+    ? `${env.REDIS_TLS === 'false' ? 'redis' : 'rediss'}://:${encodeURIComponent(env.REDIS_AUTH_TOKEN || '')}@${env.REDIS_HOST}:${env.REDIS_PORT || 6379}`
+    : 'redis://127.0.0.1:6379');
+const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+redis.on('error', () => undefined);
+redis
+  .connect()
+  .then(() => redis.ping())
+  .then(
+    () => process.exit(0),
+    (err) => {
+      console.error(`healthcheck: redis unreachable: ${err.message}`);
+      process.exit(1);
+    },
+  );
+EOF
+USER node
+# The worker drains on SIGTERM: it takes no new node jobs and lets running ones finish (give it up to
+# `docker stop -t 120`, or the ECS StopTimeout), then exits 0.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["node", "healthcheck.cjs"]
+ENTRYPOINT ["node", "bin/switchyard.mjs"]
+CMD ["worker", "--blueprints", "workflows"]
