@@ -1,5 +1,4 @@
-import { BedrockRuntimeClient, ConverseCommand, type ConverseCommandOutput } from '@aws-sdk/client-bedrock-runtime';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { BedrockRuntimeClient, ConverseCommandOutput } from '@aws-sdk/client-bedrock-runtime';
 import { ErrorCodes, NodeError, NonRetryableError, SwitchyardError } from '../errors.js';
 import type { Completion, CompletionRequest, LlmProvider } from './types.js';
 
@@ -48,15 +47,24 @@ export function createBedrockProvider(options: BedrockOptions): LlmProvider {
   if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) {
     throw new SwitchyardError(ErrorCodes.CONFIG, `the Bedrock provider's requestTimeoutMs must be a whole number >= 1 (got ${requestTimeoutMs})`);
   }
-  const client = new BedrockRuntimeClient({
-    ...(options.region ? { region: options.region } : {}),
-    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    maxAttempts: maxRetries + 1,
-    // HTTP/1.1 rather than the client's default HTTP/2 handler: Converse needs nothing from HTTP/2, and
-    // only this handler enforces a deadline on the whole request (HTTP/2's `requestTimeout` is an idle
-    // timeout). Without `throwOnRequestTimeout` a breached timeout is merely logged as a warning.
-    requestHandler: new NodeHttpHandler({ requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true }),
-  });
+  // The SDK is loaded on first use, so processes that never call Bedrock never load it.
+  let ready: Promise<{ client: BedrockRuntimeClient; ConverseCommand: typeof import('@aws-sdk/client-bedrock-runtime').ConverseCommand }> | undefined;
+  const connect = async () => {
+    const [{ BedrockRuntimeClient, ConverseCommand }, { NodeHttpHandler }] = await Promise.all([
+      import('@aws-sdk/client-bedrock-runtime'),
+      import('@smithy/node-http-handler'),
+    ]);
+    const client = new BedrockRuntimeClient({
+      ...(options.region ? { region: options.region } : {}),
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      maxAttempts: maxRetries + 1,
+      // HTTP/1.1 rather than the client's default HTTP/2 handler: Converse needs nothing from HTTP/2, and
+      // only this handler enforces a deadline on the whole request (HTTP/2's `requestTimeout` is an idle
+      // timeout). Without `throwOnRequestTimeout` a breached timeout is merely logged as a warning.
+      requestHandler: new NodeHttpHandler({ requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true }),
+    });
+    return { client, ConverseCommand };
+  };
   const model = options.model;
   const where = options.endpoint ? `Bedrock at ${options.endpoint}` : 'Bedrock';
   return {
@@ -66,6 +74,8 @@ export function createBedrockProvider(options: BedrockOptions): LlmProvider {
       if (request.signal.aborted) throw cancelled(where, request.signal);
       let output: ConverseCommandOutput;
       try {
+        ready ??= connect();
+        const { client, ConverseCommand } = await ready;
         output = await client.send(
           new ConverseCommand({ modelId: model, messages: [{ role: 'user', content: [{ text: request.prompt }] }] }),
           { abortSignal: request.signal },

@@ -1,4 +1,4 @@
-import { InvokeCommand, LambdaClient, type LambdaClientConfig } from '@aws-sdk/client-lambda';
+import type { LambdaClient, LambdaClientConfig } from '@aws-sdk/client-lambda';
 import { z } from 'zod';
 import { NodeError, NonRetryableError } from '../errors.js';
 import { InputsSchema, renderTemplate, resolveInputs, templateSources } from './template-text.js';
@@ -59,8 +59,12 @@ const RETRYABLE_CLIENT_STATUSES = new Set([408, 409, 429]);
  * `lambda` node never resolves AWS configuration.
  */
 export function createLambdaKind(options: LambdaKindOptions = {}): NodeKind<LambdaParams> {
+  // The SDK is loaded on first use: processes that only validate blueprints (the HTTP API) never pay for it.
+  let sdk: Promise<typeof import('@aws-sdk/client-lambda')> | undefined;
   let client: LambdaClient | undefined;
-  const getClient = (): LambdaClient => {
+  const getClient = async (): Promise<{ client: LambdaClient; InvokeCommand: typeof import('@aws-sdk/client-lambda').InvokeCommand }> => {
+    sdk ??= import('@aws-sdk/client-lambda');
+    const { LambdaClient, InvokeCommand } = await sdk;
     if (!client) {
       const config: LambdaClientConfig = {};
       if (options.region !== undefined) config.region = options.region;
@@ -69,7 +73,7 @@ export function createLambdaKind(options: LambdaKindOptions = {}): NodeKind<Lamb
       if (options.maxAttempts !== undefined) config.maxAttempts = options.maxAttempts;
       client = new LambdaClient(config);
     }
-    return client;
+    return { client, InvokeCommand };
   };
 
   return {
@@ -83,7 +87,8 @@ export function createLambdaKind(options: LambdaKindOptions = {}): NodeKind<Lamb
       const { functionName } = ctx.params;
       let response;
       try {
-        response = await getClient().send(
+        const { client, InvokeCommand } = await getClient();
+        response = await client.send(
           new InvokeCommand({ FunctionName: functionName, InvocationType: 'RequestResponse', Payload: encodePayload(ctx) }),
           { abortSignal: ctx.signal },
         );
