@@ -1,37 +1,99 @@
+import { pino, type DestinationStream, type Logger as PinoLogger, type LoggerOptions as PinoOptions } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { NodeLogger } from './nodes/types.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
 export interface Logger extends NodeLogger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-/** Field names whose values are never written, whatever the caller passes. */
-const SECRET_FIELD = /(pass(word)?|secret|token|api[-_]?key|authorization|credential)/i;
+export interface LoggerOptions {
+  /** Lines below this level are dropped. @default 'info' */
+  level?: LogLevel;
+  /** Fields on every line (a child's fields are added to them). */
+  fields?: Record<string, unknown>;
+  /** Receives each line (one JSON object, no newline), synchronously. @default stderr */
+  write?: (line: string) => void;
+  /** Human-readable lines instead of JSON. @default true when there is no `write` and stderr is a terminal */
+  pretty?: boolean;
+}
 
-function redact(fields: Record<string, unknown>): Record<string, unknown> {
+/** Field names whose values are never written, whatever the caller passes (top-level fields and child fields). */
+const SECRET_FIELD = /(pass(word)?|secret|token|api[-_]?key|authorization|credential|cookie)/i;
+const CENSOR = '[redacted]';
+
+/**
+ * Secrets nested one or two levels down (a request's headers, an error's config) are removed by pino's own
+ * redaction; the top-level names are caught by SECRET_FIELD before they reach pino.
+ */
+const SECRET_NAMES = ['authorization', 'password', 'passwd', 'token', 'accessToken', 'refreshToken', 'apiKey', 'api_key', 'apikey', 'secret', 'clientSecret', 'credentials', 'cookie', 'x-api-key'];
+const REDACT_PATHS = SECRET_NAMES.flatMap((name) => {
+  const key = /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `["${name}"]`;
+  return [`*${key}`, `*.*${key}`];
+});
+
+function redactTop(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = SECRET_FIELD.test(k) ? '[redacted]' : v;
+  for (const [k, v] of Object.entries(fields)) out[k] = SECRET_FIELD.test(k) ? CENSOR : v;
   return out;
 }
 
-/** A small structured JSON-lines logger (one object per line on stderr). */
-export function createLogger(options: { level?: LogLevel; fields?: Record<string, unknown>; write?: (line: string) => void } = {}): Logger {
-  const level = ORDER[options.level ?? 'info'];
-  const base = options.fields ?? {};
-  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
-  const log = (lvl: Exclude<LogLevel, 'silent'>) => (msg: string, fields: Record<string, unknown> = {}) => {
-    if (ORDER[lvl] < level) return;
-    write(JSON.stringify({ level: lvl, time: new Date().toISOString(), msg, ...redact(base), ...redact(fields) }));
+/** Shared destinations: one synchronous writer per kind for the whole process, so no line is lost on exit. */
+let jsonStderr: DestinationStream | undefined;
+let prettyStderr: DestinationStream | undefined;
+
+function destinationFor(options: LoggerOptions): DestinationStream {
+  if (options.write) {
+    const write = options.write;
+    return { write: (chunk: string) => write(chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk) };
+  }
+  if (options.pretty ?? process.stderr.isTTY === true) {
+    prettyStderr ??= pinoPretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+    return prettyStderr;
+  }
+  jsonStderr ??= pino.destination({ dest: 2, sync: true });
+  return jsonStderr;
+}
+
+function wrap(log: PinoLogger): Logger {
+  const at = (level: 'debug' | 'info' | 'warn' | 'error') => (msg: string, fields?: Record<string, unknown>) => {
+    if (!log.isLevelEnabled(level)) return;
+    if (fields === undefined) log[level](msg);
+    else log[level](redactTop(fields), msg);
   };
   return {
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (fields) => wrap(log.child(redactTop(fields))),
   };
 }
 
-export const silentLogger: Logger = createLogger({ level: 'silent' });
+/**
+ * A structured logger on pino: JSON lines (`{"level":"info","time":"<ISO>","msg":…, …fields}`) on stderr, or
+ * pretty lines when stderr is a terminal. Secret-looking fields are written as "[redacted]".
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const config: PinoOptions = {
+    level: options.level ?? 'info',
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: REDACT_PATHS, censor: CENSOR },
+  };
+  const root = pino(config, destinationFor(options));
+  return wrap(options.fields ? root.child(redactTop(options.fields)) : root);
+}
+
+const noop = () => undefined;
+/** Drops everything. */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop, child: () => silentLogger };
+
+/** A level name from user input (an environment variable); undefined when it names none. */
+export function parseLogLevel(text: string | undefined): LogLevel | undefined {
+  const lower = text?.trim().toLowerCase();
+  return LOG_LEVELS.find((l) => l === lower);
+}

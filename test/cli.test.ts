@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { startLocalRedis } from '../src/local/redis-server.js';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { SwitchyardClient } from '../src/client/client.js';
 import { createNodeKinds } from '../src/nodes/index.js';
@@ -168,3 +169,31 @@ async function waitForEvent(redis: Redis, stream: string, match: (e: Record<stri
     reader.disconnect();
   }
 }
+
+describe('switchyard worker against an ElastiCache-style endpoint', () => {
+  it('connects with REDIS_HOST, REDIS_PORT and the AUTH token ECS injects (REDIS_AUTH_TOKEN), and runs nodes', async () => {
+    const token = 'Secr3t-token-from-secrets-manager';
+    const server = await startLocalRedis();
+    const admin = new Redis(server.url);
+    await admin.config('SET', 'requirepass', token);
+    await admin.auth(token);
+    const prefix = `ep${randomBytes(3).toString('hex')}`;
+    const registry = await BlueprintRegistry.load(['workflows'], createNodeKinds());
+    const client = new SwitchyardClient({ redis: new Redis({ port: server.port, password: token, maxRetriesPerRequest: null }), prefix, queueName: prefix, blueprints: registry });
+    const env = { REDIS_URL: '', REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_TLS: 'false', REDIS_AUTH_TOKEN: token, SWITCHYARD_PREFIX: prefix, SWITCHYARD_QUEUE: prefix };
+    try {
+      const worker = await startCli(['worker', '--blueprints', 'workflows'], env, /worker ready/);
+      expect(worker.log()).not.toContain(token);
+      const view = await (await client.start('greeting', { name: 'Ada' })).result({ timeoutMs: 30_000 });
+      expect(view.status).toBe('completed');
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+      expect(worker.log()).not.toContain(token);
+    } finally {
+      await killStarted();
+      await client.close();
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+});

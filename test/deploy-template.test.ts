@@ -181,13 +181,13 @@ describe('worker on ECS Fargate', () => {
     const c = task.ContainerDefinitions[0];
     expect(c.Image).toBe('123456789012.dkr.ecr.us-east-1.amazonaws.com/switchyard-worker:dev');
     expect(c.Command).toEqual(['worker', '--blueprints', 'workflows', '--concurrency', '16']);
-    expect(c.EntryPoint.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-    expect(c.EntryPoint[2]).toMatch(/exec node bin\/switchyard\.mjs "\$@"$/);
+    // The image's own entry point (node bin/switchyard.mjs): the worker reads the endpoint and token itself.
+    expect(c.EntryPoint).toBeUndefined();
     expect(list(c.Secrets)).toContainEqual({ Name: 'REDIS_AUTH_TOKEN', ValueFrom: ref('RedisAuthSecret') });
     const env = Object.fromEntries(list(c.Environment).map((e: any) => [e.Name, e.Value]));
     // ECS validates these against its schema: strings, not numbers.
     for (const value of [...c.Command, ...Object.values(env)]) if (typeof value !== 'object') expect(typeof value).toBe('string');
-    expect(env).toMatchObject({ REDIS_PORT: '6379', SWITCHYARD_LLM: ref('LlmProvider'), SWITCHYARD_QUEUE: 'switchyard', SWITCHYARD_PREFIX: 'sy' });
+    expect(env).toMatchObject({ REDIS_PORT: '6379', REDIS_TLS: 'true', SWITCHYARD_LLM: ref('LlmProvider'), SWITCHYARD_QUEUE: 'switchyard', SWITCHYARD_PREFIX: 'sy' });
     expect(JSON.stringify(c.Environment)).not.toMatch(/resolve:secretsmanager|TOKEN|PASSWORD/);
     expect(c.HealthCheck).toMatchObject({ Command: ['CMD', 'node', 'healthcheck.cjs'] });
     expect(c.HealthCheck.Interval * c.HealthCheck.Retries).toBeLessThanOrEqual(300);

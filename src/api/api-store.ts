@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { NodeStatuses, type NodeStatus, type RunStatus } from '../engine/statuses.js';
+import type { TokenUsage } from '../llm/types.js';
 import type { StoreKeys } from '../store/keys.js';
 import type { RedisClient } from '../store/redis-store.js';
 
@@ -73,12 +75,28 @@ if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); left = tonumber(ARGV[1
 return {count, left}
 `;
 
+/**
+ * indexRun: adds a run to its tenant's recent runs (a sorted set by start time), keeps the newest
+ * `limit`, and keeps the index alive as long as its newest run can be.
+ *
+ * KEYS: [1] the tenant's run index
+ * ARGV: [1] run id, [2] start time (epoch ms), [3] how many runs to keep, [4] index ttl seconds
+ * Returns: the number of runs in the index
+ */
+const INDEX_RUN_LUA = `
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return redis.call('ZCARD', KEYS[1])
+`;
+
 /** Versioned names, so two deployed versions never run each other's scripts. */
 const SCRIPTS = {
   syApi1TagRun: { keys: 2, lua: TAG_RUN_LUA },
   syApi1RunOwner: { keys: 2, lua: RUN_OWNER_LUA },
   syApi1ReserveIdempotency: { keys: 1, lua: RESERVE_IDEMPOTENCY_LUA },
   syApi1CountRequest: { keys: 1, lua: COUNT_REQUEST_LUA },
+  syApi1IndexRun: { keys: 1, lua: INDEX_RUN_LUA },
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type Reply = Array<string | number | null>;
@@ -87,6 +105,29 @@ type Reply = Array<string | number | null>;
 interface IdempotencyClaim {
   bodyHash: string;
   runId: string;
+}
+
+/** How many runs each tenant's index keeps (the newest). */
+export const RUN_INDEX_LIMIT = 1000;
+/**
+ * The index outlives its newest run's start by the run ttl plus this: a run's keys expire ttl seconds
+ * after it ends, not after it starts, and most runs end within a day.
+ */
+const RUN_INDEX_GRACE_SECONDS = 86_400;
+
+/** One run in a tenant's list, from its state hash alone (context and outputs are not read). */
+export interface RunSummary {
+  runId: string;
+  blueprintId: string;
+  status: RunStatus;
+  createdAt: number;
+  endedAt?: number;
+  /** For ended runs: endedAt - createdAt. */
+  durationMs?: number;
+  /** Tokens used by the run's LLM nodes (not counting child runs). */
+  usage?: TokenUsage;
+  /** Node counts by state. */
+  nodes: Partial<Record<NodeStatus, number>>;
 }
 
 /** Until a run exists and its ttl is known, a claim lives this long (a start that died leaves nothing behind). */
@@ -180,6 +221,44 @@ export class ApiStore {
     return { limited: Number(count) > perMinute, retryAfterSeconds: Math.max(1, Math.ceil(Number(leftMs) / 1000)) };
   }
 
+  /** Adds a top-level run to its tenant's index of recent runs (a run added twice keeps its first time). */
+  async indexRun(tenant: string, runId: string, startedAt: number, ttlSeconds: number): Promise<void> {
+    await this.call('syApi1IndexRun', this.runIndexKey(tenant), runId, startedAt, RUN_INDEX_LIMIT, ttlSeconds + RUN_INDEX_GRACE_SECONDS);
+  }
+
+  /**
+   * The tenant's recent runs, newest first, that pass `filter`, at most `limit`. Runs that expired are
+   * skipped and dropped from the index. Reads the index in pages and each page's runs concurrently (one
+   * command per run, so it works on a cluster too, where a run's keys live in the run's own slot).
+   */
+  async recentRuns(tenant: string, limit: number, filter: (run: RunSummary) => boolean = () => true): Promise<RunSummary[]> {
+    const key = this.runIndexKey(tenant);
+    const found: RunSummary[] = [];
+    const page = Math.max(limit, 50);
+    for (let start = 0; found.length < limit && start < RUN_INDEX_LIMIT; start += page) {
+      const ids = await this.redis.zrevrange(key, start, start + page - 1);
+      if (ids.length === 0) break;
+      const states = await Promise.all(ids.map((id) => this.redis.hgetall(this.runKey(id))));
+      const expired: string[] = [];
+      states.forEach((state, i) => {
+        const summary = summarizeRunState(ids[i]!, state);
+        if (!summary) expired.push(ids[i]!);
+        else if (found.length < limit && filter(summary)) found.push(summary);
+      });
+      if (expired.length > 0) {
+        await this.redis.zrem(key, ...expired);
+        start -= expired.length;
+      }
+      if (ids.length < page) break;
+    }
+    return found;
+  }
+
+  /** Tenants are hashed into the key name, so no tenant can carry a hash tag into it. */
+  private runIndexKey(tenant: string): string {
+    return `${this.prefix}:runindex:${sha256(tenant).slice(0, 32)}`;
+  }
+
   /** Tenant and key are hashed together: neither can carry characters (or a hash tag) into the key name. */
   private idempotencyKey(tenant: string, idempotencyKey: string): string {
     return `${this.prefix}:idem:${sha256(`${tenant}\u0000${idempotencyKey}`)}`;
@@ -204,6 +283,57 @@ function parseParentRunId(json: string): string | undefined {
   try {
     const value = JSON.parse(json) as { runId?: unknown };
     return typeof value.runId === 'string' ? value.runId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const NODE_STATUS_SET = new Set<string>(Object.values(NodeStatuses));
+
+/**
+ * A run's summary from its state hash (fields as the run scripts write them: `status`, `blueprintId`,
+ * `createdAt`, `endedAt`, and per node `<id>.status` and `<id>.meta` with the node's token usage);
+ * undefined for a run that no longer exists.
+ */
+export function summarizeRunState(runId: string, state: Record<string, string>): RunSummary | undefined {
+  if (!state.status) return undefined;
+  const summary: RunSummary = {
+    runId,
+    blueprintId: state.blueprintId ?? '',
+    status: state.status as RunStatus,
+    createdAt: Number(state.createdAt),
+    nodes: {},
+  };
+  if (state.endedAt) {
+    summary.endedAt = Number(state.endedAt);
+    summary.durationMs = summary.endedAt - summary.createdAt;
+  }
+  let usage: TokenUsage | undefined;
+  for (const [field, value] of Object.entries(state)) {
+    const dot = field.lastIndexOf('.');
+    if (dot <= 0) continue;
+    const name = field.slice(dot + 1);
+    if (name === 'status' && NODE_STATUS_SET.has(value)) {
+      const status = value as NodeStatus;
+      summary.nodes[status] = (summary.nodes[status] ?? 0) + 1;
+    } else if (name === 'meta') {
+      const used = parseUsage(value);
+      if (used) {
+        usage ??= { promptTokens: 0, completionTokens: 0 };
+        usage.promptTokens += used.promptTokens;
+        usage.completionTokens += used.completionTokens;
+      }
+    }
+  }
+  if (usage) summary.usage = usage;
+  return summary;
+}
+
+function parseUsage(json: string): TokenUsage | undefined {
+  try {
+    const usage = (JSON.parse(json) as { usage?: Partial<TokenUsage> }).usage;
+    if (!usage || typeof usage.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') return undefined;
+    return { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
   } catch {
     return undefined;
   }

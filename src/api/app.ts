@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
-import { BLUEPRINT_ID_PATTERN } from '../blueprint/schema.js';
+import { BLUEPRINT_ID_PATTERN, BlueprintSchema, type Blueprint } from '../blueprint/schema.js';
 import type { SwitchyardClient } from '../client/client.js';
+import { findDashboardDir, readDashboardAsset } from '../dashboard/assets.js';
 import { RUN_ID_PATTERN } from '../engine/ids.js';
 import type { RunView } from '../engine/run-view.js';
+import { isTerminalRunStatus, RunStatuses } from '../engine/statuses.js';
 import { ErrorCodes, SwitchyardError, ValidationError } from '../errors.js';
+import { layoutBlueprint } from '../graph/layout.js';
 import { createLogger, type Logger } from '../logger.js';
 import { ApiStore, sha256 } from './api-store.js';
+import { EventFeed, STREAM_ID_PATTERN } from './event-feed.js';
 import { canonicalJson, issuesOf, parseJsonBody, validate, validationError } from './json-body.js';
 import { API_SCOPES, type ApiKeyStore, type ApiScope } from './keys.js';
 import { toMermaid } from './mermaid.js';
@@ -31,7 +35,21 @@ export interface ApiOptions {
   rateLimit?: { perMinute: number };
   /** Where internal failures are logged (never with request headers or bodies). @default JSON lines on stderr */
   logger?: Logger;
+  /**
+   * Serve the dashboard (`GET /`, `GET /dashboard/…`; the page is public, its API calls are not): `true`
+   * finds its files in the package (`src/dashboard/public`), `{ dir }` names the folder, `false` turns it off.
+   * @default true
+   */
+  dashboard?: boolean | { dir: string };
+  /** Redis connections that `GET /runs/{runId}/events?wait=` may hold open at once (beyond that it answers at once). @default 16 */
+  maxEventConnections?: number;
 }
+
+/** The HTTP API handler, and what it holds open (the connections its event long polls use). */
+export type Api = ApiHandler & {
+  /** Closes the API's own connections (long polls in progress end). The client is the caller's to close. */
+  close(): Promise<void>;
+};
 
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
 export const DEFAULT_MAX_WAIT_SECONDS = 25;
@@ -47,6 +65,9 @@ interface ResolvedApiOptions {
   maxWaitSeconds: number;
   rateLimitPerMinute: number | undefined;
   logger: Logger;
+  /** The dashboard's folder; undefined when it is off or not installed. */
+  dashboardDir: string | undefined;
+  maxEventConnections: number;
 }
 
 function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
@@ -60,6 +81,9 @@ function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
   check(Number.isFinite(maxWaitSeconds) && maxWaitSeconds >= 0, `maxWaitSeconds must be a number >= 0 (got ${maxWaitSeconds})`);
   check(perMinute === undefined || (Number.isInteger(perMinute) && perMinute > 0), `rateLimit.perMinute must be a positive whole number (got ${perMinute})`);
   check(options.auth?.mode === 'off' || (options.auth?.mode === 'keys' && options.auth.keys !== undefined), 'auth must be { mode: "keys", keys } or { mode: "off" }');
+  const maxEventConnections = options.maxEventConnections ?? 16;
+  check(Number.isInteger(maxEventConnections) && maxEventConnections >= 0, `maxEventConnections must be a whole number >= 0 (got ${maxEventConnections})`);
+  const dashboard = options.dashboard ?? true;
   return {
     client: options.client,
     blueprints: options.blueprints,
@@ -69,6 +93,8 @@ function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     maxWaitSeconds,
     rateLimitPerMinute: perMinute,
     logger: options.logger ?? createLogger({ fields: { component: 'api' } }),
+    dashboardDir: dashboard === false ? undefined : dashboard === true ? findDashboardDir() : dashboard.dir,
+    maxEventConnections,
   };
 }
 
@@ -138,11 +164,28 @@ const StartRunBody = z
   })
   .strict();
 
-const GetRunQuery = z.object({
-  wait: z
+const WaitSeconds = z
+  .string()
+  .regex(/^\d{1,6}(\.\d{1,3})?$/, 'must be a number of seconds (0-25)')
+  .transform(Number);
+
+const GetRunQuery = z.object({ wait: WaitSeconds.optional() });
+
+const EventsQuery = z.object({
+  after: z.string().regex(STREAM_ID_PATTERN, 'must be an event id, such as 1700000000000-0').optional(),
+  wait: WaitSeconds.optional(),
+});
+
+/** Most runs `GET /runs` returns at once. */
+const MAX_LIST_LIMIT = 200;
+const ListRunsQuery = z.object({
+  status: z.enum(Object.values(RunStatuses)).optional(),
+  blueprintId: z.string().regex(BLUEPRINT_ID_PATTERN, 'must be 1-100 letters, digits, ".", "_" or "-"').optional(),
+  limit: z
     .string()
-    .regex(/^\d{1,6}(\.\d{1,3})?$/, 'must be a number of seconds (0-25)')
+    .regex(/^\d{1,3}$/, `must be a whole number from 1 to ${MAX_LIST_LIMIT}`)
     .transform(Number)
+    .pipe(z.number().int().min(1, `must be a whole number from 1 to ${MAX_LIST_LIMIT}`).max(MAX_LIST_LIMIT, `must be a whole number from 1 to ${MAX_LIST_LIMIT}`))
     .optional(),
 });
 
@@ -154,10 +197,11 @@ const CancelBody = z.object({}).strict();
  * every answer is JSON with `cache-control: no-store`; no request, however malformed, gets a 500 (only a
  * genuine internal failure, such as Redis being unreachable, does, with a generic message).
  */
-export function createApi(options: ApiOptions): ApiHandler {
+export function createApi(options: ApiOptions): Api {
   const opts = resolveApiOptions(options);
   const { client, blueprints, logger } = opts;
   const store = new ApiStore(client.store.redis, client.store.keys);
+  const feed = new EventFeed(client.store.redis, { maxConnections: opts.maxEventConnections });
 
   const runLinks = (runId: string) => {
     const self = `/runs/${runId}`;
@@ -217,9 +261,11 @@ export function createApi(options: ApiOptions): ApiHandler {
       runId = claim.runId;
       replayed = claim.outcome === 'replay';
     }
+    const startedAt = Date.now();
     const handle = await client.start(target, input, { runId });
     const tagged = await store.tagRun(runId, principal.tenant);
     if (tagged.outcome !== 'ok') throw new Error(`run ${runId} could not be tagged with its tenant (${tagged.outcome})`);
+    await store.indexRun(principal.tenant, runId, startedAt, tagged.ttlSeconds);
     if (body.idempotencyKey !== undefined && handle.created) {
       await store.settleIdempotencyKey(principal.tenant, body.idempotencyKey, tagged.ttlSeconds);
     }
@@ -256,9 +302,42 @@ export function createApi(options: ApiOptions): ApiHandler {
     throw new ApiError(409, ApiErrorCodes.RUN_ENDED, `run "${runId}" already ended (${status ?? 'expired'})`, { runId, status });
   };
 
-  const runEvents = async ({ params, principal }: RouteContext): Promise<ApiResponse> => {
+  const listRuns = async ({ req, principal }: RouteContext): Promise<ApiResponse> => {
+    const query = validate(ListRunsQuery, req.query, '$.query', 'query');
+    const runs = await store.recentRuns(principal.tenant, query.limit ?? 50, (run) => {
+      return (query.status === undefined || run.status === query.status) && (query.blueprintId === undefined || run.blueprintId === query.blueprintId);
+    });
+    return jsonResponse(200, { runs: runs.map((run) => ({ ...run, links: { self: `/runs/${run.runId}` } })), now: Date.now() });
+  };
+
+  /**
+   * The run's timeline, or the part after `after`. With `wait`, an empty answer is held until events
+   * come (or the wait ends), unless the run has already ended: a dashboard's live feed, over plain HTTP.
+   */
+  const runEvents = async ({ req, params, principal }: RouteContext): Promise<ApiResponse> => {
+    const query = validate(EventsQuery, req.query, '$.query', 'query');
     const runId = await requireOwnRun(params.runId, principal);
-    return jsonResponse(200, { runId, events: await client.events(runId) });
+    const key = client.store.keys.run(runId)[3];
+    const waitSeconds = Math.min(query.wait ?? 0, opts.maxWaitSeconds);
+    let events = await feed.range(key, query.after);
+    let status = await client.store.getStatus(runId);
+    if (events.length === 0 && waitSeconds > 0 && status !== undefined && !isTerminalRunStatus(status)) {
+      // Blocks from `after` itself, so an event added since the read above is returned at once.
+      events = await feed.wait(key, query.after, waitSeconds * 1000);
+      if (events.length > 0) status = await client.store.getStatus(runId);
+    }
+    const cursor = events.at(-1)?.id ?? query.after;
+    return jsonResponse(200, { runId, status, events, ...(cursor === undefined ? {} : { cursor }), now: Date.now() });
+  };
+
+  /** The blueprint version a run executes (inline and child runs too), laid out for drawing. */
+  const runBlueprint = async ({ params, principal }: RouteContext): Promise<ApiResponse> => {
+    const runId = await requireOwnRun(params.runId, principal);
+    const [blueprintId, version] = await client.store.redis.hmget(client.store.keys.run(runId)[0], 'blueprintId', 'version');
+    const stored = version ? BlueprintSchema.safeParse(await client.store.loadBlueprint(version)) : undefined;
+    const blueprint: Pick<Blueprint, 'nodes' | 'edges' | 'metadata'> | undefined = stored?.success ? stored.data : blueprintId ? blueprints.get(blueprintId)?.blueprint : undefined;
+    if (!blueprint) throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `the blueprint of run "${runId}" is no longer stored`);
+    return jsonResponse(200, { runId, blueprintId, version, blueprint: { ...blueprint, id: blueprintId }, layout: layoutBlueprint(blueprint) });
   };
 
   const listBlueprints = async (): Promise<ApiResponse> => {
@@ -273,7 +352,13 @@ export function createApi(options: ApiOptions): ApiHandler {
     const id = BlueprintIdParam.safeParse(params.id);
     const loaded = id.success ? blueprints.get(id.data) : undefined;
     if (!loaded) throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${clip(params.id ?? '')}"`);
-    return jsonResponse(200, { ...summarize(loaded), blueprint: loaded.blueprint, analysis: loaded.analysis, mermaid: toMermaid(loaded.blueprint) });
+    return jsonResponse(200, {
+      ...summarize(loaded),
+      blueprint: loaded.blueprint,
+      analysis: loaded.analysis,
+      mermaid: toMermaid(loaded.blueprint),
+      layout: layoutBlueprint(loaded.blueprint),
+    });
   };
 
   const signalRun = async (): Promise<ApiResponse> => {
@@ -282,9 +367,11 @@ export function createApi(options: ApiOptions): ApiHandler {
 
   const routes: readonly Route[] = [
     { method: 'POST', pattern: '/runs', scope: 'runs:write', handle: startRun },
+    { method: 'GET', pattern: '/runs', scope: 'runs:read', handle: listRuns },
     { method: 'GET', pattern: '/runs/:runId', scope: 'runs:read', handle: getRun },
     { method: 'POST', pattern: '/runs/:runId/cancel', scope: 'runs:write', handle: cancelRun },
     { method: 'GET', pattern: '/runs/:runId/events', scope: 'runs:read', handle: runEvents },
+    { method: 'GET', pattern: '/runs/:runId/blueprint', scope: 'runs:read', handle: runBlueprint },
     { method: 'POST', pattern: '/runs/:runId/signals/:nodeId', scope: 'runs:write', handle: signalRun },
     { method: 'GET', pattern: '/blueprints', scope: undefined, handle: listBlueprints },
     { method: 'GET', pattern: '/blueprints/:id', scope: undefined, handle: getBlueprint },
@@ -310,11 +397,59 @@ export function createApi(options: ApiOptions): ApiHandler {
     return { tenant: found.tenant, scopes: found.scopes, identity: `key:${found.id}` };
   };
 
+  /**
+   * The dashboard's page and files, served to anyone (they hold no data; the page's API calls carry the
+   * key its user typed). `/` and `/dashboard` lead to `/dashboard/`, whose files are referenced relative
+   * to it, so the page also works below a path prefix (an API Gateway stage).
+   */
+  const serveDashboard = async (req: ApiRequest, method: string): Promise<ApiResponse | undefined> => {
+    const { path } = req;
+    if (path !== '/' && path !== '/dashboard' && !path.startsWith('/dashboard/')) return undefined;
+    if (opts.dashboardDir === undefined) {
+      throw new ApiError(404, ApiErrorCodes.NOT_FOUND, path === '/' ? `no route ${clip(method)} /` : 'the dashboard is not served here');
+    }
+    if (method !== 'GET') {
+      throw new ApiError(405, ApiErrorCodes.METHOD_NOT_ALLOWED, `${clip(method)} is not allowed on ${clip(path)} (allowed: GET)`, undefined, { allow: 'GET' });
+    }
+    if (path === '/') return redirect('dashboard/');
+    if (path === '/dashboard') return redirect('dashboard/');
+    let rest: string;
+    try {
+      rest = decodeURIComponent(path.slice('/dashboard/'.length));
+    } catch {
+      throw new ApiError(404, ApiErrorCodes.NOT_FOUND, 'no such dashboard file');
+    }
+    // Pages have addresses of their own too (`/dashboard/runs/<id>`): the page shows them by its hash.
+    const page = /^(runs\/[^/]+|runs|blueprints)\/?$/.exec(rest);
+    if (page) {
+      // Relative to the address asked for: one "../" per "/" after /dashboard/ leads back to it.
+      const up = '../'.repeat(rest.split('/').length - 1) || './';
+      return redirect(`${up}#/${page[1]!.split('/').map(encodeURIComponent).join('/')}`);
+    }
+    const asset = await readDashboardAsset(opts.dashboardDir, rest);
+    if (!asset) throw new ApiError(404, ApiErrorCodes.NOT_FOUND, `no dashboard file "${clip(rest)}"`);
+    const headers: Record<string, string> = {
+      'content-type': asset.contentType,
+      'cache-control': 'no-cache',
+      etag: asset.etag,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    };
+    if (asset.contentType.startsWith('text/html')) {
+      headers['content-security-policy'] = DASHBOARD_CSP;
+      headers['x-frame-options'] = 'DENY';
+    }
+    if (req.headers['if-none-match'] === asset.etag) return { status: 304, headers, body: '' };
+    return { status: 200, headers, body: asset.body };
+  };
+
   /** The request path: size, route, authentication, rate limit, scope, then the route's own handler. */
   const handle = async (req: ApiRequest): Promise<ApiResponse> => {
     const bodyBytes = req.body === undefined ? 0 : Buffer.byteLength(req.body, 'utf8');
     if (bodyBytes > opts.maxBodyBytes) throw payloadTooLarge(opts.maxBodyBytes);
     const method = req.method.toUpperCase();
+    const page = await serveDashboard(req, method);
+    if (page) return page;
     const match = matchRoute(routes, method, req.path);
     if (match === undefined) throw new ApiError(404, ApiErrorCodes.NOT_FOUND, `no route ${clip(method)} ${clip(req.path)}`);
     if ('allow' in match) {
@@ -338,7 +473,7 @@ export function createApi(options: ApiOptions): ApiHandler {
     return route.handle({ req, params, principal });
   };
 
-  return async (rawRequest) => {
+  const api = async (rawRequest: ApiRequest): Promise<ApiResponse> => {
     let req: ApiRequest | undefined;
     try {
       req = normalizeRequest(rawRequest);
@@ -355,6 +490,24 @@ export function createApi(options: ApiOptions): ApiHandler {
       return errorResponse(new ApiError(500, ApiErrorCodes.INTERNAL, 'internal error: the request could not be completed, try again later'));
     }
   };
+  return Object.assign(api, { close: () => feed.close() });
+}
+
+/** The dashboard loads nothing from elsewhere and runs no inline code. */
+const DASHBOARD_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** A redirect relative to the request's own address (so a path prefix in front of the API is kept). */
+function redirect(location: string): ApiResponse {
+  return jsonResponse(302, { location }, { location });
 }
 
 /** Validates an inline blueprint before anything is stored, listing every issue at its place in the body. */

@@ -1,37 +1,44 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BlueprintRegistry } from '../blueprint/load.js';
-import { SwitchyardClient } from '../client/client.js';
-import { ErrorCodes, formatIssues, SwitchyardError, ValidationError } from '../errors.js';
-import { compileGraph } from '../engine/graph.js';
-import { runInMemory } from '../engine/memory-executor.js';
-import type { RunView } from '../engine/run-view.js';
-import { createLogger, type LogLevel } from '../logger.js';
-import { createLlmProvider, llmConfigFromEnv } from '../llm/index.js';
+import { formatIssues, ValidationError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
-import type { NodeKindRegistry } from '../nodes/types.js';
 import { SwitchyardWorker } from '../queue/worker.js';
-
-/** Thrown for wrong command-line use: printed as one line, exit code 2. */
-class UsageError extends Error {}
+import { WORKER_READY_MESSAGE, type WorkerReadyMessage } from '../local/stack.js';
+import { checkRedis, cliLogger, DEFAULT_REDIS_URL, intOption, loadRegistry, resolveCliEnv, UsageError, type CliEnv } from './common.js';
+import { connectRedis, redisTargetFromEnv } from '../redis-connection.js';
+import { DEFAULT_RUN_TTL_SECONDS } from '../options.js';
+import type { RedisClient } from '../store/redis-store.js';
+import { dev } from './dev.js';
+import { graph } from './graph.js';
+import { keys } from './keys.js';
+import { cancel, events, run, status } from './runs.js';
 
 const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + BullMQ
 
 Usage:
+  switchyard dev [--workers N] [--port P] [--auth]          Redis, API, dashboard and workers on this machine
+  switchyard worker [--blueprints <dir>] [--concurrency N]  consume node jobs until Ctrl-C
+  switchyard run <blueprintId> [--input <json>] [--wait] [--json] [--local]
+  switchyard status <runId> [--json]                        a run's state, nodes, result
+  switchyard cancel <runId>
+  switchyard events <runId> [--follow] [--json]             a run's timeline
+  switchyard graph <blueprintId|file> [--out file.svg|file.png]
+  switchyard keys create --tenant T | keys list | keys revoke <id>
   switchyard validate <file-or-dir>...
-  switchyard worker --blueprints <dir> [--concurrency N] [--lock-duration ms]
-  switchyard run <blueprintId> --blueprints <dir> [--input <json>|@file] [--wait] [--timeout <s>] [--json] [--local]
+
+Blueprints come from --blueprints <dir> (repeatable; default ./workflows when it exists).
 
 Environment:
-  REDIS_URL              Redis to use (default redis://127.0.0.1:6379)
+  REDIS_URL              Redis to use (default ${DEFAULT_REDIS_URL}; dev starts a private one when unset)
   SWITCHYARD_PREFIX      prefix of Switchyard's Redis keys (default sy)
   SWITCHYARD_QUEUE       BullMQ queue name (default switchyard)
   SWITCHYARD_LOG_LEVEL   debug | info | warn | error | silent (default info)
+  SWITCHYARD_LOG_FORMAT  json | pretty (default: pretty on a terminal, else JSON lines)
   SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
   SWITCHYARD_LLM_MODEL   model id for openai/bedrock; OPENAI_API_KEY, OPENAI_BASE_URL, AWS_REGION
   SWITCHYARD_LLM_CONCURRENCY  LLM requests in flight per worker (default 8)
 
-Run 'switchyard <command> --help' for a command's options and examples.`;
+Every command takes --help (options and examples) and --verbose (stack traces on errors).`;
 
 const HELP: Record<string, string> = {
   validate: `switchyard validate <file-or-dir>...
@@ -42,33 +49,116 @@ Checks blueprint files (directories: every *.json below them, recursively). Prin
 Examples:
   switchyard validate workflows/
   switchyard validate ../shared/seed-workflows workflows/blog.json`,
-  worker: `switchyard worker --blueprints <dir> [--concurrency N]
+  worker: `switchyard worker [--blueprints <dir>] [--concurrency N]
 
 Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and lets running nodes finish.
 
 Options:
-  --blueprints <dir>   blueprint files or directories (repeatable); needed by subflows
+  --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows); needed by subflows
   --concurrency <N>    node jobs at once (default 16)
   --lock-duration <ms> how long a claim on a running node lasts unrenewed; after a worker dies, its
                        nodes run again elsewhere once this passes (default 30000)
 
 Examples:
-  REDIS_URL=redis://127.0.0.1:6380 switchyard worker --blueprints workflows/ --concurrency 32`,
-  run: `switchyard run <blueprintId> --blueprints <dir> [options]
+  REDIS_URL=redis://127.0.0.1:6380 switchyard worker --blueprints workflows/ --concurrency 32
+  SWITCHYARD_LLM=openai OPENAI_API_KEY=sk-... switchyard worker --blueprints workflows/`,
+  run: `switchyard run <blueprintId> [options]
 
 Starts a run. Exit code 0 when the run was started (without --wait) or completed (with --wait), 1 otherwise.
 
 Options:
-  --blueprints <dir>   blueprint files or directories (repeatable)
+  --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows)
   --input <json>       the run's initial context as a JSON object, or @path to a JSON file
-  --wait               wait for the run to end and print its result
+  --wait               wait for the run to end and print its result (with live progress on a terminal)
+  --progress           show live progress while waiting, also when not on a terminal (on stderr)
   --timeout <s>        with --wait: give up waiting after this many seconds (the run goes on)
   --json               print one JSON object: { runId, blueprintId, status, context, nodes, error? }
   --local              run in this process with the in-memory executor (no Redis, no workers)
+  --tenant <tenant>    whose run it is in the HTTP API and dashboard (default local: the tenant of
+                       switchyard dev without --auth, so the run shows in its dashboard)
 
 Examples:
-  switchyard run greeting --blueprints workflows/ --input '{"name":"Ada"}' --wait
+  switchyard run greeting --input '{"name":"Ada"}' --wait
+  switchyard run content-moderation --input @post.json --wait --json
   switchyard run 100 --blueprints ../shared/seed-workflows --input @topic.json --local --json`,
+  status: `switchyard status <runId> [--json]
+
+Prints a run: its status, blueprint, duration and token use, each node (status, attempts, worker, time,
+tokens), the error of a failed run and the final output. Exit code 0 when the run exists, 1 otherwise.
+
+Options:
+  --json   the whole run view as JSON (status, context, outputs, nodes, error, usage, parent)
+
+Examples:
+  switchyard status 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d
+  switchyard status 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d --json | jq .context`,
+  cancel: `switchyard cancel <runId>
+
+Cancels a running run and its child runs: running nodes see their AbortSignal fire, nothing more starts.
+Exit code 0 when it was cancelled, 1 when it had already ended or does not exist.
+
+Examples:
+  switchyard cancel 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d`,
+  events: `switchyard events <runId> [--follow] [--json]
+
+Prints the run's timeline, one event per line: time, type, node and details (worker, attempt, action, the
+nodes it made ready or skipped, errors).
+
+Options:
+  --follow   keep printing events as they happen until the run ends (XREAD BLOCK, no polling)
+  --json     one JSON object per event
+
+Examples:
+  switchyard events 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d
+  switchyard events 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d --follow --json | jq -c 'select(.type=="node.done")'`,
+  graph: `switchyard graph <blueprintId|file.json> [--blueprints <dir>] [--out file.svg|file.png]
+
+Draws a blueprint: Mermaid flowchart text on stdout, or with --out an SVG file (laid out top to bottom)
+or a PNG (the SVG rendered by headless Chromium: needs /usr/bin/chromium and playwright-core).
+
+Options:
+  --blueprints <dir>   where to find <blueprintId> (repeatable; default ./workflows)
+  --out <file>         write .svg or .png instead of printing Mermaid
+
+Examples:
+  switchyard graph content-moderation
+  switchyard graph workflows/use-cases/job-application.json --out job-application.svg
+  switchyard graph blog-post --out blog-post.png`,
+  keys: `switchyard keys create --tenant <tenant> [--scopes runs:read,runs:write] [--name <name>] [--json]
+switchyard keys list [--json]
+switchyard keys revoke <keyId>
+
+API keys for the HTTP API (switchyard dev --auth, the Lambda API). Only a key's SHA-256 is stored: create
+prints the key once (alone on stdout, so it can be captured); list shows ids, tenants, scopes and names.
+
+Options:
+  --tenant <tenant>    whose runs the key starts and reads (letters, digits, ".", "_", "-")
+  --scopes <list>      comma-separated: runs:read, runs:write (default both)
+  --name <name>        a label to recognise the key by (default "cli")
+
+Examples:
+  switchyard keys create --tenant acme --name "acme backend"
+  KEY=$(switchyard keys create --tenant acme --scopes runs:read)
+  switchyard keys list
+  switchyard keys revoke key_Q2x9v0aLk1sP`,
+  dev: `switchyard dev [--blueprints <dir>] [--workers N] [--port P] [--host H] [--auth]
+
+Runs a whole Switchyard on this machine until Ctrl-C: Redis (REDIS_URL, else a private redis-server or
+valkey-server on a free port in a temp dir), the HTTP API and the dashboard, and N worker processes.
+Ctrl-C stops the workers (they finish their running nodes), the API and the Redis it started.
+
+Options:
+  --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows)
+  --workers <N>        worker processes (default 2)
+  --concurrency <N>    node jobs per worker (default 16)
+  --port <P>           API and dashboard port (default 4280; 0 picks a free one)
+  --host <H>           address to listen on (default 127.0.0.1: this machine only)
+  --auth               require API keys (switchyard keys create); without it auth is off, for local use only
+
+Examples:
+  switchyard dev
+  switchyard dev --workers 4 --port 8080
+  REDIS_URL=redis://127.0.0.1:6379 switchyard dev --auth`,
 };
 
 const OPTIONS = {
@@ -77,14 +167,38 @@ const OPTIONS = {
   'lock-duration': { type: 'string' },
   input: { type: 'string' },
   wait: { type: 'boolean' },
+  progress: { type: 'boolean' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
   local: { type: 'boolean' },
+  follow: { type: 'boolean', short: 'f' },
+  out: { type: 'string', short: 'o' },
+  tenant: { type: 'string' },
+  scopes: { type: 'string' },
+  name: { type: 'string' },
+  workers: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  auth: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   verbose: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
-type Parsed = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values'];
+type OptionName = keyof typeof OPTIONS;
+export type Parsed = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values'];
+
+/** The options each command takes (besides --help and --verbose). */
+const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
+  validate: [],
+  worker: ['blueprints', 'concurrency', 'lock-duration'],
+  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'json', 'local', 'tenant'],
+  status: ['json'],
+  cancel: [],
+  events: ['follow', 'json'],
+  graph: ['blueprints', 'out'],
+  keys: ['tenant', 'scopes', 'name', 'json'],
+  dev: ['blueprints', 'workers', 'concurrency', 'port', 'host', 'auth'],
+};
 
 /** Entry point: returns the process exit code. Only this file reads process.env and argv. */
 export async function main(argv: string[]): Promise<number> {
@@ -93,29 +207,47 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command ? 0 : 2;
   }
+  const allowed = COMMAND_OPTIONS[command];
+  if (!allowed) {
+    console.error(`switchyard: unknown command "${command}" (commands: ${Object.keys(COMMAND_OPTIONS).join(', ')}; see switchyard --help)`);
+    return 2;
+  }
+  const options = Object.fromEntries([...allowed, 'help', 'verbose'].map((name) => [name, OPTIONS[name as OptionName]]));
   let values: Parsed;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true }) as { values: Parsed; positionals: string[] });
   } catch (err) {
     console.error(`switchyard ${command}: ${(err as Error).message}`);
     return 2;
   }
   if (values.help) {
-    const help = HELP[command];
-    console.log(help ?? USAGE);
-    return help ? 0 : 2;
+    console.log(HELP[command]);
+    return 0;
   }
   try {
+    const env = resolveCliEnv(process.env);
     switch (command) {
       case 'validate':
         return await validate(positionals);
       case 'worker':
-        return await worker(values);
+        return await worker(positionals, values, env);
       case 'run':
-        return await run(positionals, values);
+        return await run(positionals, values, env);
+      case 'status':
+        return await status(positionals, values, env);
+      case 'cancel':
+        return await cancel(positionals, env);
+      case 'events':
+        return await events(positionals, values, env);
+      case 'graph':
+        return await graph(positionals, values, env);
+      case 'keys':
+        return await keys(positionals, values, env);
+      case 'dev':
+        return await dev(positionals, values, env);
       default:
-        throw new UsageError(`unknown command "${command}" (commands: validate, worker, run; see switchyard --help)`);
+        throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
     if (err instanceof UsageError) {
@@ -126,22 +258,16 @@ export async function main(argv: string[]): Promise<number> {
       console.error(formatIssues(err.issues));
       return 1;
     }
-    console.error(`switchyard ${command}: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`switchyard ${command}: ${oneLine(err)}`);
     if (values.verbose && err instanceof Error && err.stack) console.error(err.stack);
     return 1;
   }
 }
 
-const redisUrl = () => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-/** Key prefix and queue name, so several Switchyards can share one Redis. */
-const namespace = () => ({ prefix: process.env.SWITCHYARD_PREFIX ?? 'sy', queueName: process.env.SWITCHYARD_QUEUE ?? 'switchyard' });
-/** Node kinds with the LLM provider and Lambda settings the environment chooses. */
-const nodeKinds = (): NodeKindRegistry =>
-  createNodeKinds({
-    llm: createLlmProvider(llmConfigFromEnv(process.env)),
-    lambda: { region: process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION, endpoint: process.env.SWITCHYARD_LAMBDA_ENDPOINT || undefined },
-  });
-const logger = () => createLogger({ level: (process.env.SWITCHYARD_LOG_LEVEL as LogLevel | undefined) ?? 'info' });
+function oneLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n')[0] ?? text;
+}
 
 async function validate(paths: string[]): Promise<number> {
   if (paths.length === 0) throw new UsageError('name at least one blueprint file or directory');
@@ -155,117 +281,59 @@ async function validate(paths: string[]): Promise<number> {
   return 0;
 }
 
-async function loadRegistry(values: Parsed): Promise<BlueprintRegistry> {
-  if (!values.blueprints?.length) throw new UsageError('--blueprints <dir> is required');
-  return BlueprintRegistry.load(values.blueprints, nodeKinds());
-}
-
-async function worker(values: Parsed): Promise<number> {
-  const concurrency = values.concurrency === undefined ? 16 : Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number >= 1 (got "${values.concurrency}")`);
-  const lockDurationMs = values['lock-duration'] === undefined ? undefined : Number(values['lock-duration']);
-  if (lockDurationMs !== undefined && !(Number.isInteger(lockDurationMs) && lockDurationMs >= 1000)) {
-    throw new UsageError(`--lock-duration must be a whole number of ms >= 1000 (got "${values['lock-duration']}")`);
+async function worker(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const concurrency = intOption('concurrency', values.concurrency, 16, 1);
+  const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
+  const registry = await loadRegistry(values.blueprints, env);
+  // REDIS_URL, or an ElastiCache endpoint (REDIS_HOST, REDIS_PORT, REDIS_TLS, REDIS_AUTH_TOKEN as ECS
+  // injects it from Secrets Manager, REDIS_CLUSTER) as the Fargate task definition sets it.
+  const target = redisTargetFromEnv(process.env);
+  let redis: string | RedisClient;
+  if (target.kind === 'url' && !target.cluster) {
+    await checkRedis(target.url);
+    redis = target.url;
+  } else {
+    const warn = cliLogger(env);
+    redis = await connectRedis(target, { role: 'worker', onError: (error) => warn.warn('redis connection error', { error }) });
   }
-  const registry = await loadRegistry(values);
-  const log = logger();
-  const w = new SwitchyardWorker({ redis: redisUrl(), ...namespace(), kinds: registry.kinds, blueprints: registry, concurrency, lockDurationMs, logger: log });
+  const ttl = process.env.SWITCHYARD_RUN_TTL_SECONDS;
+  const runTtlSeconds = ttl ? intOption('SWITCHYARD_RUN_TTL_SECONDS', ttl, DEFAULT_RUN_TTL_SECONDS, 1) : undefined;
+  const w = new SwitchyardWorker({
+    redis,
+    prefix: env.prefix,
+    queueName: env.queueName,
+    kinds: registry.kinds,
+    blueprints: registry,
+    concurrency,
+    lockDurationMs,
+    runTtlSeconds,
+    logger: cliLogger(env),
+  });
+  const log = cliLogger(env, { worker: w.id });
   await w.ready();
   log.info('worker ready', { concurrency, blueprints: registry.ids().length });
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info('draining: finishing running nodes, taking no new ones', { signal });
+    let stopping = false;
+    const stop = (reason: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('draining: finishing running nodes, taking no new ones', { signal: reason });
       process.once('SIGINT', () => process.exit(130)); // a second Ctrl-C forces the exit
       resolve();
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    if (process.send) {
+      // Started by `switchyard dev` or the demo: say we are ready, and drain when our parent goes away.
+      const ready: WorkerReadyMessage = { type: WORKER_READY_MESSAGE, workerId: w.id };
+      process.send(ready);
+      process.once('disconnect', () => stop('parent exited'));
+      process.channel?.unref();
+    }
   });
   await w.close();
+  if (typeof redis !== 'string') await redis.quit().catch(() => undefined);
   log.info('worker stopped');
   return 0;
-}
-
-function parseInput(raw: string | undefined): Record<string, unknown> {
-  if (raw === undefined) return {};
-  let text = raw;
-  if (raw.startsWith('@')) {
-    try {
-      text = readFileSync(raw.slice(1), 'utf8');
-    } catch (err) {
-      throw new UsageError(`--input ${raw}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-  }
-  let input: unknown;
-  try {
-    input = JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`--input is not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new UsageError('--input must be a JSON object');
-  return input as Record<string, unknown>;
-}
-
-async function run(positionals: string[], values: Parsed): Promise<number> {
-  const [blueprintId, ...extra] = positionals;
-  if (!blueprintId) throw new UsageError('name the blueprint to run: switchyard run <blueprintId> --blueprints <dir>');
-  if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  const input = parseInput(values.input);
-  const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a number of seconds > 0 (got "${values.timeout}")`);
-  const registry = await loadRegistry(values);
-  const loaded = registry.get(blueprintId);
-  if (!loaded) throw new UsageError(`no blueprint "${blueprintId}" in ${values.blueprints!.join(', ')} (known: ${registry.ids().join(', ') || 'none'})`);
-
-  if (values.local) {
-    const view = await runInMemory(compileGraph(loaded, registry.kinds), { kinds: registry.kinds, blueprints: registry, input, logger: logger() });
-    return report(view, values);
-  }
-  const client = new SwitchyardClient({ redis: redisUrl(), ...namespace(), blueprints: registry });
-  try {
-    const handle = await client.start(blueprintId, input);
-    if (!values.wait) {
-      if (values.json) console.log(JSON.stringify({ runId: handle.runId, blueprintId, status: 'running' }));
-      else console.log(`started run ${handle.runId} of ${blueprintId}`);
-      return 0;
-    }
-    let view: RunView;
-    try {
-      view = await handle.result(timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 });
-    } catch (err) {
-      if (err instanceof SwitchyardError && err.code === ErrorCodes.WAIT_TIMEOUT) {
-        const current = await handle.get();
-        if (values.json && current) console.log(JSON.stringify(summary(current)));
-        console.error(`switchyard run: run ${handle.runId} still ${current?.status ?? 'running'} after ${timeoutSeconds} s (it goes on)`);
-        return 1;
-      }
-      throw err;
-    }
-    return report(view, values);
-  } finally {
-    await client.close();
-  }
-}
-
-function summary(view: RunView) {
-  return {
-    runId: view.runId,
-    blueprintId: view.blueprintId,
-    status: view.status,
-    context: view.context,
-    nodes: Object.fromEntries(Object.entries(view.nodes).map(([id, n]) => [id, { status: n.status, attempts: n.attempts }])),
-    ...(view.error ? { error: view.error } : {}),
-  };
-}
-
-function report(view: RunView, values: Parsed): number {
-  if (values.json) {
-    console.log(JSON.stringify(summary(view)));
-  } else {
-    console.log(`run ${view.runId} of ${view.blueprintId}: ${view.status}`);
-    for (const [id, n] of Object.entries(view.nodes)) console.log(`  ${n.status.padEnd(9)} ${id}${n.attempts > 1 ? ` (${n.attempts} attempts)` : ''}`);
-    if (view.error) console.log(`error in ${view.error.nodeId ?? 'run'}: ${view.error.message}`);
-    if (view.context.final_output !== undefined) console.log(`\nfinal_output:\n${String(view.context.final_output)}`);
-  }
-  return view.status === 'completed' ? 0 : 1;
 }

@@ -12,6 +12,8 @@ export interface LocalRedis {
   readonly pid: number;
   /** The binary that was started (`redis-server` or `valkey-server`). */
   readonly binary: string;
+  /** The temp dir it runs in (removed by `stop`). */
+  readonly dir: string;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its temp dir. */
   stop(): Promise<void>;
 }
@@ -59,18 +61,30 @@ export async function findFreePort(): Promise<number> {
   });
 }
 
+export interface LocalRedisOptions {
+  /** Ports tried (a port can be taken between probing and binding). @default 3 */
+  attempts?: number;
+  /**
+   * Starts the server in a process group of its own, so a Ctrl-C in the terminal reaches only the
+   * parent, which can then stop its workers before Redis. @default false
+   */
+  ownProcessGroup?: boolean;
+  /** Where to look for the binary. @default process.env.PATH */
+  path?: string;
+}
+
 /**
  * Starts a private Redis on a free loopback port in a fresh temp dir, with no persistence and
  * `maxmemory-policy noeviction` (BullMQ's requirement). Resolves once the server accepts connections.
  */
-export async function startLocalRedis(options: { attempts?: number } = {}): Promise<LocalRedis> {
-  const binary = findRedisBinary();
+export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<LocalRedis> {
+  const binary = findRedisBinary(options.path);
   if (!binary) throw new RedisNotInstalledError();
   const attempts = options.attempts ?? 3;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
     try {
-      return await startOnce(binary, await findFreePort());
+      return await startOnce(binary, await findFreePort(), options.ownProcessGroup ?? false);
     } catch (err) {
       lastError = err; // most likely the port was taken between probe and bind; try another
     }
@@ -78,13 +92,13 @@ export async function startLocalRedis(options: { attempts?: number } = {}): Prom
   throw lastError;
 }
 
-async function startOnce(binary: string, port: number): Promise<LocalRedis> {
+async function startOnce(binary: string, port: number, detached: boolean): Promise<LocalRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-redis-'));
   const child = spawn(
     binary,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
       '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'notice'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], detached },
   );
   try {
     await waitForReady(child);
@@ -105,6 +119,7 @@ async function startOnce(binary: string, port: number): Promise<LocalRedis> {
     port,
     pid: child.pid ?? -1,
     binary,
+    dir,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

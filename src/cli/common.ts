@@ -1,0 +1,151 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { BlueprintRegistry } from '../blueprint/load.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { createLlmProvider, llmConfigFromEnv } from '../llm/index.js';
+import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../logger.js';
+import { createNodeKinds } from '../nodes/index.js';
+import type { NodeKindRegistry } from '../nodes/types.js';
+
+/** Thrown for wrong command-line use: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+/** Everything the CLI takes from the environment, read once by the entry point. */
+export interface CliEnv {
+  /** REDIS_URL; undefined when unset (commands that need Redis default to redis://127.0.0.1:6379, `dev` starts one). */
+  redisUrl: string | undefined;
+  prefix: string;
+  queueName: string;
+  logLevel: LogLevel;
+  /** SWITCHYARD_LOG_FORMAT: json | pretty; undefined: pretty when stderr is a terminal. */
+  logFormat: 'json' | 'pretty' | undefined;
+  /** SWITCHYARD_LLM, or 'offline'. The rest of the LLM settings are read (and checked) when node kinds are built. */
+  llmProvider: string;
+  lambda: { region?: string; endpoint?: string };
+  /** The environment as given, for child processes. */
+  vars: NodeJS.ProcessEnv;
+}
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** Resolves the CLI's settings from environment variables (SWITCHYARD_LLM* are checked here too). */
+export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
+  const level = env.SWITCHYARD_LOG_LEVEL ? parseLogLevel(env.SWITCHYARD_LOG_LEVEL) : 'info';
+  if (!level) throw new UsageError(`SWITCHYARD_LOG_LEVEL="${env.SWITCHYARD_LOG_LEVEL}" is not a level (debug, info, warn, error, silent)`);
+  const format = env.SWITCHYARD_LOG_FORMAT?.trim().toLowerCase() || undefined;
+  if (format !== undefined && format !== 'json' && format !== 'pretty') throw new UsageError(`SWITCHYARD_LOG_FORMAT="${format}" must be json or pretty`);
+  return {
+    redisUrl: env.REDIS_URL || undefined,
+    prefix: env.SWITCHYARD_PREFIX || 'sy',
+    queueName: env.SWITCHYARD_QUEUE || 'switchyard',
+    logLevel: level,
+    logFormat: format,
+    llmProvider: env.SWITCHYARD_LLM || 'offline',
+    lambda: { region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined, endpoint: env.SWITCHYARD_LAMBDA_ENDPOINT || undefined },
+    vars: env,
+  };
+}
+
+/** Node kinds with the LLM provider and Lambda settings the environment chooses. */
+export function nodeKinds(env: CliEnv): NodeKindRegistry {
+  return createNodeKinds({ llm: createLlmProvider(llmConfigFromEnv(env.vars)), lambda: env.lambda });
+}
+
+export function cliLogger(env: CliEnv, fields?: Record<string, unknown>): Logger {
+  return createLogger({ level: env.logLevel, fields, pretty: env.logFormat === undefined ? undefined : env.logFormat === 'pretty' });
+}
+
+/** `--blueprints` as given, or ./workflows when it exists here. */
+export function blueprintPaths(given: readonly string[] | undefined): string[] {
+  if (given?.length) return [...given];
+  if (existsSync('workflows')) return ['workflows'];
+  throw new UsageError('--blueprints <dir> is required (there is no ./workflows here)');
+}
+
+export async function loadRegistry(given: readonly string[] | undefined, env: CliEnv): Promise<BlueprintRegistry> {
+  return BlueprintRegistry.load(blueprintPaths(given), nodeKinds(env));
+}
+
+/** A run's initial context from `--input` (JSON, or @file). */
+export function parseInput(raw: string | undefined): Record<string, unknown> {
+  if (raw === undefined) return {};
+  let text = raw;
+  if (raw.startsWith('@')) {
+    try {
+      text = readFileSync(raw.slice(1), 'utf8');
+    } catch (err) {
+      throw new UsageError(`--input ${raw}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--input is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new UsageError('--input must be a JSON object');
+  return input as Record<string, unknown>;
+}
+
+/** A whole number >= min from an option, or its default. */
+export function intOption(name: string, raw: string | undefined, fallback: number, min: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`--${name} must be a whole number >= ${min} (got "${raw}")`);
+  return value;
+}
+
+/**
+ * Checks that Redis answers before a command starts work, so an unreachable Redis is one clear line
+ * instead of a client that reconnects forever.
+ */
+export async function checkRedis(url: string): Promise<void> {
+  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  let cause: Error | undefined;
+  probe.on('error', (err: Error) => (cause ??= err));
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (err) {
+    const first = (cause ?? err) as NodeJS.ErrnoException;
+    const reason = first.code ?? first.message;
+    throw new SwitchyardError(ErrorCodes.CONFIG, `cannot reach Redis at ${url} (${reason}): start one, or set REDIS_URL (switchyard dev starts a private one)`);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Colours for a terminal; plain text elsewhere (and with NO_COLOR). */
+export interface Palette {
+  dim(s: string): string;
+  bold(s: string): string;
+  green(s: string): string;
+  red(s: string): string;
+  yellow(s: string): string;
+  cyan(s: string): string;
+  magenta(s: string): string;
+}
+
+export function palette(enabled: boolean): Palette {
+  const wrap = (open: number, close: number) => (s: string) => (enabled ? `\u001b[${open}m${s}\u001b[${close}m` : s);
+  return { dim: wrap(2, 22), bold: wrap(1, 22), green: wrap(32, 39), red: wrap(31, 39), yellow: wrap(33, 39), cyan: wrap(36, 39), magenta: wrap(35, 39) };
+}
+
+/** 850 ms, 1.25 s, 2 min 5 s */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  return `${minutes} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/** Rows as aligned columns (the last column is not padded). */
+export function table(rows: readonly (readonly string[])[]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, visibleLength(cell))));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - visibleLength(cell)))).join('  ').trimEnd());
+}
+
+function visibleLength(s: string): number {
+  return s.replace(/\u001b\[\d+m/g, '').length;
+}

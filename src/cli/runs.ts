@@ -1,0 +1,227 @@
+import type { Redis } from 'ioredis';
+import { ApiStore } from '../api/api-store.js';
+import { LOCAL_TENANT } from '../api/app.js';
+import { TENANT_PATTERN } from '../api/keys.js';
+import { BlueprintRegistry } from '../blueprint/load.js';
+import { SwitchyardClient } from '../client/client.js';
+import { compileGraph } from '../engine/graph.js';
+import { runInMemory } from '../engine/memory-executor.js';
+import type { RunView } from '../engine/run-view.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { createNodeKinds } from '../nodes/index.js';
+import { blueprintPaths, checkRedis, cliLogger, DEFAULT_REDIS_URL, formatDuration, loadRegistry, palette, parseInput, table, UsageError, type CliEnv } from './common.js';
+import type { Parsed } from './main.js';
+import { createProgressPrinter, followRunEvents } from './progress.js';
+
+/** A client on the environment's Redis, after checking that Redis answers. */
+async function openClient(env: CliEnv, registry?: BlueprintRegistry): Promise<SwitchyardClient> {
+  const url = env.redisUrl ?? DEFAULT_REDIS_URL;
+  await checkRedis(url);
+  return new SwitchyardClient({ redis: url, prefix: env.prefix, queueName: env.queueName, blueprints: registry ?? new BlueprintRegistry(createNodeKinds()) });
+}
+
+function onePositional(positionals: string[], what: string, usage: string): string {
+  const [value, ...extra] = positionals;
+  if (!value) throw new UsageError(`name the ${what}: ${usage}`);
+  if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  return value;
+}
+
+export async function run(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+  const blueprintId = onePositional(positionals, 'blueprint to run', 'switchyard run <blueprintId> --blueprints <dir>');
+  const input = parseInput(values.input);
+  const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a number of seconds > 0 (got "${values.timeout}")`);
+  const registry = await loadRegistry(values.blueprints, env);
+  const loaded = registry.get(blueprintId);
+  if (!loaded) throw new UsageError(`no blueprint "${blueprintId}" in ${blueprintPaths(values.blueprints).join(', ')} (known: ${registry.ids().join(', ') || 'none'})`);
+
+  if (values.local) {
+    const view = await runInMemory(compileGraph(loaded, registry.kinds), { kinds: registry.kinds, blueprints: registry, input, logger: cliLogger(env) });
+    return report(view, values);
+  }
+  const tenant = values.tenant ?? LOCAL_TENANT;
+  if (!TENANT_PATTERN.test(tenant)) throw new UsageError(`--tenant must be 1-100 letters, digits, ".", "_" or "-" (got "${tenant}")`);
+  const client = await openClient(env, registry);
+  try {
+    const startedAt = Date.now();
+    const handle = await client.start(blueprintId, input);
+    await recordForTenant(client, handle.runId, tenant, startedAt);
+    if (!values.wait) {
+      if (values.json) console.log(JSON.stringify({ runId: handle.runId, blueprintId, status: 'running' }));
+      else console.log(`started run ${handle.runId} of ${blueprintId}`);
+      return 0;
+    }
+    const timeoutMs = timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000;
+    const live = values.progress === true || (!values.json && process.stderr.isTTY === true);
+    let view: RunView | undefined;
+    if (live) {
+      const ended = await showProgress(client, handle.runId, timeoutMs, (line) => process.stderr.write(`${line}\n`), process.stderr.isTTY === true);
+      view = ended ? await handle.get() : undefined;
+    } else {
+      try {
+        view = await handle.result(timeoutMs === undefined ? {} : { timeoutMs });
+      } catch (err) {
+        if (!(err instanceof SwitchyardError && err.code === ErrorCodes.WAIT_TIMEOUT)) throw err;
+      }
+    }
+    if (!view || view.status === 'running') {
+      const current = view ?? (await handle.get());
+      if (values.json && current) console.log(JSON.stringify(summary(current)));
+      console.error(`switchyard run: run ${handle.runId} still ${current?.status ?? 'running'} after ${timeoutSeconds} s (it goes on)`);
+      return 1;
+    }
+    return report(view, values);
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Records the run as the tenant's, as the HTTP API does for the runs it starts, so the dashboard lists it
+ * and the API serves it to that tenant (`local`: the API of `switchyard dev` without --auth).
+ */
+async function recordForTenant(client: SwitchyardClient, runId: string, tenant: string, startedAt: number): Promise<void> {
+  const store = new ApiStore(client.store.redis, client.store.keys);
+  const tagged = await store.tagRun(runId, tenant);
+  if (tagged.outcome === 'ok') await store.indexRun(tenant, runId, startedAt, tagged.ttlSeconds);
+}
+
+/** Prints the run's progress until it ends (true) or `timeoutMs` passes (false). */
+async function showProgress(client: SwitchyardClient, runId: string, timeoutMs: number | undefined, write: (line: string) => void, color: boolean): Promise<boolean> {
+  const timeout = new AbortController();
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => timeout.abort(), timeoutMs);
+  const print = createProgressPrinter({ write, color });
+  try {
+    for await (const event of followRunEvents(client.store.redis as Redis, client.store.keys, runId, { children: true, signal: timeout.signal })) print(event);
+  } finally {
+    clearTimeout(timer);
+  }
+  return !timeout.signal.aborted;
+}
+
+export function summary(view: RunView) {
+  return {
+    runId: view.runId,
+    blueprintId: view.blueprintId,
+    status: view.status,
+    context: view.context,
+    nodes: Object.fromEntries(Object.entries(view.nodes).map(([id, n]) => [id, { status: n.status, attempts: n.attempts }])),
+    ...(view.error ? { error: view.error } : {}),
+  };
+}
+
+function report(view: RunView, values: Parsed): number {
+  if (values.json) {
+    console.log(JSON.stringify(summary(view)));
+  } else {
+    console.log(`run ${view.runId} of ${view.blueprintId}: ${view.status}`);
+    for (const [id, n] of Object.entries(view.nodes)) console.log(`  ${n.status.padEnd(9)} ${id}${n.attempts > 1 ? ` (${n.attempts} attempts)` : ''}`);
+    if (view.error) console.log(`error in ${view.error.nodeId ?? 'run'}: ${view.error.message}`);
+    if (view.context.final_output !== undefined) console.log(`\nfinal_output:\n${String(view.context.final_output)}`);
+  }
+  return view.status === 'completed' ? 0 : 1;
+}
+
+/** A run as readable lines: header, timing and tokens, one row per node, error, final output. */
+export function describeRunView(view: RunView, color = false): string[] {
+  const c = palette(color);
+  const paint = view.status === 'completed' ? c.green : view.status === 'running' ? c.cyan : c.red;
+  const lines = [`run ${view.runId}  ${view.blueprintId}  ${paint(view.status)}`];
+  const facts: string[] = [];
+  if (view.createdAt) facts.push(`started ${new Date(view.createdAt).toISOString()}`);
+  if (view.createdAt && view.endedAt) facts.push(`took ${formatDuration(view.endedAt - view.createdAt)}`);
+  else if (view.createdAt) facts.push(`running for ${formatDuration(Date.now() - view.createdAt)}`);
+  if (view.usage) facts.push(`tokens ${view.usage.promptTokens + view.usage.completionTokens} (prompt ${view.usage.promptTokens}, completion ${view.usage.completionTokens})`);
+  if (view.parent) facts.push(`child of run ${view.parent.runId} (node ${view.parent.nodeId})`);
+  if (facts.length) lines.push(facts.join('  ·  '));
+  const rows = Object.entries(view.nodes).map(([id, n]) => [
+    id,
+    n.status,
+    n.attempts === 0 ? '' : `${n.attempts} attempt${n.attempts === 1 ? '' : 's'}`,
+    n.worker ?? '',
+    n.startedAt && n.endedAt ? formatDuration(n.endedAt - n.startedAt) : '',
+    n.usage ? `${n.usage.promptTokens + n.usage.completionTokens} tokens` : '',
+    n.childRunId ? `child run ${n.childRunId}` : n.error ? n.error.message : '',
+  ]);
+  lines.push('', ...table([['node', 'status', 'attempts', 'worker', 'time', 'tokens', ''], ...rows]).map((l) => `  ${l}`));
+  if (view.error) lines.push('', c.red(`error in ${view.error.nodeId ?? 'run'}: ${view.error.message}`));
+  if (view.context.final_output !== undefined) lines.push('', 'final_output:', String(view.context.final_output));
+  return lines;
+}
+
+export async function status(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+  const runId = onePositional(positionals, 'run', 'switchyard status <runId>');
+  const client = await openClient(env);
+  try {
+    const view = await client.get(runId);
+    if (!view) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}" (or it expired)`);
+    if (values.json) console.log(JSON.stringify(view, null, 2));
+    else console.log(describeRunView(view, process.stdout.isTTY === true).join('\n'));
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function cancel(positionals: string[], env: CliEnv): Promise<number> {
+  const runId = onePositional(positionals, 'run', 'switchyard cancel <runId>');
+  const client = await openClient(env);
+  try {
+    if (await client.cancel(runId)) {
+      console.log(`cancelled run ${runId}`);
+      return 0;
+    }
+    const current = await client.store.getStatus(runId);
+    console.error(`switchyard cancel: run ${runId} already ended (${current ?? 'expired'})`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function events(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+  const runId = onePositional(positionals, 'run', 'switchyard events <runId>');
+  const client = await openClient(env);
+  const print = (id: string, fields: Record<string, string>) => {
+    if (values.json) console.log(JSON.stringify({ id, ...fields }));
+    else console.log(formatEventLine(id, fields));
+  };
+  try {
+    if (values.follow) {
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        for await (const event of followRunEvents(client.store.redis as Redis, client.store.keys, runId, { signal: stop.signal })) print(event.id, event.fields);
+      } finally {
+        process.off('SIGINT', onSignal);
+      }
+      return 0;
+    }
+    const list = await client.events(runId);
+    if (list.length === 0 && (await client.store.getStatus(runId)) === undefined) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}" (or it expired)`);
+    for (const { id, ...fields } of list) print(id, fields);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+/** `2026-01-02T10:00:00.123Z  node.done        check_pii  attempt=1 worker=… action=true` */
+export function formatEventLine(id: string, fields: Record<string, string>): string {
+  const at = Number(fields.at);
+  const time = Number.isFinite(at) ? new Date(at).toISOString() : id;
+  const { type = '?', node, at: _at, ...rest } = fields;
+  const details = Object.entries(rest).map(([k, v]) => `${k}=${k === 'error' ? errorText(v) : v}`);
+  return [time, type.padEnd(15), (node ?? '').padEnd(node ? 16 : 0), ...details].filter(Boolean).join('  ').trimEnd();
+}
+
+function errorText(json: string): string {
+  try {
+    const parsed = JSON.parse(json) as { message?: string };
+    return JSON.stringify(parsed.message ?? json);
+  } catch {
+    return JSON.stringify(json);
+  }
+}

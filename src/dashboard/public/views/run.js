@@ -1,0 +1,291 @@
+// One run: its graph coloured by node state, a timeline of attempts per worker, node details, and a
+// Cancel button. Live: it long-polls the run's events (GET /runs/{id}/events?after=&wait=) and re-reads
+// the run after each batch, so nothing reloads.
+import { api, ApiError } from '../api.js';
+import { attemptsFrom, drawGantt, GANTT_LEGEND } from '../gantt.js';
+import { drawGraph, setStatuses } from '../graph.js';
+import {
+  announce, delay, formatDuration, formatFullTime, formatNumber, formatTime, formatTokens, h, isTerminalRunStatus, prettyJson, replace, shortId, statusBadge, totalTokens,
+} from '../util.js';
+import { errorState } from './runs.js';
+
+const POLL_WAIT_SECONDS = 20;
+const TICK_MS = 500;
+const NODE_STATES = ['pending', 'queued', 'running', 'done', 'skipped', 'failed', 'cancelled'];
+
+export function renderRun({ main, runId, isCurrent }) {
+  const controller = new AbortController();
+  const { signal } = controller;
+  const state = { view: undefined, blueprint: undefined, events: [], cursor: undefined, skew: 0, selected: undefined, ended: false };
+  let ticker;
+  let resizeObserver;
+
+  const serverNow = () => Date.now() + state.skew;
+  const noteServerTime = (now) => {
+    if (typeof now === 'number') state.skew = now - Date.now();
+  };
+
+  // The page's parts, filled in by update().
+  const statusBadgeEl = h('span', { id: 'run-status', class: 'badge', 'data-run-status': '' });
+  const cancelButton = h('button', { type: 'button', id: 'cancel-run', class: 'button danger', hidden: true, onclick: () => cancel() }, 'Cancel run');
+  const liveEl = h('span', { class: 'live', hidden: true }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), 'Live');
+  const facts = h('dl', { class: 'facts' });
+  const lineage = h('p', { class: 'lineage', hidden: true });
+  const messages = h('div', { class: 'run-messages' });
+  const graphHost = h('div', { class: 'graph-host' });
+  const ganttHost = h('div', { class: 'gantt-host' });
+  const contextHost = h('div', { class: 'context-host' });
+  const breadcrumbTitle = h('span', {}, `run ${shortId(runId)}`);
+  const breadcrumbBlueprint = h('a', { href: '#/' }, 'Runs');
+
+  replace(main,
+    h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Runs'), h('span', { 'aria-hidden': 'true' }, ' / '), breadcrumbBlueprint, h('span', { 'aria-hidden': 'true' }, ' / '), breadcrumbTitle),
+    h('div', { class: 'page-head' },
+      h('div', {}, h('h1', { class: 'run-title' }, 'Run ', h('span', { class: 'mono', title: runId }, shortId(runId)), ' ', statusBadgeEl), lineage),
+      h('div', { class: 'toolbar' }, liveEl, cancelButton)),
+    h('section', { class: 'card facts-card', 'aria-label': 'Summary' }, facts),
+    messages,
+    h('div', { class: 'run-grid' },
+      h('section', { class: 'card', 'aria-labelledby': 'graph-heading' },
+        h('div', { class: 'card-head' }, h('h2', { id: 'graph-heading' }, 'Graph'), legend()),
+        graphHost),
+      h('section', { class: 'card', 'aria-labelledby': 'timeline-heading' },
+        h('div', { class: 'card-head' }, h('h2', { id: 'timeline-heading' }, 'Timeline'),
+          h('ul', { class: 'legend gantt-legend', 'aria-label': 'Bars: node attempts by worker' }, GANTT_LEGEND.map(([kind, text]) => h('li', {}, h('span', { class: `swatch swatch-bar-${kind}`, 'aria-hidden': 'true' }), text)))),
+        ganttHost)),
+    h('section', { class: 'card', 'aria-labelledby': 'context-heading' },
+      h('div', { class: 'card-head' }, h('h2', { id: 'context-heading' }, 'Run context'), h('p', { class: 'subtle small' }, 'The run\u2019s input and the keys its nodes wrote.')),
+      contextHost));
+
+  const openNode = (nodeId) => {
+    state.selected = nodeId;
+    const dialog = document.getElementById('node-dialog');
+    renderNodeDialog(dialog, state, nodeId, serverNow());
+    if (!dialog.open) dialog.showModal();
+  };
+
+  const update = () => {
+    const { view } = state;
+    if (!view || !isCurrent()) return;
+    const previous = statusBadgeEl.dataset.runStatus;
+    statusBadgeEl.textContent = view.status;
+    statusBadgeEl.className = `badge badge-${view.status}`;
+    statusBadgeEl.dataset.runStatus = view.status;
+    if (previous && previous !== view.status) announce(`Run ${view.status}`);
+    cancelButton.hidden = view.status !== 'running';
+    liveEl.hidden = state.ended;
+    breadcrumbBlueprint.textContent = view.blueprintId;
+    breadcrumbBlueprint.href = `#/?blueprint=${encodeURIComponent(view.blueprintId)}`;
+    renderFacts(facts, view, serverNow());
+    if (view.parent) {
+      replace(lineage, 'Child run of ', h('a', { href: `#/runs/${encodeURIComponent(view.parent.runId)}`, class: 'mono', id: 'parent-link' }, `run ${shortId(view.parent.runId)}`), ', node ', h('code', {}, view.parent.nodeId));
+      lineage.hidden = false;
+    }
+    replace(messages, view.error ? h('div', { class: 'callout error', role: 'note' },
+      h('strong', {}, view.error.nodeId ? `Node ${view.error.nodeId} failed: ` : 'Failed: '), view.error.message ?? view.error.code ?? 'unknown error') : null);
+    const statuses = Object.fromEntries(Object.entries(view.nodes).map(([id, n]) => [id, n.status]));
+    const svg = graphHost.querySelector('svg.graph');
+    if (svg) setStatuses(svg, statuses);
+    renderTimeline();
+    renderContext(contextHost, view.context);
+    const dialog = document.getElementById('node-dialog');
+    if (dialog.open && state.selected) renderNodeDialog(dialog, state, state.selected, serverNow());
+  };
+
+  const renderTimeline = () => {
+    const width = Math.max(320, Math.floor(ganttHost.clientWidth || 600));
+    const gantt = drawGantt(state.events, { width, now: state.ended && state.view?.endedAt ? state.view.endedAt : serverNow(), onSelect: openNode });
+    ganttHost.replaceChildren(gantt);
+  };
+
+  const cancel = async () => {
+    cancelButton.disabled = true;
+    try {
+      await api(`/runs/${encodeURIComponent(runId)}/cancel`, { method: 'POST', signal });
+      state.view = await api(`/runs/${encodeURIComponent(runId)}`, { signal });
+      update();
+    } catch (err) {
+      if (err?.name === 'AbortError') return;
+      replace(messages, h('div', { class: 'callout error', role: 'alert' }, `Could not cancel: ${err.message}`));
+    } finally {
+      cancelButton.disabled = false;
+    }
+  };
+
+  /** Follows the run live until it has ended and every event is in. */
+  const follow = async () => {
+    let failures = 0;
+    while (!signal.aborted && !state.ended) {
+      const started = Date.now();
+      try {
+        const query = new URLSearchParams({ wait: String(POLL_WAIT_SECONDS) });
+        if (state.cursor) query.set('after', state.cursor);
+        const batch = await api(`/runs/${encodeURIComponent(runId)}/events?${query}`, { signal });
+        failures = 0;
+        noteServerTime(batch.now);
+        if (batch.cursor) state.cursor = batch.cursor;
+        state.events.push(...batch.events);
+        const sawEnd = batch.events.some((e) => e.type === 'run.completed' || e.type === 'run.failed' || e.type === 'run.cancelled');
+        if (batch.events.length > 0 || isTerminalRunStatus(batch.status)) {
+          state.view = await api(`/runs/${encodeURIComponent(runId)}`, { signal });
+        }
+        if (sawEnd || (batch.events.length === 0 && isTerminalRunStatus(batch.status))) state.ended = true;
+        update();
+        // An empty answer that came back at once (the server had no connection free): do not spin.
+        if (batch.events.length === 0 && Date.now() - started < 1000) await delay(1000, signal);
+      } catch (err) {
+        if (err?.name === 'AbortError' || signal.aborted) return;
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403 || err.status === 404)) return;
+        failures++;
+        liveEl.hidden = true;
+        await delay(Math.min(10_000, 1000 * 2 ** failures), signal);
+      }
+    }
+    update();
+  };
+
+  (async () => {
+    try {
+      const id = encodeURIComponent(runId);
+      // The blueprint version may be gone (then: no graph, the rest still works).
+      const blueprintOrNone = api(`/runs/${id}/blueprint`, { signal }).catch((err) => {
+        if (err instanceof ApiError && err.code === 'BLUEPRINT_NOT_FOUND') return undefined;
+        throw err;
+      });
+      const [view, blueprint, timeline] = await Promise.all([api(`/runs/${id}`, { signal }), blueprintOrNone, api(`/runs/${id}/events`, { signal })]);
+      if (!isCurrent()) return;
+      noteServerTime(timeline.now);
+      Object.assign(state, { view, blueprint, events: timeline.events, cursor: timeline.cursor, ended: isTerminalRunStatus(view.status) && isTerminalRunStatus(timeline.status) });
+      document.title = `Run ${shortId(runId)} · ${view.blueprintId} · Switchyard`;
+      const statuses = Object.fromEntries(Object.entries(view.nodes).map(([nodeId, n]) => [nodeId, n.status]));
+      graphHost.replaceChildren(blueprint
+        ? drawGraph(blueprint.layout, { statuses, onSelect: openNode, label: `Graph of ${view.blueprintId}` })
+        : h('p', { class: 'subtle' }, 'The blueprint of this run is no longer stored, so its graph cannot be drawn.'));
+      update();
+      ticker = setInterval(() => {
+        if (state.ended) return;
+        renderFacts(facts, state.view, serverNow());
+        renderTimeline();
+      }, TICK_MS);
+      resizeObserver = new ResizeObserver(() => renderTimeline());
+      resizeObserver.observe(ganttHost);
+      follow();
+    } catch (err) {
+      if (err?.name === 'AbortError' || !isCurrent()) return;
+      if (err instanceof ApiError && err.status === 404) {
+        replace(main, h('div', { class: 'card empty-state' }, h('h1', {}, 'Run not found'), h('p', { class: 'subtle' }, 'There is no run ', h('code', {}, runId), ' for this key (runs expire some time after they end).'), h('p', {}, h('a', { href: '#/' }, 'Back to runs'))));
+      } else {
+        replace(main, h('div', { class: 'card' }, errorState(err)));
+      }
+    }
+  })();
+
+  return () => {
+    controller.abort();
+    clearInterval(ticker);
+    resizeObserver?.disconnect();
+    const dialog = document.getElementById('node-dialog');
+    if (dialog.open) dialog.close();
+    document.title = 'Switchyard';
+  };
+}
+
+function legend() {
+  return h('ul', { class: 'legend', 'aria-label': 'Node states' },
+    NODE_STATES.map((s) => h('li', {}, h('span', { class: `swatch swatch-${s}`, 'aria-hidden': 'true' }), s)));
+}
+
+function renderFacts(facts, view, now) {
+  if (!view) return;
+  const counts = {};
+  for (const node of Object.values(view.nodes)) counts[node.status] = (counts[node.status] ?? 0) + 1;
+  const total = Object.keys(view.nodes).length;
+  const finished = (counts.done ?? 0) + (counts.skipped ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
+  const duration = (view.endedAt ?? now) - view.createdAt;
+  const fact = (label, ...value) => [h('div', { class: 'fact' }, h('dt', {}, label), h('dd', {}, ...value))];
+  replace(facts,
+    fact('Blueprint', h('a', { href: `#/blueprints/${encodeURIComponent(view.blueprintId)}` }, view.blueprintId)),
+    fact('Started', h('span', { title: formatFullTime(view.createdAt) }, formatTime(view.createdAt))),
+    fact(view.endedAt ? 'Duration' : 'Running for', formatDuration(duration)),
+    fact('Nodes', `${finished} of ${total} finished`),
+    fact('Tokens', h('span', { title: view.usage ? `${formatNumber(view.usage.promptTokens)} prompt + ${formatNumber(view.usage.completionTokens)} completion` : 'no LLM tokens used' }, formatTokens(view.usage))),
+    fact('Run id', h('span', { class: 'mono small' }, view.runId)));
+}
+
+function renderContext(host, context) {
+  const entries = Object.entries(context ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  if (entries.length === 0) {
+    replace(host, h('p', { class: 'subtle' }, 'Empty.'));
+    return;
+  }
+  const open = new Set([...host.querySelectorAll('details[open]')].map((d) => d.dataset.key));
+  replace(host, h('div', { class: 'kv' }, entries.map(([key, value]) =>
+    h('details', { 'data-key': key, open: open.has(key) || (typeof value !== 'object' && String(value).length < 160) },
+      h('summary', {}, h('code', {}, key), h('span', { class: 'subtle small' }, ` ${preview(value)}`)),
+      h('pre', { class: 'json' }, prettyJson(value))))));
+}
+
+function preview(value) {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+/** The node's details, from the run view, the blueprint (params) and the events (attempts). */
+function renderNodeDialog(dialog, state, nodeId, now) {
+  const node = state.view?.nodes[nodeId] ?? { status: 'pending', attempts: 0 };
+  const definition = state.blueprint?.blueprint?.nodes?.find((n) => n.id === nodeId);
+  const output = state.view?.outputs?.[nodeId];
+  const attempts = attemptsFrom(state.events).attempts.filter((a) => a.node === nodeId);
+  const field = (label, ...value) => h('div', { class: 'fact' }, h('dt', {}, label), h('dd', {}, ...value));
+  const ended = node.endedAt ?? (node.status === 'running' ? undefined : attempts.at(-1)?.end);
+  // Re-rendered on every update while open: only when something changed, so focus and scrolling stay.
+  const signature = JSON.stringify([nodeId, node, output === undefined ? null : output, attempts, node.status === 'running' ? Math.floor(now / 1000) : 0]);
+  if (dialog.open && dialog.dataset.signature === signature) return;
+  dialog.dataset.signature = signature;
+
+  const body = h('div', { class: 'dialog-body' },
+    h('dl', { class: 'facts compact' },
+      field('Kind', h('code', {}, definition?.uses ?? '?')),
+      field('Attempts', String(node.attempts)),
+      field('Worker', node.worker ?? '–'),
+      field('Started', node.startedAt ? formatTime(node.startedAt) : '–'),
+      field('Duration', node.startedAt ? formatDuration((ended ?? now) - node.startedAt) : '–'),
+      field('Tokens', node.usage ? `${formatNumber(totalTokens(node.usage))} (${formatNumber(node.usage.promptTokens)} prompt + ${formatNumber(node.usage.completionTokens)} completion)` : '–'),
+      node.meta ? field('Answered by', Object.entries(node.meta).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ')) : null),
+    node.childRunId ? h('p', { class: 'callout info' }, 'Subflow: ', h('a', { href: `#/runs/${encodeURIComponent(node.childRunId)}`, class: 'mono', id: 'child-run-link', onclick: () => dialog.close() }, `child run ${shortId(node.childRunId)}`)) : null,
+    node.error ? h('section', {}, h('h3', {}, 'Error'), h('pre', { class: 'json error' }, errorText(node.error))) : null,
+    attempts.length > 0 ? h('section', {}, h('h3', {}, 'Attempts'), h('ol', { class: 'attempts' }, attempts.map((a) =>
+      h('li', {}, statusBadge(a.outcome === 'retrying' ? 'failed' : a.outcome), ` on ${a.worker}, ${formatDuration((a.end ?? now) - a.start)}`, a.error ? h('span', { class: 'subtle' }, ` – ${errorText(a.error)}`) : '')))) : null,
+    h('section', {}, h('h3', {}, 'Input'),
+      h('p', { class: 'subtle small' }, 'What the node reads from the run\u2019s context is not stored; these are its parameters.'),
+      h('pre', { class: 'json' }, definition?.params ? prettyJson(definition.params) : '(no parameters)')),
+    h('section', {}, h('h3', {}, 'Output'), output === undefined ? h('p', { class: 'subtle' }, node.status === 'done' ? '(no output)' : 'Not yet.') : h('pre', { class: 'json', id: 'node-output' }, prettyJson(output))));
+
+  let head = dialog.querySelector('.dialog-head');
+  if (!head) {
+    const close = h('button', { type: 'button', class: 'button ghost icon', 'aria-label': 'Close details', onclick: () => dialog.close() }, '✕');
+    head = h('div', { class: 'dialog-head' }, h('h2', { id: 'node-dialog-title' }), close);
+    replace(dialog, head, h('div', { class: 'dialog-body' }));
+  }
+  replace(head.querySelector('h2'), nodeId, ' ', statusBadge(node.status, { 'data-node-status': node.status }));
+  const old = dialog.querySelector('.dialog-body');
+  // Keep focus if it was inside the part being replaced.
+  const hadFocus = old.contains(document.activeElement);
+  body.scrollTop = old.scrollTop;
+  old.replaceWith(body);
+  body.scrollTop = old.scrollTop;
+  if (hadFocus) head.querySelector('button').focus();
+  dialog.dataset.nodeId = nodeId;
+}
+
+function errorText(error) {
+  if (typeof error === 'string') {
+    try {
+      return errorText(JSON.parse(error));
+    } catch {
+      return error;
+    }
+  }
+  if (!error || typeof error !== 'object') return String(error);
+  return [error.code ? `[${error.code}]` : '', error.message ?? JSON.stringify(error)].filter(Boolean).join(' ');
+}
