@@ -242,6 +242,7 @@ async function measureEngine(engine: Engine, scenario: Scenario, rep: number): P
 async function monitorSample(workerAddresses: string[], once: () => Promise<number>, scenario: Scenario): Promise<number> {
   const addresses = new Set(workerAddresses);
   const monitor = await admin.monitor();
+  monitor.on('error', (err: Error) => console.warn(`monitor: ${err.message}`));
   let count = 0;
   let inMulti = false;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {

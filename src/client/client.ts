@@ -145,7 +145,10 @@ export class SwitchyardClient {
 
   private async addWaiter(channel: string, wake: (status: string) => void): Promise<void> {
     if (!this.subscriber) {
-      this.subscriber = (this.options.redis as Redis).duplicate();
+      // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes after a
+      // reconnect, and result() re-reads the status after subscribing, so nothing is missed.
+      this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false });
+      this.subscriber.on('error', () => undefined); // reconnects on its own; commands report their own errors
       this.subscriber.on('message', (ch: string, status: string) => {
         for (const w of this.waiters.get(ch)?.wakers ?? []) w(status);
       });

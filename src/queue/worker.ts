@@ -73,7 +73,9 @@ export class SwitchyardWorker {
       throw new SwitchyardError(ErrorCodes.CONFIG, `concurrency must be a whole number >= 1 (got ${concurrency})`);
     }
     this.localLimit = concurrency * 4;
-    this.subscriber = (this.options.redis as Redis).duplicate();
+    // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes itself.
+    this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false });
+    this.subscriber.on('error', (err: Error) => this.logger.warn('abort subscription connection error', { error: err.message }));
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     this.subscribed = this.subscriber.subscribe(this.store.keys.aborts()).then(() => undefined);
     this.subscribed.catch((err: unknown) => this.logger.error('abort subscription failed', { err: String(err) }));
