@@ -90,6 +90,22 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 const noop = () => undefined;
 /** Drops everything. */
+/**
+ * A child logger made on first use: hot paths (a worker runs thousands of nodes a second) pass per-node
+ * loggers around that are mostly never written to, and creating a pino child each time costs CPU.
+ */
+export function lazyChild(parent: Logger, fields: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const get = () => (child ??= parent.child(fields));
+  return {
+    debug: (msg, extra) => get().debug(msg, extra),
+    info: (msg, extra) => get().info(msg, extra),
+    warn: (msg, extra) => get().warn(msg, extra),
+    error: (msg, extra) => get().error(msg, extra),
+    child: (more) => lazyChild(parent, { ...fields, ...more }),
+  };
+}
+
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop, child: () => silentLogger };
 
 /** A level name from user input (an environment variable); undefined when it names none. */

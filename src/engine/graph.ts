@@ -60,6 +60,8 @@ export interface Graph {
   byId: Map<string, CompiledNode>;
   startNodes: CompiledNode[];
   topology: LuaTopology;
+  /** `topology` as JSON, serialised once (every run start stores it). */
+  topologyJson: string;
 }
 
 export const DEFAULT_RETRY_DELAY_MS = 1000;
@@ -105,6 +107,13 @@ export function compileGraph(
     target.incoming.push(compiled);
   });
   for (const node of nodes) node.needs = computeNeeds(node, kinds);
+  const topology: LuaTopology = {
+    ids: nodes.map((n) => n.id),
+    any: nodes.map((n) => (n.config.joinStrategy === 'any' ? 1 : 0)),
+    indeg: nodes.map((n) => n.incoming.length),
+    out: nodes.map((n) => n.outgoing.map((e) => e.target + 1)),
+    needs: nodes.map((n) => [n.needs.context, n.needs.outputs]),
+  };
   return {
     blueprintId: blueprint.id,
     version,
@@ -112,13 +121,8 @@ export function compileGraph(
     nodes,
     byId,
     startNodes: nodes.filter((n) => n.incoming.length === 0),
-    topology: {
-      ids: nodes.map((n) => n.id),
-      any: nodes.map((n) => (n.config.joinStrategy === 'any' ? 1 : 0)),
-      indeg: nodes.map((n) => n.incoming.length),
-      out: nodes.map((n) => n.outgoing.map((e) => e.target + 1)),
-      needs: nodes.map((n) => [n.needs.context, n.needs.outputs]),
-    },
+    topology,
+    topologyJson: JSON.stringify(topology),
   };
 }
 

@@ -69,6 +69,7 @@ export class RunService {
       blueprintId: graph.blueprintId,
       version: graph.version,
       topology: graph.topology,
+      topologyJson: graph.topologyJson,
       input,
       ttlSeconds,
       parent: options.parent,

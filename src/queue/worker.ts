@@ -9,7 +9,7 @@ import { childRunId } from '../engine/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import type { CompiledNode, Graph } from '../engine/graph.js';
 import { decideEdges } from '../engine/transitions.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
@@ -174,7 +174,7 @@ export class SwitchyardWorker {
   /** Runs one node and applies its result; returns the successors it claimed to run next. */
   private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
     const { node } = step;
-    const logger = this.logger.child({ runId, nodeId: node.id, attempt: step.attempt });
+    const logger = lazyChild(this.logger, { runId, nodeId: node.id, attempt: step.attempt });
     const controller = new AbortController();
     const options: ExecuteNodeOptions = {
       runId,

@@ -47,6 +47,8 @@ export interface StartRunInput {
   blueprintId: string;
   version: string;
   topology: LuaTopology;
+  /** The topology as JSON when the caller has it serialised already. */
+  topologyJson?: string;
   input: Record<string, unknown>;
   ttlSeconds: number;
   parent?: ParentLink;
@@ -109,7 +111,7 @@ export class RedisStore {
     const reply = await this.call('sy2StartRun', input.runId, [
       input.blueprintId,
       input.version,
-      JSON.stringify(input.topology),
+      input.topologyJson ?? JSON.stringify(input.topology),
       input.ttlSeconds,
       input.parent ? JSON.stringify(input.parent) : '',
       ...pairs,
