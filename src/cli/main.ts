@@ -311,6 +311,17 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     logger: cliLogger(env),
   });
   const log = cliLogger(env, { worker: w.id });
+  // Signal handlers first, so a SIGTERM that arrives while the worker starts still drains it. They stay
+  // installed while draining: a repeated SIGTERM does not cut the drain short (ECS sends SIGKILL after
+  // its StopTimeout); a second Ctrl-C does.
+  let stopRequested: ((reason: string) => void) | undefined;
+  let pendingStop: string | undefined;
+  const onSignal = (reason: string) => (stopRequested ? stopRequested(reason) : (pendingStop ??= reason));
+  const onSigterm = () => onSignal('SIGTERM');
+  let interrupts = 0;
+  const onSigint = () => (++interrupts > 1 ? process.exit(130) : onSignal('SIGINT'));
+  process.on('SIGTERM', onSigterm);
+  process.on('SIGINT', onSigint);
   await w.ready();
   log.info('worker ready', { concurrency, blueprints: registry.ids().length });
   await new Promise<void>((resolve) => {
@@ -319,11 +330,10 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
       if (stopping) return;
       stopping = true;
       log.info('draining: finishing running nodes, taking no new ones', { signal: reason });
-      process.once('SIGINT', () => process.exit(130)); // a second Ctrl-C forces the exit
       resolve();
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    stopRequested = stop;
+    if (pendingStop) stop(pendingStop);
     if (process.send) {
       // Started by `switchyard dev` or the demo: say we are ready, and drain when our parent goes away.
       const ready: WorkerReadyMessage = { type: WORKER_READY_MESSAGE, workerId: w.id };
