@@ -1,27 +1,9 @@
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startScriptedServer, type Reply, type ScriptedServer } from './support/scripted-server.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../src/errors.js';
 import { createBedrockProvider, type BedrockOptions } from '../src/llm/bedrock.js';
 
-interface SeenRequest {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** How the fake server answers one request; `hang` never answers. */
-type Reply = ((res: ServerResponse, req: SeenRequest) => void) | 'hang';
-
-/** A local Bedrock runtime endpoint that answers from a script (its last reply repeats) and records every request. */
-interface FakeServer {
-  endpoint: string;
-  requests: SeenRequest[];
-  /** Resolves once `count` requests have arrived (so tests wait on events, never on sleeps). */
-  requestCount(count: number): Promise<void>;
-  close(): Promise<void>;
-}
+type FakeServer = ScriptedServer & { endpoint: string };
 
 const servers: FakeServer[] = [];
 afterEach(async () => {
@@ -29,35 +11,8 @@ afterEach(async () => {
 });
 
 async function startServer(...replies: Reply[]): Promise<FakeServer> {
-  const requests: SeenRequest[] = [];
-  const waiters: Array<{ count: number; resolve: () => void }> = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
-      requests.push(seen);
-      const reply = replies[Math.min(requests.length, replies.length) - 1] ?? 'hang';
-      if (reply !== 'hang') reply(res, seen);
-      for (const w of waiters.filter((w) => requests.length >= w.count)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const fake: FakeServer = {
-    endpoint: `http://127.0.0.1:${port}`,
-    requests,
-    requestCount: (count) =>
-      requests.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const server = await startScriptedServer(...replies);
+  const fake: FakeServer = { ...server, endpoint: `${server.url}` };
   servers.push(fake);
   return fake;
 }
