@@ -267,6 +267,12 @@ describe('dashboard in Chromium', () => {
     await page.locator('#parent-link').click();
     await page.waitForURL(new RegExp(`#/runs/${moderationRunId}$`));
     await page.locator('svg.graph [data-node-id="redact"]').waitFor();
+    // An LLM node's details show the prompt it sent (its input as the model saw it).
+    await page.locator('svg.graph [data-node-id="check_pii"]').focus();
+    await page.keyboard.press('Enter');
+    expect(await page.locator('#node-prompt').innerText()).toContain('mail me at dana.reyes@example.com');
+    await screenshot('11-llm-node-prompt');
+    await page.keyboard.press('Escape');
   });
 
   it('draws every registered blueprint with its analysis', async () => {

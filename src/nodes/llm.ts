@@ -12,13 +12,17 @@ const LlmParams = z
   .strict();
 type LlmParams = z.infer<typeof LlmParams>;
 
+/** Characters of each prompt kept in the run view. */
+const PROMPT_KEPT = 2000;
+
 async function ask(provider: LlmProvider, ctx: NodeContext<LlmParams>): Promise<{ text: string; result: Omit<NodeResult, 'output' | 'action'> }> {
   const prompt = renderTemplate(ctx.params.promptTemplate, ctx.params.inputs, ctx.resolve);
   const completion = await provider.complete({ prompt, signal: ctx.signal, idempotencyKey: ctx.idempotencyKey });
   return {
     text: completion.text,
     result: {
-      meta: { provider: provider.name, model: completion.model },
+      // The filled prompt is the node's input as the model saw it (kept short: it lives with the run).
+      meta: { provider: provider.name, model: completion.model, prompt: prompt.length > PROMPT_KEPT ? `${prompt.slice(0, PROMPT_KEPT)}…` : prompt },
       ...(completion.usage ? { usage: completion.usage } : {}),
     },
   };

@@ -23,7 +23,8 @@ describe('agent use cases (offline provider, 2 workers)', () => {
     const view = await run('100', SEED_INPUTS['100']);
     expect(view.status).toBe('completed');
     expect(String(view.context.final_output)).toMatch(/--- TITLES ---[\s\S]+--- DRAFT ---/);
-    expect(view.nodes.generate_outline!.meta).toEqual({ provider: 'offline', model: 'offline-rules-1' });
+    expect(view.nodes.generate_outline!.meta).toMatchObject({ provider: 'offline', model: 'offline-rules-1' });
+    expect(view.nodes.generate_outline!.meta!.prompt).toBe(`Generate a detailed, multi-point blog post outline for the topic: "${SEED_INPUTS['100'].topic}".`);
     expect(view.usage!.promptTokens).toBeGreaterThan(0);
   });
 

@@ -230,6 +230,11 @@ function preview(value) {
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
+/** Provider and model, without the prompt (which has its own section). */
+function metaSummary(meta) {
+  return Object.entries(meta).filter(([k]) => k !== 'prompt').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
+}
+
 /** The node's details, from the run view, the blueprint (params) and the events (attempts). */
 function renderNodeDialog(dialog, state, nodeId, now) {
   const node = state.view?.nodes[nodeId] ?? { status: 'pending', attempts: 0 };
@@ -251,13 +256,15 @@ function renderNodeDialog(dialog, state, nodeId, now) {
       field('Started', node.startedAt ? formatTime(node.startedAt) : '–'),
       field('Duration', node.startedAt ? formatDuration((ended ?? now) - node.startedAt) : '–'),
       field('Tokens', node.usage ? `${formatNumber(totalTokens(node.usage))} (${formatNumber(node.usage.promptTokens)} prompt + ${formatNumber(node.usage.completionTokens)} completion)` : '–'),
-      node.meta ? field('Answered by', Object.entries(node.meta).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ')) : null),
+      node.meta && metaSummary(node.meta) ? field('Answered by', metaSummary(node.meta)) : null),
     node.childRunId ? h('p', { class: 'callout info' }, 'Subflow: ', h('a', { href: `#/runs/${encodeURIComponent(node.childRunId)}`, class: 'mono', id: 'child-run-link', onclick: () => dialog.close() }, `child run ${shortId(node.childRunId)}`)) : null,
     node.error ? h('section', {}, h('h3', {}, 'Error'), h('pre', { class: 'json error' }, errorText(node.error))) : null,
     attempts.length > 0 ? h('section', {}, h('h3', {}, 'Attempts'), h('ol', { class: 'attempts' }, attempts.map((a) =>
       h('li', {}, statusBadge(a.outcome === 'retrying' ? 'failed' : a.outcome), ` on ${a.worker}, ${formatDuration((a.end ?? now) - a.start)}`, a.error ? h('span', { class: 'subtle' }, ` – ${errorText(a.error)}`) : '')))) : null,
-    h('section', {}, h('h3', {}, 'Input'),
-      h('p', { class: 'subtle small' }, 'What the node reads from the run\u2019s context is not stored; these are its parameters.'),
+    typeof node.meta?.prompt === 'string'
+      ? h('section', {}, h('h3', {}, 'Input: the prompt sent'), h('pre', { class: 'json', id: 'node-prompt' }, node.meta.prompt))
+      : null,
+    h('section', {}, h('h3', {}, 'Parameters'),
       h('pre', { class: 'json' }, definition?.params ? prettyJson(definition.params) : '(no parameters)')),
     h('section', {}, h('h3', {}, 'Output'), output === undefined ? h('p', { class: 'subtle' }, node.status === 'done' ? '(no output)' : 'Not yet.') : h('pre', { class: 'json', id: 'node-output' }, prettyJson(output))));
 
