@@ -21,7 +21,7 @@ import { connectRedis, resolveFunctionConfig } from '../functions/config.js';
 import { backlogMetricLine, createBacklogHandler } from '../functions/backlog.js';
 import { createHttpHandler, toApiRequest, type HttpApiEvent, type HttpHandler } from '../functions/http.js';
 import { BUNDLED_BLUEPRINTS, loadBundledBlueprints } from '../functions/workflows.js';
-import { testRedis } from './support/harness.js';
+import { deleteKeys, prefixPatterns, testRedis } from './support/harness.js';
 
 const API_ID = 'r3pmxmplak';
 const DOMAIN = `${API_ID}.execute-api.us-east-1.amazonaws.com`;
@@ -91,16 +91,6 @@ function scheduledEvent() {
 
 const json = (result: { body: string }) => JSON.parse(result.body) as Record<string, any>;
 
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  for (const match of [`${prefix}:*`, `{${prefix}q}:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  }
-}
 
 /** Imports a fresh copy of an entry module with `env` as its process.env (entry points read it at load). */
 async function importEntry<T>(path: string, env: Record<string, string | undefined>): Promise<T> {
@@ -239,7 +229,7 @@ describe('HTTP functions against Redis', () => {
     await Promise.all(handlers.map((h) => h.close()));
     await worker.close();
     await client.close();
-    await deleteKeys(redis, prefix);
+    await deleteKeys(redis, prefixPatterns(prefix));
     await redis.quit();
   });
 
@@ -360,7 +350,7 @@ describe('backlog function', () => {
 
   afterEach(() => stdout?.mockRestore());
   afterAll(async () => {
-    await deleteKeys(redis, prefix);
+    await deleteKeys(redis, prefixPatterns(prefix));
     await redis.quit();
   });
 

@@ -1,3 +1,4 @@
+import { failureOf, signal } from './support/failure.js';
 import { startScriptedServer, type Reply, type ScriptedServer } from './support/scripted-server.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../src/errors.js';
@@ -44,20 +45,6 @@ function provider(server: FakeServer, options: Partial<BedrockOptions> = {}) {
   return createBedrockProvider({ model: MODEL, region: 'us-east-1', endpoint: server.endpoint, ...options });
 }
 
-function signal(): AbortSignal {
-  return new AbortController().signal;
-}
-
-/** The error a promise rejects with (failing the test if it resolves). */
-async function failureOf(promise: Promise<unknown>): Promise<SwitchyardError> {
-  const outcome = await promise.then(
-    (value) => ({ value }),
-    (err: unknown) => ({ err }),
-  );
-  if (!('err' in outcome)) throw new Error(`expected a rejection, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.err).toBeInstanceOf(SwitchyardError);
-  return outcome.err as SwitchyardError;
-}
 
 // Fake credentials through the SDK's own default chain. AWS_PROFILE would make the chain skip the
 // environment, and IMDS must never be asked: only 127.0.0.1 may be reached.

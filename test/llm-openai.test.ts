@@ -1,3 +1,4 @@
+import { failureOf, signal } from './support/failure.js';
 import { startScriptedServer, type Reply, type ScriptedServer } from './support/scripted-server.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../src/errors.js';
@@ -41,20 +42,6 @@ function provider(server: FakeServer, options: Partial<OpenAiOptions> = {}) {
   return createOpenAiProvider({ baseUrl: server.baseUrl, model: 'gpt-test', apiKey: API_KEY, retryBaseDelayMs: 1, ...options });
 }
 
-function signal(): AbortSignal {
-  return new AbortController().signal;
-}
-
-/** The error a promise rejects with (failing the test if it resolves). */
-async function failureOf(promise: Promise<unknown>): Promise<SwitchyardError> {
-  const outcome = await promise.then(
-    (value) => ({ value }),
-    (err: unknown) => ({ err }),
-  );
-  if (!('err' in outcome)) throw new Error(`expected a rejection, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.err).toBeInstanceOf(SwitchyardError);
-  return outcome.err as SwitchyardError;
-}
 
 describe('OpenAI-compatible provider', () => {
   it('sends the model, the prompt and the key, and returns text, usage and model', async () => {

@@ -59,13 +59,19 @@ export async function startHarness(options: {
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await client.close();
-      await deleteKeys(redis, [`${prefix}:*`, `{${prefix}q}:*`]);
+      await deleteKeys(redis, prefixPatterns(prefix));
       await redis.quit();
     },
   };
 }
 
-async function deleteKeys(redis: Redis, patterns: string[]): Promise<void> {
+/** A prefix's own keys and its queue's. */
+export function prefixPatterns(prefix: string): string[] {
+  return [`${prefix}:*`, `{${prefix}q}:*`];
+}
+
+/** Deletes every key matching the patterns (SCAN + UNLINK): only ever a test's own prefix. */
+export async function deleteKeys(redis: Redis, patterns: string[]): Promise<void> {
   for (const match of patterns) {
     let cursor = '0';
     do {
