@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/local/redis-server.js';
@@ -18,11 +18,15 @@ import { SCENARIOS } from './scenarios.js';
 const scenario = SCENARIOS.find((s) => s.name === (process.argv[2] ?? 'chain10'));
 if (!scenario) throw new Error(`unknown scenario; choose ${SCENARIOS.map((s) => s.name).join(', ')}`);
 const RUNS = Number(process.argv[3] ?? 2000);
+const CONCURRENCY = Number(process.env.PROFILE_CONCURRENCY ?? 16);
+const IN_FLIGHT = Number(process.env.PROFILE_IN_FLIGHT ?? 300);
+const CPU_PROF = process.env.PROFILE_CPU !== '0';
 const profDir = mkdtempSync(join(tmpdir(), 'switchyard-prof-'));
 const redis = await startLocalRedis();
-const engine = switchyardEngine('switchyard', 16);
-const config = { redisUrl: redis.url, namespace: 'prof', concurrency: 16, scenario };
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--import', 'tsx', engine.workerEntry, JSON.stringify(config)], {
+const engine = switchyardEngine('switchyard', CONCURRENCY);
+const config = { redisUrl: redis.url, namespace: 'prof', concurrency: CONCURRENCY, scenario };
+const profArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+const child = spawn(process.execPath, [...profArgs, '--import', 'tsx', engine.workerEntry, JSON.stringify(config)], {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 });
 const stats = () =>
@@ -43,7 +47,7 @@ try {
   };
   const [redis0, client0, worker0, t0] = [await redisCpu(), process.cpuUsage(), await stats(), performance.now()];
   let started = 0;
-  await Promise.all(Array.from({ length: 300 }, async () => {
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
     while (started < RUNS) {
       started++;
       await client.wait(await client.start());
@@ -54,7 +58,10 @@ try {
   const nodes = RUNS * scenario.nodeExecutions;
   const workerCpu = (worker1.cpuUserMicros - worker0.cpuUserMicros + worker1.cpuSystemMicros - worker0.cpuSystemMicros) / 1e6;
   console.log(`${scenario.name}: ${RUNS} runs, ${(nodes / seconds).toFixed(0)} node executions/s`);
-  console.log(`CPU seconds: redis ${(redis1 - redis0).toFixed(2)}, client ${((client1.user + client1.system) / 1e6).toFixed(2)}, worker ${workerCpu.toFixed(2)} (${((workerCpu / nodes) * 1000).toFixed(3)} s per 1,000 nodes)`);
+  const clientCpu = (client1.user + client1.system) / 1e6;
+  console.log(`CPU seconds: redis ${(redis1 - redis0).toFixed(2)}, client ${clientCpu.toFixed(2)}, worker ${workerCpu.toFixed(2)} (${((workerCpu / nodes) * 1000).toFixed(3)} s per 1,000 nodes)`);
+  const cores = (s: number) => (s / seconds).toFixed(2);
+  console.log(`cores busy: redis ${cores(redis1 - redis0)}, client ${cores(clientCpu)}, worker ${cores(workerCpu)}, total ${cores(redis1 - redis0 + clientCpu + workerCpu)} of ${availableParallelism()}`);
   console.log('\nRedis commands per node execution (calls, microseconds):');
   const rows = [...(await admin.info('commandstats')).matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)]
     .map((m) => ({ command: m[1]!, calls: Number(m[2]) / nodes, usec: Number(m[3]) / nodes }))
@@ -88,5 +95,5 @@ function printHotFunctions(): void {
     total += profile.timeDeltas[i] ?? 0;
   });
   console.log(`\nworker CPU profile (${profDir}), self time:`);
-  for (const [key, time] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${((time / total) * 100).toFixed(1).padStart(5)}% ${key}`);
+  for (const [key, time] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 20))) console.log(`  ${((time / total) * 100).toFixed(1).padStart(5)}% ${key}`);
 }

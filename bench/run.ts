@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   } catch (err) {
     console.warn(`flowcraft engine unavailable: ${(err as Error).message}`);
   }
-  engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard', 16));
+  engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard', Number(process.env.BENCH_SY_C ?? 16)));
   const scenarios = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.name));
   console.log(`bench: ${RUNS} runs at once, ${REPS} reps, Redis ${redisUrl}, ${cpus().length} cores\n`);
 
@@ -161,21 +161,40 @@ async function clientAddresses(): Promise<Set<string>> {
 async function measureRaw(scenario: Scenario, concurrency: number, rep: number): Promise<Figures> {
   const namespace = `raw${concurrency}_${scenario.name}_${rep}`;
   const total = RUNS * scenario.nodeExecutions;
-  const queue = new Queue(namespace, { connection: admin, prefix: `{${namespace}}` });
-  for (let i = 0; i < total; i += 1000) {
-    await queue.addBulk(Array.from({ length: Math.min(1000, total - i) }, () => ({ name: 'noop', data: { n: 1 }, opts: { removeOnComplete: true } })));
-  }
   const child = await spawnWorker(RAW_WORKER, { redisUrl, namespace, concurrency, scenario });
+  /** A queue filled with `total` no-op jobs. */
+  const fill = async (name: string) => {
+    const queue = new Queue(name, { connection: admin, prefix: `{${name}}` });
+    for (let i = 0; i < total; i += 1000) {
+      await queue.addBulk(Array.from({ length: Math.min(1000, total - i) }, () => ({ name: 'noop', data: { n: 1 }, opts: { removeOnComplete: true } })));
+    }
+    return queue;
+  };
+  /** Has the worker process drain the queue; resolves with the ms it took. */
+  const drain = (name: string) => {
+    const drained = new Promise<number>((resolve) => {
+      const onMessage = (m: { type: string; ms: number }) => m.type === 'drained' && (child.off('message', onMessage), resolve(m.ms));
+      child.on('message', onMessage);
+    });
+    child.send({ type: 'go', queue: name, expect: total });
+    return drained;
+  };
+  const clear = async (queue: Queue) => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+  };
+  // Warm-up batch, unmeasured, as every engine gets a warm-up burst.
+  const warm = await fill(`${namespace}_warm`);
+  await drain(warm.name);
+  await clear(warm);
+  const queue = await fill(namespace);
   const before = await workerStats(child);
   const commands = await commandsProcessed();
-  const drained = new Promise<number>((resolve) => child.on('message', (m: { type: string; ms: number }) => m.type === 'drained' && resolve(m.ms)));
-  child.send({ type: 'go', expect: total });
-  const ms = await drained;
+  const ms = await drain(namespace);
   const after = await workerStats(child);
   const commandsPerNode = ((await commandsProcessed()) - commands) / total;
+  await clear(queue);
   await stop(child);
-  await queue.obliterate({ force: true });
-  await queue.close();
   return {
     nodesPerSec: total / (ms / 1000),
     commandsPerNode,
@@ -203,6 +222,10 @@ async function measureEngine(engine: Engine, scenario: Scenario, rep: number): P
     for (let i = 0; i < 10; i++) await once(); // warm-up: JIT, connections, caches
     const unloaded: number[] = [];
     for (let i = 0; i < UNLOADED_RUNS; i++) unloaded.push(await once());
+    // Warm-up burst: the measured path itself (runs in flight at once: JIT of the concurrent code paths,
+    // connection buffers, Redis allocations), unmeasured. A first burst is up to a third slower for every
+    // engine, and would otherwise weigh most on the fastest, whose measured burst is shortest.
+    await Promise.all(Array.from({ length: RUNS }, once));
 
     const memoryBefore = await usedMemory();
     const statsBefore = await workerStats(child);

@@ -36,6 +36,21 @@ export interface CompiledNode {
   incoming: CompiledEdge[];
   outgoing: CompiledEdge[];
   needs: NodeNeeds;
+  /** This node as the run scripts take it in ARGV (see src/store/lua): filled in by compileGraph. */
+  lua: LuaNodeArgs;
+}
+
+/** A node's part of the topology, passed to the run scripts so they need not decode the whole of it. */
+export interface LuaNodeArgs {
+  /** `needs` as JSON [context, outputs], or '' when the node reads nothing. */
+  needs: string;
+  /**
+   * What completing this node touches: the number of outgoing edges and each edge's target index (1-based),
+   * then the number of nodes described and, per node, its index, id, in-degree, 'any' flag, needs, number
+   * of outgoing edges and their targets. Described are the direct targets and, when an edge can be left
+   * untaken (action or condition), every node a skip can reach (up to {@link MAX_DESCRIBED}).
+   */
+  targets: Array<string | number>;
 }
 
 /**
@@ -86,6 +101,7 @@ export function compileGraph(
       incoming: [],
       outgoing: [],
       needs: { context: [], outputs: [] },
+      lua: { needs: '', targets: [] },
     };
     nodes.push(node);
     byId.set(node.id, node);
@@ -106,7 +122,12 @@ export function compileGraph(
     source.outgoing.push(compiled);
     target.incoming.push(compiled);
   });
-  for (const node of nodes) node.needs = computeNeeds(node, kinds);
+  for (const node of nodes) {
+    node.needs = computeNeeds(node, kinds);
+    const { context, outputs } = node.needs;
+    node.lua.needs = context.length === 0 && outputs.length === 0 ? '' : JSON.stringify([context, outputs]);
+  }
+  for (const node of nodes) node.lua.targets = luaTargets(node, nodes);
   const topology: LuaTopology = {
     ids: nodes.map((n) => n.id),
     any: nodes.map((n) => (n.config.joinStrategy === 'any' ? 1 : 0)),
@@ -124,6 +145,27 @@ export function compileGraph(
     topology,
     topologyJson: JSON.stringify(topology),
   };
+}
+
+/** Beyond this many nodes a completion's description stops; the script then reads the stored topology. */
+const MAX_DESCRIBED = 256;
+
+function luaTargets(node: CompiledNode, nodes: readonly CompiledNode[]): Array<string | number> {
+  const described = new Set<number>(node.outgoing.map((e) => e.target));
+  if (node.outgoing.some((e) => e.action !== undefined || e.condition !== undefined)) {
+    // A skip can propagate to every descendant.
+    for (const index of described) {
+      if (described.size >= MAX_DESCRIBED) break;
+      for (const edge of nodes[index]!.outgoing) described.add(edge.target);
+    }
+  }
+  const args: Array<string | number> = [node.outgoing.length, ...node.outgoing.map((e) => e.target + 1), described.size];
+  for (const index of described) {
+    const target = nodes[index]!;
+    args.push(index + 1, target.id, target.incoming.length, target.config.joinStrategy === 'any' ? '1' : '0', target.lua.needs);
+    args.push(target.outgoing.length, ...target.outgoing.map((e) => e.target + 1));
+  }
+  return args;
 }
 
 function resolveConfig(definition: NodeDefinition, definitions: Map<string, NodeDefinition>): ResolvedNodeConfig {

@@ -126,7 +126,8 @@ export class SwitchyardWorker {
       const err = new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId, nodeId });
       return this.fail(runId, nodeId, err, 1, this.logger);
     }
-    const begin = await this.store.startNode(runId, node, this.id, childRunId ? 'resume' : 'start');
+    const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
+    const begin = await this.store.startNode(runId, node, this.id, childRunId ? 'resume' : 'start', others);
     switch (begin.kind) {
       case 'done':
         // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
@@ -161,12 +162,9 @@ export class SwitchyardWorker {
       running.add(task);
     };
     launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId });
-    for (const sibling of siblings ?? []) {
-      const other = graph.byId.get(sibling);
-      if (!other) continue;
-      const claimed = await this.store.startNode(runId, other, this.id);
-      if (claimed.kind === 'run') launch({ node: other, attempt: claimed.attempt, context: claimed.context, outputs: claimed.outputs });
-      else if (claimed.kind === 'done') await this.enqueue(runId, graph, claimed.readied);
+    for (const sibling of begin.siblings) {
+      if (sibling.kind === 'run') launch({ node: graph.byId.get(sibling.nodeId)!, attempt: sibling.attempt, context: sibling.context, outputs: sibling.outputs });
+      else await this.enqueue(runId, graph, sibling.readied);
     }
     while (running.size > 0) await Promise.race(running);
   }

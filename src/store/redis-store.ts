@@ -1,7 +1,7 @@
 import type { Redis, Cluster } from 'ioredis';
 import type { Blueprint } from '../blueprint/schema.js';
 import type { SerializedError } from '../errors.js';
-import type { LuaTopology, NodeNeeds } from '../engine/graph.js';
+import type { LuaNodeArgs, LuaTopology, NodeNeeds } from '../engine/graph.js';
 import type { NodeView, RunView } from '../engine/run-view.js';
 import type { NodeStatus, RunStatus } from '../engine/statuses.js';
 import type { TokenUsage } from '../llm/types.js';
@@ -54,11 +54,30 @@ export interface StartRunInput {
   parent?: ParentLink;
 }
 
+/** Another start node claimed by a run's start job: to run now, or already completed (a redelivery). */
+export type SiblingReply = ClaimedNode & { kind: 'run' } | { kind: 'done'; nodeId: string; readied: string[] };
+
 export type StartNodeReply =
-  | { kind: 'run'; version: string; blueprintId: string; attempt: number; context: Record<string, unknown>; outputs: Record<string, unknown> }
+  | {
+      kind: 'run';
+      version: string;
+      blueprintId: string;
+      attempt: number;
+      context: Record<string, unknown>;
+      outputs: Record<string, unknown>;
+      siblings: SiblingReply[];
+    }
   | { kind: 'done'; readied: string[] }
   | { kind: 'ended'; runStatus: RunStatus; parent?: ParentLink }
   | { kind: 'skip'; reason: string };
+
+/** What the run scripts need to know of a node (a CompiledNode has it). */
+export interface StoreNode {
+  id: string;
+  index: number;
+  needs: NodeNeeds;
+  lua: LuaNodeArgs;
+}
 
 /** A node the completing worker claimed to run next, with what it needs. */
 export interface ClaimedNode {
@@ -123,16 +142,37 @@ export class RedisStore {
   /**
    * Claims a queued node and reads the context keys and outputs it needs (as its blueprint version's
    * topology says). With `mode: 'resume'` it only reads, for a running subflow node whose child run ended.
+   * `siblings` (a run's other start nodes) are claimed in the same call.
    */
   async startNode(
     runId: string,
-    node: { id: string; index: number; needs: NodeNeeds },
+    node: StoreNode,
     workerId: string,
     mode: 'start' | 'resume' = 'start',
+    siblings: readonly StoreNode[] = [],
   ): Promise<StartNodeReply> {
-    const reply = await this.call('sy2StartNode', runId, [node.id, node.index + 1, workerId, mode]);
+    const args: Array<string | number> = [node.id, node.index + 1, workerId, mode, node.lua.needs];
+    for (const sibling of siblings) args.push(sibling.id, sibling.lua.needs);
+    const reply = await this.call('sy2StartNode', runId, args);
     switch (reply[0]) {
-      case 'run':
+      case 'run': {
+        const claimed: SiblingReply[] = [];
+        const flat = (reply[6] ?? []) as Reply;
+        for (let i = 0; i + 4 < flat.length; i += 5) {
+          const nodeId = String(flat[i + 1]);
+          if (flat[i] === 'done') {
+            claimed.push({ kind: 'done', nodeId, readied: flat[i + 2] ? String(flat[i + 2]).split(',') : [] });
+            continue;
+          }
+          const needs = siblings.find((s) => s.id === nodeId)!.needs;
+          claimed.push({
+            kind: 'run',
+            nodeId,
+            attempt: Number(flat[i + 2]),
+            context: decodeReply(flat[i + 3] as Reply, needs.context),
+            outputs: decodeReply(flat[i + 4] as Reply, needs.outputs),
+          });
+        }
         return {
           kind: 'run',
           version: String(reply[1]),
@@ -140,7 +180,9 @@ export class RedisStore {
           attempt: Number(reply[3]),
           context: decodeReply(reply[4] as Reply, node.needs.context),
           outputs: decodeReply(reply[5] as Reply, node.needs.outputs),
+          siblings: claimed,
         };
+      }
       case 'done':
         return { kind: 'done', readied: reply[1] ? String(reply[1]).split(',') : [] };
       case 'ended':
@@ -156,7 +198,7 @@ export class RedisStore {
    */
   async completeNode(
     runId: string,
-    node: { id: string; index: number },
+    node: Pick<StoreNode, 'id' | 'index' | 'lua'>,
     result: { output?: unknown; action?: string; context?: Record<string, unknown>; meta?: Record<string, unknown> },
     taken: readonly boolean[],
     claim?: { workerId: string; max: number; needsOf: (nodeId: string) => NodeNeeds },
@@ -170,6 +212,7 @@ export class RedisStore {
       result.meta === undefined ? '' : JSON.stringify(result.meta),
       claim?.workerId ?? '',
       claim?.max ?? 0,
+      ...node.lua.targets,
     ];
     for (const [key, value] of Object.entries(result.context ?? {})) {
       if (value !== undefined) args.push(key, JSON.stringify(value));
@@ -230,11 +273,10 @@ export class RedisStore {
   /** The whole run in one round trip; undefined when there is no such run (or it expired). */
   async getRun(runId: string): Promise<RunView | undefined> {
     const [stateKey, ctxKey, outKey] = this.keys.run(runId);
-    const replies = await this.redis.pipeline().hgetall(stateKey).hgetall(ctxKey).hgetall(outKey).exec();
-    if (!replies) return undefined;
-    for (const [err] of replies) if (err) throw err;
-    const [state, ctx, out] = replies.map(([, value]) => value as Record<string, string>);
-    if (!state || !state.status) return undefined;
+    // Three commands written back to back: one round trip, without building an ioredis pipeline (which
+    // copies every script defined on the connection, BullMQ's included, each time).
+    const [state, ctx, out] = await Promise.all([this.redis.hgetall(stateKey), this.redis.hgetall(ctxKey), this.redis.hgetall(outKey)]);
+    if (!state.status) return undefined;
     const topology = JSON.parse(state.topo ?? '{"ids":[]}') as LuaTopology;
     const nodes: Record<string, NodeView> = {};
     for (const id of topology.ids) {
@@ -259,8 +301,8 @@ export class RedisStore {
       blueprintId: state.blueprintId ?? '',
       version: state.version ?? '',
       status: state.status as RunStatus,
-      context: parseValues(ctx ?? {}),
-      outputs: parseValues(out ?? {}),
+      context: parseValues(ctx),
+      outputs: parseValues(out),
       nodes,
       createdAt: Number(state.createdAt),
     };

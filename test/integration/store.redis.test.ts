@@ -1,21 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis-store.js';
-import type { LuaTopology } from '../../src/engine/graph.js';
+import { compileGraph } from '../../src/engine/graph.js';
+import { BlueprintRegistry } from '../../src/blueprint/load.js';
+import { createNodeKinds } from '../../src/nodes/index.js';
 import { testRedis } from '../support/harness.js';
 import { randomBytes } from 'node:crypto';
 
 /** Raw-key tests of the run scripts: exactly-once transitions, joins, redelivery, expiry. */
-const diamond: LuaTopology = {
-  // a -> b, a -> c, b -> d, c -> d
-  ids: ['a', 'b', 'c', 'd'],
-  any: [0, 0, 0, 0],
-  indeg: [0, 1, 1, 2],
-  out: [[2, 3], [4], [4], []],
-  needs: [[[], []], [[], []], [[], []], [[], []]],
-};
+const kinds = createNodeKinds();
+const t = (id: string) => ({ id, uses: 'template', params: { template: id } });
+// a -> b, a -> c, b -> d, c -> d
+const graph = compileGraph(
+  new BlueprintRegistry(kinds).add({
+    id: 'diamond',
+    nodes: ['a', 'b', 'c', 'd'].map(t),
+    edges: [{ source: 'a', target: 'b' }, { source: 'a', target: 'c' }, { source: 'b', target: 'd' }, { source: 'c', target: 'd' }],
+  }),
+  kinds,
+);
+const diamond = graph.topology;
 const none = { context: [], outputs: [] } as const;
-const nodeRef = (id: string) => ({ id, index: diamond.ids.indexOf(id), needs: none });
+const nodeRef = (id: string) => graph.byId.get(id)!;
 
 describe('run scripts', () => {
   let redis: Redis;
@@ -37,10 +43,10 @@ describe('run scripts', () => {
     return runId;
   }
   const nodeFields = (runId: string) => redis.hgetall(store.keys.run(runId)[0]);
-  async function finish(runId: string, id: string, index: number, taken: boolean[]) {
+  async function finish(runId: string, id: string, taken: boolean[]) {
     const begin = await store.startNode(runId, nodeRef(id), 'w');
     expect(begin.kind).toBe('run');
-    return store.completeNode(runId, { id, index }, { output: id }, taken);
+    return store.completeNode(runId, nodeRef(id), { output: id }, taken);
   }
 
   it('starting the same run id twice creates it once', async () => {
@@ -51,10 +57,10 @@ describe('run scripts', () => {
 
   it('completing the same node twice changes nothing the second time', async () => {
     const runId = await newRun();
-    expect(await finish(runId, 'a', 0, [true, true])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['b', 'c'], claimed: [] });
+    expect(await finish(runId, 'a', [true, true])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['b', 'c'], claimed: [] });
     const before = await nodeFields(runId);
     const eventsBefore = await redis.xlen(store.keys.run(runId)[3]);
-    const again = await store.completeNode(runId, { id: 'a', index: 0 }, { output: 'other' }, [true, true]);
+    const again = await store.completeNode(runId, nodeRef('a'), { output: 'other' }, [true, true]);
     expect(again).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
     expect(await nodeFields(runId)).toEqual(before);
     expect(await redis.xlen(store.keys.run(runId)[3])).toBe(eventsBefore);
@@ -63,19 +69,19 @@ describe('run scripts', () => {
 
   it('a join fires only after every incoming edge arrived, and only once', async () => {
     const runId = await newRun();
-    await finish(runId, 'a', 0, [true, true]);
-    expect(await finish(runId, 'b', 1, [true])).toEqual({ kind: 'ok', runStatus: 'running', ready: [], claimed: [] });
+    await finish(runId, 'a', [true, true]);
+    expect(await finish(runId, 'b', [true])).toEqual({ kind: 'ok', runStatus: 'running', ready: [], claimed: [] });
     expect((await store.getRun(runId))!.nodes.d!.status).toBe('pending');
-    expect(await finish(runId, 'c', 2, [false])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['d'], claimed: [] });
-    expect(await store.completeNode(runId, { id: 'c', index: 2 }, {}, [true])).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
+    expect(await finish(runId, 'c', [false])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['d'], claimed: [] });
+    expect(await store.completeNode(runId, nodeRef('c'), {}, [true])).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
     const events = await store.getEvents(runId);
     expect(events.filter((e) => e.type === 'node.done' && e.ready?.split(',').includes('d'))).toHaveLength(1);
-    expect(await finish(runId, 'd', 3, [])).toEqual({ kind: 'ok', runStatus: 'completed', ready: [], claimed: [] });
+    expect(await finish(runId, 'd', [])).toEqual({ kind: 'ok', runStatus: 'completed', ready: [], claimed: [] });
   });
 
   it('a join whose incoming edges were all skipped is skipped, and the run completes', async () => {
     const runId = await newRun();
-    await finish(runId, 'a', 0, [false, false]);
+    await finish(runId, 'a', [false, false]);
     const view = await store.getRun(runId);
     expect(view!.status).toBe('completed');
     expect(Object.values(view!.nodes).map((n) => n.status)).toEqual(['done', 'skipped', 'skipped', 'skipped']);
@@ -84,18 +90,18 @@ describe('run scripts', () => {
   it('a completing worker can claim the first node that became ready, in the same call', async () => {
     const runId = await newRun();
     await store.startNode(runId, nodeRef('a'), 'w');
-    const done = await store.completeNode(runId, { id: 'a', index: 0 }, { output: 'a' }, [true, true], { workerId: 'w9', max: 1, needsOf: () => none });
+    const done = await store.completeNode(runId, nodeRef('a'), { output: 'a' }, [true, true], { workerId: 'w9', max: 1, needsOf: () => none });
     expect(done).toMatchObject({ kind: 'ok', ready: ['b', 'c'], claimed: [{ nodeId: 'b', attempt: 1 }] });
     const view = await store.getRun(runId);
     expect(view!.nodes.b).toMatchObject({ status: 'running', attempts: 1, worker: 'w9' });
     expect(view!.nodes.c!.status).toBe('queued');
     // The claimed node completes like any other.
-    expect(await store.completeNode(runId, { id: 'b', index: 1 }, {}, [true])).toMatchObject({ kind: 'ok', ready: [] });
+    expect(await store.completeNode(runId, nodeRef('b'), {}, [true])).toMatchObject({ kind: 'ok', ready: [] });
   });
 
   it('a redelivered job of a completed node learns which nodes its completion made ready', async () => {
     const runId = await newRun();
-    await finish(runId, 'a', 0, [true, false]);
+    await finish(runId, 'a', [true, false]);
     expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['b'] });
   });
 
@@ -103,7 +109,7 @@ describe('run scripts', () => {
     const runId = await newRun();
     await store.startNode(runId, nodeRef('a'), 'w');
     expect(await store.cancelRun(runId)).toEqual({ outcome: 'cancelled', ending: { children: [] } });
-    expect(await store.completeNode(runId, { id: 'a', index: 0 }, {}, [true, true])).toEqual({ kind: 'stale', runStatus: 'cancelled' });
+    expect(await store.completeNode(runId, nodeRef('a'), {}, [true, true])).toEqual({ kind: 'stale', runStatus: 'cancelled' });
     expect(await store.startNode(runId, nodeRef('b'), 'w')).toEqual({ kind: 'ended', runStatus: 'cancelled' });
     expect(await store.cancelRun(runId)).toEqual({ outcome: 'not-running', status: 'cancelled' });
     expect(await store.cancelRun('no-such-run')).toEqual({ outcome: 'missing' });
@@ -113,7 +119,7 @@ describe('run scripts', () => {
     const runId = await newRun(120);
     const keys = store.keys.run(runId);
     expect(await redis.pttl(keys[0])).toBe(-1);
-    await finish(runId, 'a', 0, [false, false]);
+    await finish(runId, 'a', [false, false]);
     for (const key of keys) {
       const ttl = await redis.pttl(key);
       expect(ttl).toBeGreaterThan(110_000);
@@ -123,11 +129,34 @@ describe('run scripts', () => {
 
   it('reads only the context keys and outputs a node needs', async () => {
     const runId = `r${randomBytes(6).toString('hex')}`;
-    await store.startRun({ runId, blueprintId: 'x', version: 'v', topology: diamond, input: { keep: 'yes', other: 'no', __proto__x: 1 }, ttlSeconds: 60 });
-    const topology = { ...diamond, needs: [[['keep', 'absent'], []], ...diamond.needs.slice(1)] as typeof diamond.needs };
-    const runId2 = `r${randomBytes(6).toString('hex')}`;
-    await store.startRun({ runId: runId2, blueprintId: 'x', version: 'v', topology, input: { keep: 'yes', other: 'no' }, ttlSeconds: 60 });
-    const begin = await store.startNode(runId2, { id: 'a', index: 0, needs: { context: ['keep', 'absent'], outputs: [] } }, 'w');
+    await store.startRun({ runId, blueprintId: 'x', version: 'v', topology: diamond, input: { keep: 'yes', other: 'no' }, ttlSeconds: 60 });
+    const needs = { context: ['keep', 'absent'], outputs: [] };
+    const node = { ...nodeRef('a'), needs, lua: { ...nodeRef('a').lua, needs: JSON.stringify([needs.context, needs.outputs]) } };
+    const begin = await store.startNode(runId, node, 'w');
     expect(begin).toMatchObject({ kind: 'run', attempt: 1, context: { keep: 'yes' }, outputs: {} });
+  });
+
+  it('a node made ready at the end of a skip chain is claimed with what it needs', async () => {
+    // s1 -> j, s2 -> b -> j; j reads s1's output. s2's edge to b is not taken, so b is skipped and j,
+    // two edges away from s2, fires on s2's completion. j is beyond what the worker describes for s2's
+    // completion (its direct targets), so the script reads it from the stored topology.
+    const chained = compileGraph(
+      new BlueprintRegistry(kinds).add({
+        id: 'skip-chain',
+        nodes: [t('s1'), t('s2'), t('b'), { id: 'j', uses: 'template', params: { template: '{{s1}}' } }],
+        edges: [{ source: 's1', target: 'j' }, { source: 's2', target: 'b' }, { source: 'b', target: 'j' }],
+      }),
+      kinds,
+    );
+    const runId = `r${randomBytes(6).toString('hex')}`;
+    await store.startRun({ runId, blueprintId: 'skip-chain', version: 'v', topology: chained.topology, input: {}, ttlSeconds: 60 });
+    const [s1, s2] = [chained.byId.get('s1')!, chained.byId.get('s2')!];
+    await store.startNode(runId, s1, 'w');
+    await store.startNode(runId, s2, 'w');
+    expect(await store.completeNode(runId, s1, { output: 'from s1' }, [true])).toMatchObject({ ready: [] });
+    const claim = { workerId: 'w', max: 4, needsOf: (id: string) => chained.byId.get(id)!.needs };
+    const done = await store.completeNode(runId, s2, { output: 'from s2' }, [false], claim);
+    expect(done).toMatchObject({ kind: 'ok', ready: ['j'], claimed: [{ nodeId: 'j', attempt: 1, outputs: { s1: 'from s1' } }] });
+    expect((await store.getRun(runId))!.nodes.b!.status).toBe('skipped');
   });
 });

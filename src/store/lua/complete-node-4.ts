@@ -13,7 +13,13 @@ import { SHARED_LUA } from './shared.js';
  *       [5] nodeId, [6] node index (1-based), [7] output JSON or '' for none,
  *       [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
  *       [10] node meta JSON (usage, provider) or '', [11] workerId to claim ready nodes for, or '',
- *       [12] how many ready nodes to claim at most, [13..] context writes: key, JSON value, ...
+ *       [12] how many ready nodes to claim at most,
+ *       [13..] the node's part of the topology, from the worker's copy of the blueprint version so that the
+ *       common case decodes no topology (see LuaNodeArgs.targets in src/engine/graph.ts): E, the target
+ *       index of each of its E outgoing edges, D, then per described node: index, id, in-degree, '1' for an
+ *       'any' join else '0', needs JSON or '', its number of outgoing edges and their target indices;
+ *       then the context writes: key, JSON value, ...
+ *       A node not described (a skip chain past the description) is read from the stored topology.
  * Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the parent link when this
  *   completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
  *   and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
@@ -23,50 +29,80 @@ import { SHARED_LUA } from './shared.js';
  */
 export const completeNodeLua = `${SHARED_LUA}
 local nodeId, index, output, taken, action, meta, claimFor, claimMax = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
-load('status', 'topo', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
+local edgeCount = tonumber(ARGV[13])
+local known = {}
+local at = 15 + edgeCount
+for _ = 1, tonumber(ARGV[14 + edgeCount]) do
+  local outCount = tonumber(ARGV[at + 5])
+  local out = {}
+  for k = 1, outCount do out[k] = tonumber(ARGV[at + 5 + k]) end
+  known[tonumber(ARGV[at])] = {ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3] == '1', ARGV[at + 4], out}
+  at = at + 6 + outCount
+end
+local writesFrom = at
+load('status', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
 if status ~= 'running' and status ~= 'queued' then return {'duplicate', tostring(status)} end
 
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
-if #ARGV >= 13 then redis.call('HSET', ctxKey, unpack(ARGV, 13)) end
+if #ARGV >= writesFrom then redis.call('HSET', ctxKey, unpack(ARGV, writesFrom)) end
 set(nodeId .. '.status', 'done')
 set(nodeId .. '.endedAt', now)
 if meta ~= '' then set(nodeId .. '.meta', meta) end
 local remaining = tonumber(get('remaining')) - 1
 
-local topo = cjson.decode(get('topo'))
-local ready, skipped = {}, {}
+-- Nodes described in ARGV; any other (a skip chain past the description) from the stored topology.
+local topo
+local function describe(target)
+  local info = known[target]
+  if info then return info end
+  topo = topo or cjson.decode(redis.call('HGET', stateKey, 'topo'))
+  info = {topo.ids[target], topo.indeg[target], topo.any[target] == 1, topo.needs[target], topo.out[target]}
+  known[target] = info
+  return info
+end
+
+local ready, readyAt, skipped = {}, {}, {}
 -- Work list of arrivals {target index, taken}; skip chains append to it.
 local queue, head = {}, 1
-for i, target in ipairs(topo.out[index]) do
-  queue[#queue + 1] = {target, string.sub(taken, i, i) == '1'}
+for e = 1, edgeCount do
+  queue[#queue + 1] = {tonumber(ARGV[13 + e]), string.sub(taken, e, e) == '1'}
 end
 while head <= #queue do
   local target, wasTaken = queue[head][1], queue[head][2]
   head = head + 1
-  local id = topo.ids[target]
-  if cache[id .. '.status'] == nil then load(id .. '.status', id .. '.arrived', id .. '.taken') end
-  local arrived = (tonumber(get(id .. '.arrived')) or 0) + 1
-  local takenCount = tonumber(get(id .. '.taken')) or 0
-  if wasTaken then takenCount = takenCount + 1 end
-  set(id .. '.arrived', arrived)
-  set(id .. '.taken', takenCount)
+  local info = describe(target)
+  local id, indeg, any = info[1], info[2], info[3]
+  local arrived, takenCount
+  if indeg == 1 then
+    -- A single incoming edge decides alone: no arrival counts to keep.
+    if cache[id .. '.status'] == nil then load(id .. '.status') end
+    arrived, takenCount = 1, wasTaken and 1 or 0
+  else
+    if cache[id .. '.status'] == nil then load(id .. '.status', id .. '.arrived', id .. '.taken') end
+    arrived = (tonumber(get(id .. '.arrived')) or 0) + 1
+    takenCount = tonumber(get(id .. '.taken')) or 0
+    if wasTaken then takenCount = takenCount + 1 end
+    set(id .. '.arrived', arrived)
+    set(id .. '.taken', takenCount)
+  end
   -- An 'any' join that already fired ignores later arrivals.
   if get(id .. '.status') == 'pending' then
-    local allArrived = arrived == topo.indeg[target]
+    local allArrived = arrived == indeg
     local fire
-    if topo.any[target] == 1 then fire = wasTaken else fire = allArrived and takenCount > 0 end
+    if any then fire = wasTaken else fire = allArrived and takenCount > 0 end
     if fire then
       set(id .. '.status', 'queued')
       ready[#ready + 1] = id
+      readyAt[#readyAt + 1] = target
     elseif allArrived and takenCount == 0 then
       set(id .. '.status', 'skipped')
       set(id .. '.endedAt', now)
       remaining = remaining - 1
       skipped[#skipped + 1] = id
-      for _, next in ipairs(topo.out[target]) do queue[#queue + 1] = {next, false} end
+      for _, next in ipairs(info[5]) do queue[#queue + 1] = {next, false} end
     end
   end
 end
@@ -85,13 +121,11 @@ if remaining == 0 then
 end
 local reply = {'ok', 'running', '', readyCsv}
 if claimFor ~= '' and #ready > 0 and claimMax > 0 then
-  local indexOf = {}
-  for i, id in ipairs(topo.ids) do indexOf[id] = i end
   for i = 1, math.min(claimMax, #ready) do
     local claimed = ready[i]
     load(claimed .. '.attempts')
     local attempt = claim(claimed, claimFor)
-    local ctx, out = readNeeds(topo.needs[indexOf[claimed]])
+    local ctx, out = readNeeds(describe(readyAt[i])[4])
     reply[#reply + 1] = claimed
     reply[#reply + 1] = attempt
     reply[#reply + 1] = ctx

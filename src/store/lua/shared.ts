@@ -87,8 +87,11 @@ local function cancelUnfinished(topo)
   return children
 end
 
--- Reads the context keys and outputs a node needs: '*' for all (HGETALL), else a list (HMGET).
+-- Reads the context keys and outputs a node needs, given as [context, outputs] (each '*' for all: HGETALL,
+-- else a list: HMGET), as that pair's JSON, or as '' for nothing.
 local function readNeeds(need)
+  if need == '' then return {}, {} end
+  if type(need) == 'string' then need = cjson.decode(need) end
   local function read(key, names)
     if names == '*' then return redis.call('HGETALL', key) end
     if #names == 0 then return {} end

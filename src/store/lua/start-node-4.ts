@@ -6,10 +6,14 @@ import { SHARED_LUA } from './shared.js';
  * KEYS: state, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel,
  *       [5] nodeId, [6] node index (1-based), [7] workerId,
- *       [8] mode: 'start' (claim and read) or 'resume' (a running subflow node whose child ended: read only)
+ *       [8] mode: 'start' (claim and read) or 'resume' (a running subflow node whose child ended: read only),
+ *       [9] what the node reads: [context, outputs] as JSON (each '*' or a list of names), '' for nothing,
+ *       [10..] other start nodes to claim alongside it (a run's start job): node id, its reads as in [9], ...
  * Returns:
- *   {'run', version, blueprintId, attempt, contextReply, outputsReply}: execute it. A reply is HGETALL's
- *     flat list when the node needs everything, else HMGET's values in the order of its needs.
+ *   {'run', version, blueprintId, attempt, contextReply, outputsReply, siblings}: execute it. A reply is
+ *     HGETALL's flat list when the node needs everything, else HMGET's values in the order of its needs.
+ *     `siblings` is a flat list of 5 entries per other start node that needs the caller: 'run', id,
+ *     attempt, contextReply, outputsReply (claimed) or 'done', id, readied, {}, {} (already completed).
  *   {'done', readied}: already completed; `readied` lists (comma-joined) the nodes its completion made
  *     ready, so a redelivered job re-enqueues them in case the first worker died before it could.
  *   {'ended', runStatus, parent}: the run is over; `parent` (a parent link or '') lets a redelivered
@@ -18,8 +22,8 @@ import { SHARED_LUA } from './shared.js';
  * Events: node.started
  */
 export const startNodeLua = `${SHARED_LUA}
-local nodeId, index, workerId, mode = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
-load('status', 'version', 'blueprintId', 'topo', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied')
+local nodeId, index, workerId, mode, needs = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
+load('status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied')
 local runStatus = get('status')
 if not runStatus then return {'skip', 'run not found'} end
 if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
@@ -32,9 +36,20 @@ if mode == 'resume' then
 else
   if status ~= 'queued' and status ~= 'running' then return {'skip', 'node ' .. tostring(status)} end
   attempt = claim(nodeId, workerId)
-  flush()
 end
-local topo = cjson.decode(get('topo'))
-local ctx, out = readNeeds(topo.needs[index])
-return {'run', get('version'), get('blueprintId'), attempt, ctx, out}
+local siblings = {}
+for i = 10, #ARGV - 1, 2 do
+  local id, reads = ARGV[i], ARGV[i + 1]
+  load(id .. '.status', id .. '.attempts', id .. '.readied')
+  local st = get(id .. '.status')
+  if st == 'queued' or st == 'running' then
+    local ctx, out = readNeeds(reads)
+    for _, v in ipairs({'run', id, claim(id, workerId), ctx, out}) do siblings[#siblings + 1] = v end
+  elseif st == 'done' then
+    for _, v in ipairs({'done', id, get(id .. '.readied') or '', {}, {}}) do siblings[#siblings + 1] = v end
+  end
+end
+flush()
+local ctx, out = readNeeds(needs)
+return {'run', get('version'), get('blueprintId'), attempt, ctx, out, siblings}
 `;
