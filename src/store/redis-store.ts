@@ -133,6 +133,8 @@ export class RedisStore {
       input.topologyJson ?? JSON.stringify(input.topology),
       input.ttlSeconds,
       input.parent ? JSON.stringify(input.parent) : '',
+      input.topology.ids.length,
+      input.topology.ids.filter((_, i) => input.topology.indeg[i] === 0).join(','),
       ...pairs,
     ]);
     if (reply[0] === 'created') return { created: true, version: input.version, status: 'running' };

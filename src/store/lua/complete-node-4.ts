@@ -40,11 +40,22 @@ for _ = 1, tonumber(ARGV[14 + edgeCount]) do
   at = at + 6 + outCount
 end
 local writesFrom = at
-load('status', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
+-- One read for the run, this node and every described node (status, arrival counts, attempts for a claim).
+local fields = {'status', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker'}
+for _, info in pairs(known) do
+  local id = info[1]
+  fields[#fields + 1] = id .. '.status'
+  fields[#fields + 1] = id .. '.attempts'
+  if info[2] > 1 then
+    fields[#fields + 1] = id .. '.arrived'
+    fields[#fields + 1] = id .. '.taken'
+  end
+end
+load(unpack(fields))
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
-if status ~= 'running' and status ~= 'queued' then return {'duplicate', tostring(status)} end
+if status ~= 'running' and status ~= 'queued' then return {'duplicate', status or 'pending'} end
 
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
 if #ARGV >= writesFrom then redis.call('HSET', ctxKey, unpack(ARGV, writesFrom)) end
@@ -78,10 +89,10 @@ while head <= #queue do
   local arrived, takenCount
   if indeg == 1 then
     -- A single incoming edge decides alone: no arrival counts to keep.
-    if cache[id .. '.status'] == nil then load(id .. '.status') end
+    if cache[id .. '.status'] == nil then load(id .. '.status', id .. '.attempts') end
     arrived, takenCount = 1, wasTaken and 1 or 0
   else
-    if cache[id .. '.status'] == nil then load(id .. '.status', id .. '.arrived', id .. '.taken') end
+    if cache[id .. '.status'] == nil then load(id .. '.status', id .. '.attempts', id .. '.arrived', id .. '.taken') end
     arrived = (tonumber(get(id .. '.arrived')) or 0) + 1
     takenCount = tonumber(get(id .. '.taken')) or 0
     if wasTaken then takenCount = takenCount + 1 end
@@ -89,7 +100,7 @@ while head <= #queue do
     set(id .. '.taken', takenCount)
   end
   -- An 'any' join that already fired ignores later arrivals.
-  if get(id .. '.status') == 'pending' then
+  if (get(id .. '.status') or 'pending') == 'pending' then
     local allArrived = arrived == indeg
     local fire
     if any then fire = wasTaken else fire = allArrived and takenCount > 0 end
@@ -123,7 +134,6 @@ local reply = {'ok', 'running', '', readyCsv}
 if claimFor ~= '' and #ready > 0 and claimMax > 0 then
   for i = 1, math.min(claimMax, #ready) do
     local claimed = ready[i]
-    load(claimed .. '.attempts')
     local attempt = claim(claimed, claimFor)
     local ctx, out = readNeeds(describe(readyAt[i])[4])
     reply[#reply + 1] = claimed

@@ -14,7 +14,7 @@ load('status', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
-if status ~= 'running' then return {'duplicate', tostring(status)} end
+if status ~= 'running' then return {'duplicate', status or 'pending'} end
 set(nodeId .. '.status', 'queued')
 set(nodeId .. '.error', ARGV[6])
 flush()

@@ -7,7 +7,8 @@
  *
  * The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
  * endedAt, ttl, parent, error) and every node's fields as `<nodeId>.<field>` (node ids never contain
- * "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child.
+ * "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A node
+ * without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
  *
  * Scripts read fields through a cache and write every change with one HSET at the end (`flush`), so a
  * transition costs a handful of commands however many fields it touches.

@@ -23,7 +23,11 @@ import { SHARED_LUA } from './shared.js';
  */
 export const startNodeLua = `${SHARED_LUA}
 local nodeId, index, workerId, mode, needs = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
-load('status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied')
+local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied'}
+for i = 10, #ARGV - 1, 2 do
+  for _, field in ipairs({'.status', '.attempts', '.readied'}) do fields[#fields + 1] = ARGV[i] .. field end
+end
+load(unpack(fields))
 local runStatus = get('status')
 if not runStatus then return {'skip', 'run not found'} end
 if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
@@ -31,16 +35,15 @@ local status = get(nodeId .. '.status')
 if status == 'done' then return {'done', get(nodeId .. '.readied') or ''} end
 local attempt
 if mode == 'resume' then
-  if status ~= 'running' then return {'skip', 'node ' .. tostring(status)} end
+  if status ~= 'running' then return {'skip', 'node ' .. (status or 'pending')} end
   attempt = tonumber(get(nodeId .. '.attempts')) or 1
 else
-  if status ~= 'queued' and status ~= 'running' then return {'skip', 'node ' .. tostring(status)} end
+  if status ~= 'queued' and status ~= 'running' then return {'skip', 'node ' .. (status or 'pending')} end
   attempt = claim(nodeId, workerId)
 end
 local siblings = {}
 for i = 10, #ARGV - 1, 2 do
   local id, reads = ARGV[i], ARGV[i + 1]
-  load(id .. '.status', id .. '.attempts', id .. '.readied')
   local st = get(id .. '.status')
   if st == 'queued' or st == 'running' then
     local ctx, out = readNeeds(reads)

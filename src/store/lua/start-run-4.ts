@@ -6,27 +6,25 @@ import { SHARED_LUA } from './shared.js';
  * KEYS: state, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel,
  *       [5] blueprintId, [6] version, [7] topology JSON, [8] ttl seconds, [9] parent JSON or '',
- *       [10..] context pairs: key, JSON value, ...
+ *       [10] number of nodes, [11] start node ids, comma-joined, [12..] context pairs: key, JSON value, ...
+ * Only the start nodes get a status (queued); a node without one is pending.
  * Returns: {'created'} or {'exists', version, status}
  * Events: run.started
  */
 export const startRunLua = `${SHARED_LUA}
 load('version', 'status')
 if get('version') then return {'exists', get('version'), get('status')} end
-local topo = cjson.decode(ARGV[7])
 set('status', 'running')
 set('blueprintId', ARGV[5])
 set('version', ARGV[6])
 set('topo', ARGV[7])
-set('remaining', #topo.ids)
+set('remaining', ARGV[10])
 set('createdAt', now)
 set('ttl', ARGV[8])
 if ARGV[9] ~= '' then set('parent', ARGV[9]) end
-for i, id in ipairs(topo.ids) do
-  set(id .. '.status', (topo.indeg[i] == 0) and 'queued' or 'pending')
-end
+for id in string.gmatch(ARGV[11], '[^,]+') do set(id .. '.status', 'queued') end
 flush()
-if #ARGV >= 10 then redis.call('HSET', ctxKey, unpack(ARGV, 10)) end
+if #ARGV >= 12 then redis.call('HSET', ctxKey, unpack(ARGV, 12)) end
 emit('run.started')
 return {'created'}
 `;

@@ -16,7 +16,7 @@ local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 set(nodeId .. '.child', child)
 flush()
-if get(nodeId .. '.status') ~= 'running' then return {'not-running', tostring(get(nodeId .. '.status'))} end
+if get(nodeId .. '.status') ~= 'running' then return {'not-running', get(nodeId .. '.status') or 'pending'} end
 emit('node.waiting', nodeId, {'child', child})
 return {'waiting'}
 `;
