@@ -25,6 +25,8 @@ const MONITOR_RUNS = 10;
 const SOAK_RUNS = Number(process.env.BENCH_SOAK_RUNS ?? 20_000);
 const SCALE = process.env.BENCH_SCALE !== '0';
 const ONLY = process.env.BENCH_ONLY?.split(',');
+/** The worker's default concurrency (SwitchyardWorker, `switchyard worker`). */
+const DEFAULT_CONCURRENCY = 16;
 const RESULTS = fileURLToPath(new URL('./results/latest.json', import.meta.url));
 const RAW_WORKER = fileURLToPath(new URL('./engines/raw-worker.ts', import.meta.url));
 
@@ -58,7 +60,8 @@ async function main(): Promise<void> {
   } catch (err) {
     console.warn(`flowcraft engine unavailable: ${(err as Error).message}`);
   }
-  engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard', Number(process.env.BENCH_SY_C ?? 16)));
+  // At flowcraft's concurrency, at the default (16), and at 64: concurrency is the knob for fast nodes.
+  engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard', DEFAULT_CONCURRENCY), switchyardEngine('switchyard-c64', 64));
   const scenarios = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.name));
   console.log(`bench: ${RUNS} runs at once, ${REPS} reps, Redis ${redisUrl}, ${cpus().length} cores\n`);
 
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
   };
   for (let rep = 1; rep <= REPS; rep++) {
     for (const scenario of scenarios) {
-      for (const concurrency of [5, 16]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
+      for (const concurrency of [5, DEFAULT_CONCURRENCY, 64]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
       for (const engine of engines) {
         if (scenario.name === 'subflow' && engine.supportsSubflow === false) continue;
         const figures = await measureEngine(engine, scenario, rep).catch((err: Error) => {
@@ -103,7 +106,7 @@ function addRatios(byEngine: Record<string, Figures>): void {
   const flowcraft = byEngine.flowcraft?.nodesPerSec;
   for (const [name, figures] of Object.entries(byEngine)) {
     if (name.startsWith('raw')) continue;
-    const concurrency = name === 'switchyard' ? 16 : 5;
+    const concurrency = name === 'switchyard' ? DEFAULT_CONCURRENCY : Number(/-c(\d+)$/.exec(name)?.[1] ?? 5);
     const raw = byEngine[`raw-bullmq-c${concurrency}`]?.nodesPerSec;
     if (flowcraft && figures.nodesPerSec) figures.ratioVsFlowcraft = round(figures.nodesPerSec / flowcraft);
     if (raw && figures.nodesPerSec) figures.ratioVsRaw = round(figures.nodesPerSec / raw);

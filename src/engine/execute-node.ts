@@ -86,6 +86,15 @@ async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeC
     logger: options.logger,
     runs: options.runs,
   };
+  if (signal.aborted) throw abortReason(options);
+  let pending: Promise<NodeResult> | NodeResult;
+  try {
+    pending = call(kind, ctx);
+  } catch (err) {
+    throw signal.aborted ? abortReason(options) : toNodeError(err, nodeId, options.attempt);
+  }
+  // A kind that answered at once (template, route, ...) cannot be interrupted: no race to set up.
+  if (!isThenable(pending)) return checkResult(pending, nodeId);
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(abortReason(options));
@@ -93,12 +102,16 @@ async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeC
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   aborted.catch(() => undefined); // only observed through the race below
-  const result = await Promise.race([Promise.resolve().then(() => call(kind, ctx)), aborted])
+  const result = await Promise.race([pending, aborted])
     .catch((err: unknown) => {
       throw signal.aborted ? abortReason(options) : toNodeError(err, nodeId, options.attempt);
     })
     .finally(() => signal.removeEventListener('abort', onAbort!));
   return checkResult(result, nodeId);
+}
+
+function isThenable(value: unknown): value is PromiseLike<NodeResult> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
 
 function abortReason(options: ExecuteNodeOptions): SwitchyardError {

@@ -47,7 +47,8 @@ export class SwitchyardWorker {
   private readonly graphs: GraphCache;
   private readonly worker: Worker<NodeJobData>;
   private readonly subscriber: Redis;
-  private readonly running = new Map<string, Set<AbortController>>();
+  /** Per run with steps running here: one AbortController for all of them, and how many there are. */
+  private readonly running = new Map<string, { controller: AbortController; steps: number }>();
   private readonly logger: Logger;
   private readonly kinds: NodeKindRegistry;
   private closing: Promise<void> | undefined;
@@ -108,7 +109,7 @@ export class SwitchyardWorker {
   }
 
   private abortRun(runId: string): void {
-    for (const controller of this.running.get(runId) ?? []) controller.abort();
+    this.running.get(runId)?.controller.abort();
   }
 
   private async process(job: Job<NodeJobData>): Promise<void> {
@@ -173,7 +174,7 @@ export class SwitchyardWorker {
   private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
     const { node } = step;
     const logger = lazyChild(this.logger, { runId, nodeId: node.id, attempt: step.attempt });
-    const controller = new AbortController();
+    const signal = this.track(runId);
     const options: ExecuteNodeOptions = {
       runId,
       blueprintId: graph.blueprintId,
@@ -184,11 +185,10 @@ export class SwitchyardWorker {
       outputs: step.outputs,
       attempt: step.attempt,
       timeoutMs: node.config.timeoutMs,
-      signal: controller.signal,
+      signal,
       logger,
       runs: this.childRuns(runId, node, graph.version, step.attempt),
     };
-    this.track(runId, controller, true);
     let result: NodeResult;
     try {
       result = await (step.childRunId ? this.resume(options, step.childRunId) : executeNode(options));
@@ -212,7 +212,7 @@ export class SwitchyardWorker {
         return this.fail(runId, node.id, fallbackErr, step.attempt, logger).then(() => []);
       }
     } finally {
-      this.track(runId, controller, false);
+      this.untrack(runId);
     }
 
     if (result.waitFor) {
@@ -269,15 +269,17 @@ export class SwitchyardWorker {
     await this.queue.enqueue(runId, graph.version, nodes);
   }
 
-  private track(runId: string, controller: AbortController, add: boolean): void {
-    let set = this.running.get(runId);
-    if (add) {
-      if (!set) this.running.set(runId, (set = new Set()));
-      set.add(controller);
-    } else if (set) {
-      set.delete(controller);
-      if (set.size === 0) this.running.delete(runId);
-    }
+  /** The signal that fires when the run is cancelled or fails elsewhere, for a step starting now. */
+  private track(runId: string): AbortSignal {
+    let entry = this.running.get(runId);
+    if (!entry) this.running.set(runId, (entry = { controller: new AbortController(), steps: 0 }));
+    entry.steps++;
+    return entry.controller.signal;
+  }
+
+  private untrack(runId: string): void {
+    const entry = this.running.get(runId);
+    if (entry && --entry.steps === 0) this.running.delete(runId);
   }
 }
 
