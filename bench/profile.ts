@@ -1,9 +1,11 @@
 /**
  * `npm run bench:profile -- <scenario> [runs]`: where a Switchyard node execution spends its time.
  * Runs one scenario (default chain10, 2,000 runs, 300 in flight) against a private Redis with one worker
- * process under `node --cpu-prof`, then prints: throughput, CPU seconds of Redis / client / worker, Redis
- * commands and microseconds per node execution (INFO commandstats; script time includes the commands
- * inside it), and the worker's hottest functions.
+ * process under `node --cpu-prof`, then prints: throughput, CPU seconds of Redis / client / worker and
+ * the cores each kept busy, Redis commands and microseconds per node execution (INFO commandstats;
+ * script time includes the commands inside it), and the worker's hottest functions.
+ * PROFILE_CONCURRENCY (default 16) sets the worker's concurrency, PROFILE_IN_FLIGHT (300) the runs kept
+ * in flight, PROFILE_CPU=0 skips the CPU profile, PROFILE_TOP (20) the number of functions listed.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
