@@ -16,6 +16,7 @@ import { startLocalRedis, type LocalRedis } from '../src/local/redis-server.js';
 import type { Engine, Scenario, WorkerConfig, WorkerMessage } from './engine.js';
 import { switchyardEngine } from './engines/switchyard.js';
 import { SCENARIOS } from './scenarios.js';
+import { DEFAULT_CONCURRENCY } from '../src/queue/worker.js';
 import { median, medianOf, percentile, round } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 500);
@@ -25,8 +26,6 @@ const MONITOR_RUNS = 10;
 const SOAK_RUNS = Number(process.env.BENCH_SOAK_RUNS ?? 20_000);
 const SCALE = process.env.BENCH_SCALE !== '0';
 const ONLY = process.env.BENCH_ONLY?.split(',');
-/** The worker's default concurrency (SwitchyardWorker, `switchyard worker`). */
-const DEFAULT_CONCURRENCY = 16;
 const RESULTS = fileURLToPath(new URL('./results/latest.json', import.meta.url));
 const RAW_WORKER = fileURLToPath(new URL('./engines/raw-worker.ts', import.meta.url));
 
@@ -60,8 +59,8 @@ async function main(): Promise<void> {
   } catch (err) {
     console.warn(`flowcraft engine unavailable: ${(err as Error).message}`);
   }
-  // At flowcraft's concurrency, at the default (16), and at 64: concurrency is the knob for fast nodes.
-  engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard', DEFAULT_CONCURRENCY), switchyardEngine('switchyard-c64', 64));
+  // At flowcraft's concurrency, at 16, and at the default (64): jobs in flight are the knob for fast nodes.
+  engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard-c16', 16), switchyardEngine('switchyard', DEFAULT_CONCURRENCY));
   const scenarios = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.name));
   console.log(`bench: ${RUNS} runs at once, ${REPS} reps, Redis ${redisUrl}, ${cpus().length} cores\n`);
 
@@ -71,7 +70,7 @@ async function main(): Promise<void> {
   };
   for (let rep = 1; rep <= REPS; rep++) {
     for (const scenario of scenarios) {
-      for (const concurrency of [5, DEFAULT_CONCURRENCY, 64]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
+      for (const concurrency of [5, 16, DEFAULT_CONCURRENCY]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
       for (const engine of engines) {
         if (scenario.name === 'subflow' && engine.supportsSubflow === false) continue;
         const figures = await measureEngine(engine, scenario, rep).catch((err: Error) => {

@@ -49,7 +49,7 @@ describe('logs', () => {
       worker.child.kill('SIGTERM');
       expect(await worker.exited).toBe(0);
       const entries = worker.log().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(entries[0]).toMatchObject({ level: 'info', msg: 'worker ready', worker: expect.any(String), concurrency: 16 });
+      expect(entries[0]).toMatchObject({ level: 'info', msg: 'worker ready', worker: expect.any(String), concurrency: 64 });
       expect(entries).toContainEqual(expect.objectContaining({ level: 'debug', msg: 'started child run', runId: run.runId, nodeId: 'redact', attempt: 1, worker: expect.any(String) }));
       expect(entries.at(-1)).toMatchObject({ msg: 'worker stopped' });
 

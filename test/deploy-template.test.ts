@@ -180,7 +180,7 @@ describe('worker on ECS Fargate', () => {
     expect(task.ContainerDefinitions).toHaveLength(1);
     const c = task.ContainerDefinitions[0];
     expect(c.Image).toBe('123456789012.dkr.ecr.us-east-1.amazonaws.com/switchyard-worker:dev');
-    expect(c.Command).toEqual(['worker', '--blueprints', 'workflows', '--concurrency', '16']);
+    expect(c.Command).toEqual(['worker', '--blueprints', 'workflows', '--concurrency', '64']);
     // The image's own entry point (node bin/switchyard.mjs): the worker reads the endpoint and token itself.
     expect(c.EntryPoint).toBeUndefined();
     expect(list(c.Secrets)).toContainEqual({ Name: 'REDIS_AUTH_TOKEN', ValueFrom: ref('RedisAuthSecret') });

@@ -1,6 +1,7 @@
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { RedisNotInstalledError } from '../local/redis-server.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
+import { DEFAULT_CONCURRENCY } from '../queue/worker.js';
 import { blueprintPaths, cliLogger, intOption, loadRegistry, palette, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './main.js';
 
@@ -18,7 +19,7 @@ function exampleRunBody(registry: BlueprintRegistry): string {
 export async function dev(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const workers = intOption('workers', values.workers, 2, 1);
-  const concurrency = values.concurrency === undefined ? undefined : intOption('concurrency', values.concurrency, 16, 1);
+  const concurrency = values.concurrency === undefined ? undefined : intOption('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1);
   const port = intOption('port', values.port, DEFAULT_DEV_PORT, 0);
   if (port > 65535) throw new UsageError(`--port must be 0-65535 (got "${values.port}")`);
   const host = values.host ?? '127.0.0.1';

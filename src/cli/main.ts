@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BlueprintRegistry } from '../blueprint/load.js';
 import { formatIssues, ValidationError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
-import { SwitchyardWorker } from '../queue/worker.js';
+import { DEFAULT_CONCURRENCY, SwitchyardWorker } from '../queue/worker.js';
 import { WORKER_READY_MESSAGE, type WorkerReadyMessage } from '../local/stack.js';
 import { checkRedis, cliLogger, DEFAULT_REDIS_URL, intOption, loadRegistry, resolveCliEnv, UsageError, type CliEnv } from './common.js';
 import { connectRedis, redisTargetFromEnv } from '../redis-connection.js';
@@ -55,7 +55,7 @@ Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and l
 
 Options:
   --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows); needed by subflows
-  --concurrency <N>    node jobs at once (default 16)
+  --concurrency <N>    node jobs at once (default 64; fewer while LLM calls queue)
   --lock-duration <ms> how long a claim on a running node lasts unrenewed; after a worker dies, its
                        nodes run again elsewhere once this passes (default 30000)
 
@@ -150,7 +150,7 @@ Ctrl-C stops the workers (they finish their running nodes), the API and the Redi
 Options:
   --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows)
   --workers <N>        worker processes (default 2)
-  --concurrency <N>    node jobs per worker (default 16)
+  --concurrency <N>    node jobs per worker (default 64)
   --port <P>           API and dashboard port (default 4280; 0 picks a free one)
   --host <H>           address to listen on (default 127.0.0.1: this machine only)
   --auth               require API keys (switchyard keys create); without it auth is off, for local use only
@@ -283,7 +283,7 @@ async function validate(paths: string[]): Promise<number> {
 
 async function worker(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const concurrency = intOption('concurrency', values.concurrency, 16, 1);
+  const concurrency = intOption('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1);
   const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
   const registry = await loadRegistry(values.blueprints, env);
   // REDIS_URL, or an ElastiCache endpoint (REDIS_HOST, REDIS_PORT, REDIS_TLS, REDIS_AUTH_TOKEN as ECS

@@ -41,6 +41,7 @@ export function limitConcurrency(provider: LlmProvider, maxInFlight: number): Ll
   return {
     name: provider.name,
     model: provider.model,
+    slots: { capacity: maxInFlight },
     async complete(request: CompletionRequest): Promise<Completion> {
       await acquire(request.signal);
       try {

@@ -32,4 +32,6 @@ export interface LlmProvider {
    * network, timeouts) once the provider's own retries are spent, non-retryable for 400/401/403.
    */
   complete(request: CompletionRequest): Promise<Completion>;
+  /** This worker's limit of requests in flight (a limited provider only). */
+  readonly slots?: { readonly capacity: number };
 }

@@ -32,6 +32,7 @@ function llmKind(name: string, provider: LlmProvider, decide: (text: string) => 
   return {
     name,
     params: LlmParams,
+    slots: provider.slots,
     reads: (params) => {
       const sources = templateSources(params.promptTemplate, params.inputs);
       return { context: sources, outputs: sources };

@@ -67,6 +67,11 @@ export interface NodeReads {
   outputs: readonly string[];
 }
 
+/** A worker-local resource with a fixed number of slots (one object per resource, shared by kinds). */
+export interface SlotPool {
+  readonly capacity: number;
+}
+
 /** A kind of node: `uses` in a blueprint names one. */
 export interface NodeKind<P = Record<string, unknown>> {
   /** The name blueprints use in `uses`. */
@@ -80,6 +85,12 @@ export interface NodeKind<P = Record<string, unknown>> {
   /** Other blueprints this node calls (a subflow kind returns its `blueprintId`), so loading can check they exist and do not recurse. */
   references?(params: P): { blueprints?: string[] };
   run(ctx: NodeContext<P>): Promise<NodeResult> | NodeResult;
+  /**
+   * Slots that nodes of this kind share within one worker (the LLM kinds: the provider's limit of
+   * requests in flight). A worker whose slots are all taken takes no new jobs and claims no extra
+   * successors, so other workers get them instead of waiting in its line.
+   */
+  readonly slots?: SlotPool;
   /** For kinds whose `run` returns `waitFor`: the result once the child run ended (throw to fail the node). */
   resume?(ctx: NodeContext<P>, child: RunView): Promise<NodeResult> | NodeResult;
 }

@@ -10,7 +10,7 @@ import { GraphCache } from '../engine/graph-cache.js';
 import type { CompiledNode, Graph } from '../engine/graph.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../nodes/types.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
 import { NodeQueue, type NodeJobData } from './node-queue.js';
@@ -21,7 +21,11 @@ export interface WorkerOptions extends SwitchyardOptions {
   kinds: NodeKindRegistry;
   /** Blueprints that subflow nodes can start as child runs. */
   blueprints?: BlueprintRegistry;
-  /** Node jobs run at once. @default 16 */
+  /**
+   * Node jobs run at once. While the kinds report back-pressure (LLM requests queued for this worker's
+   * LLM slots) the worker takes no new jobs and claims no extra successors, so other workers get them.
+   * @default 64
+   */
   concurrency?: number;
   /**
    * How long a worker's claim on a running node lasts without renewal; after it lapses (the worker died)
@@ -58,6 +62,11 @@ export class SwitchyardWorker {
   private steps = 0;
   /** Steps this worker runs at once before successors go to the queue instead (4 x concurrency). */
   private readonly localLimit: number;
+  private readonly concurrency: number;
+  /** Jobs this worker is processing now. */
+  private jobs = 0;
+  /** Steps holding (or about to hold) each slot pool's slots, by pool. */
+  private readonly held = new Map<SlotPool, number>();
   private readonly subscribed: Promise<void>;
 
   constructor(options: WorkerOptions) {
@@ -69,11 +78,12 @@ export class SwitchyardWorker {
     this.queue = new NodeQueue(this.options);
     this.runs = new RunService(this.store, this.queue, options.blueprints, this.options.runTtlSeconds);
     this.graphs = new GraphCache(this.kinds, (version) => this.store.loadBlueprint(version));
-    const concurrency = options.concurrency ?? 16;
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new SwitchyardError(ErrorCodes.CONFIG, `concurrency must be a whole number >= 1 (got ${concurrency})`);
     }
     this.localLimit = concurrency * 4;
+    this.concurrency = concurrency;
     // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes itself.
     this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false });
     this.subscriber.on('error', (err: Error) => this.logger.warn('abort subscription connection error', { error: err.message }));
@@ -112,7 +122,47 @@ export class SwitchyardWorker {
     this.running.get(runId)?.controller.abort();
   }
 
+  /**
+   * Back-pressure: while every slot of some pool (the LLM limit) is held by steps here, take no job
+   * beyond those held (BullMQ reads its concurrency before each fetch); otherwise the configured
+   * concurrency. Returns whether the worker is saturated.
+   */
+  private adjustIntake(): boolean {
+    let saturated = false;
+    for (const [pool, held] of this.held) if (held >= pool.capacity) saturated = true;
+    const wanted = saturated ? Math.max(1, this.jobs) : this.concurrency;
+    if (this.worker.concurrency !== wanted) this.worker.concurrency = wanted;
+    return saturated;
+  }
+
+  /** Counts a step of `node` against its kind's slots from now until the returned release is called. */
+  private hold(node: CompiledNode): () => void {
+    const pool = this.kinds.get(node.definition.uses)?.slots;
+    if (!pool) return () => undefined;
+    this.held.set(pool, (this.held.get(pool) ?? 0) + 1);
+    this.adjustIntake();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.held.get(pool) ?? 1) - 1;
+      if (left > 0) this.held.set(pool, left);
+      else this.held.delete(pool);
+      this.adjustIntake();
+    };
+  }
+
   private async process(job: Job<NodeJobData>): Promise<void> {
+    this.jobs++;
+    try {
+      await this.processJob(job);
+    } finally {
+      this.jobs--;
+      this.adjustIntake();
+    }
+  }
+
+  private async processJob(job: Job<NodeJobData>): Promise<void> {
     const { runId, nodeId, version, childRunId, siblings } = job.data;
     let graph: Graph;
     try {
@@ -127,6 +177,17 @@ export class SwitchyardWorker {
       const err = new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId, nodeId });
       return this.fail(runId, nodeId, err, 1, this.logger);
     }
+    // The job's node counts against its kind's slots from now: the next fetch already sees it.
+    const holdFirst = this.hold(node);
+    try {
+      await this.runJob(job, graph, node, holdFirst);
+    } finally {
+      holdFirst(); // no-op once its step took it over and ended
+    }
+  }
+
+  private async runJob(job: Job<NodeJobData>, graph: Graph, node: CompiledNode, holdFirst: () => void): Promise<void> {
+    const { runId, version, childRunId, siblings } = job.data;
     const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
     const begin = await this.store.startNode(runId, node, this.id, childRunId ? 'resume' : 'start', others);
     switch (begin.kind) {
@@ -148,21 +209,23 @@ export class SwitchyardWorker {
     // ready (claimed nodes included), and they run again elsewhere.
     let steps = 0;
     const running = new Set<Promise<void>>();
-    const launch = (step: Step) => {
+    const launch = (step: Step, release = this.hold(step.node)) => {
       if (++steps > MAX_STEPS_PER_JOB) {
+        release();
         void this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
         return;
       }
       this.steps++;
       const task = this.runStep(runId, graph, step)
-        .then((next) => next.forEach(launch))
+        .finally(release)
+        .then((next) => next.forEach((claimed) => launch(claimed)))
         .finally(() => {
           this.steps--;
           running.delete(task);
         });
       running.add(task);
     };
-    launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId });
+    launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId }, holdFirst);
     for (const sibling of begin.siblings) {
       if (sibling.kind === 'run') launch({ node: graph.byId.get(sibling.nodeId)!, attempt: sibling.attempt, context: sibling.context, outputs: sibling.outputs });
       else await this.enqueue(runId, graph, sibling.readied);
@@ -228,8 +291,9 @@ export class SwitchyardWorker {
     const taken = decideEdges(node, result, { context, outputs });
     const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
     // Claim ready successors for this worker: always one (it takes over this step's place), more while the
-    // worker runs fewer than its local limit of steps. None once the worker is closing.
-    const max = this.stopping ? 0 : 1 + Math.max(0, this.localLimit - this.steps);
+    // worker runs fewer than its local limit of steps and is not saturated. None once it is closing.
+    const saturated = this.adjustIntake();
+    const max = this.stopping ? 0 : saturated ? 1 : 1 + Math.max(0, this.localLimit - this.steps);
     const claim = { workerId: this.id, max, needsOf: (id: string) => graph.byId.get(id)!.needs };
     const done = await this.store.completeNode(runId, node, { ...result, meta }, taken, claim);
     if (done.kind !== 'ok') return [];
@@ -292,6 +356,9 @@ interface Step {
   /** Set when the node is a subflow whose child run ended. */
   childRunId?: string;
 }
+
+/** Node jobs a worker runs at once unless told otherwise. */
+export const DEFAULT_CONCURRENCY = 64;
 
 /** Steps one job may run before it hands further successors to the queue (fairness, lock time). */
 const MAX_STEPS_PER_JOB = 200;
