@@ -286,8 +286,8 @@ async function monitorSample(workerAddresses: string[], once: () => Promise<numb
 /** Worker RSS after 1,000 and after SOAK_RUNS runs of chain10 (500 in flight). */
 async function soak(): Promise<Record<string, number>> {
   const scenario = SCENARIOS.find((s) => s.name === 'chain10')!;
-  const engine = switchyardEngine('switchyard', 16);
-  const config: WorkerConfig = { redisUrl, namespace: 'soak', concurrency: 16, scenario };
+  const engine = switchyardEngine('switchyard', DEFAULT_CONCURRENCY);
+  const config: WorkerConfig = { redisUrl, namespace: 'soak', concurrency: DEFAULT_CONCURRENCY, scenario };
   const child = await spawnWorker(engine.workerEntry, config);
   const client = await engine.createClient(config);
   const samples: Record<string, number> = {};
@@ -319,8 +319,8 @@ async function soak(): Promise<Record<string, number>> {
 async function ttlReclaim(): Promise<Record<string, number>> {
   const scenario = SCENARIOS.find((s) => s.name === 'chain10')!;
   const namespace = 'ttl';
-  const config: WorkerConfig = { redisUrl, namespace, concurrency: 16, scenario };
-  const engine = switchyardEngine('switchyard', 16);
+  const config: WorkerConfig = { redisUrl, namespace, concurrency: DEFAULT_CONCURRENCY, scenario };
+  const engine = switchyardEngine('switchyard', DEFAULT_CONCURRENCY);
   const child = await spawnWorker(engine.workerEntry, config);
   const { BlueprintRegistry } = await import('../src/blueprint/load.js');
   const { SwitchyardClient } = await import('../src/client/client.js');
@@ -345,8 +345,8 @@ async function scale(): Promise<Array<Record<string, number>>> {
   const scenario = SCENARIOS.find((s) => s.name === 'chain10')!;
   const out: Array<Record<string, number>> = [];
   for (const processes of [1, 2, 4]) {
-    const engine = switchyardEngine('switchyard', 16);
-    const config: WorkerConfig = { redisUrl, namespace: `scale${processes}`, concurrency: 16, scenario };
+    const engine = switchyardEngine('switchyard', DEFAULT_CONCURRENCY);
+    const config: WorkerConfig = { redisUrl, namespace: `scale${processes}`, concurrency: DEFAULT_CONCURRENCY, scenario };
     const workers = await Promise.all(Array.from({ length: processes }, () => spawnWorker(engine.workerEntry, config)));
     const client = await engine.createClient(config);
     const once = async () => client.wait(await client.start());
