@@ -4,7 +4,7 @@
  * process under `node --cpu-prof`, then prints: throughput, CPU seconds of Redis / client / worker and
  * the cores each kept busy, Redis commands and microseconds per node execution (INFO commandstats;
  * script time includes the commands inside it), and the worker's hottest functions.
- * PROFILE_CONCURRENCY (default 16) sets the worker's concurrency, PROFILE_IN_FLIGHT (300) the runs kept
+ * PROFILE_CONCURRENCY (default: the worker's, 64) sets the worker's concurrency, PROFILE_IN_FLIGHT (300) the runs kept
  * in flight, PROFILE_CPU=0 skips the CPU profile, PROFILE_TOP (20) the number of functions listed.
  */
 import { spawn } from 'node:child_process';
@@ -16,11 +16,12 @@ import { startLocalRedis } from '../src/local/redis-server.js';
 import type { WorkerMessage } from './engine.js';
 import { switchyardEngine } from './engines/switchyard.js';
 import { SCENARIOS } from './scenarios.js';
+import { DEFAULT_CONCURRENCY } from '../src/queue/worker.js';
 
 const scenario = SCENARIOS.find((s) => s.name === (process.argv[2] ?? 'chain10'));
 if (!scenario) throw new Error(`unknown scenario; choose ${SCENARIOS.map((s) => s.name).join(', ')}`);
 const RUNS = Number(process.argv[3] ?? 2000);
-const CONCURRENCY = Number(process.env.PROFILE_CONCURRENCY ?? 16);
+const CONCURRENCY = Number(process.env.PROFILE_CONCURRENCY ?? DEFAULT_CONCURRENCY);
 const IN_FLIGHT = Number(process.env.PROFILE_IN_FLIGHT ?? 300);
 const CPU_PROF = process.env.PROFILE_CPU !== '0';
 const profDir = mkdtempSync(join(tmpdir(), 'switchyard-prof-'));
