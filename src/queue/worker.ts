@@ -7,7 +7,7 @@ import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError } from '
 import { executeNode, resumeNode, type ExecuteNodeOptions } from '../engine/execute-node.js';
 import { childRunId } from '../engine/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
-import type { CompiledNode, Graph } from '../engine/graph.js';
+import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../nodes/types.js';
@@ -78,6 +78,9 @@ export class SwitchyardWorker {
     this.queue = new NodeQueue(this.options);
     this.runs = new RunService(this.store, this.queue, options.blueprints, this.options.runTtlSeconds);
     this.graphs = new GraphCache(this.kinds, (version) => this.store.loadBlueprint(version));
+    // Blueprints this worker was given need no fetch: a first job finds its graph (and its node's kind,
+    // which back-pressure counts) at once.
+    for (const id of options.blueprints?.ids() ?? []) this.graphs.put(compileGraph(options.blueprints!.get(id)!, this.kinds));
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new SwitchyardError(ErrorCodes.CONFIG, `concurrency must be a whole number >= 1 (got ${concurrency})`);

@@ -83,9 +83,9 @@ describe('back-pressure from the LLM limit', () => {
     const views = await Promise.all(runs.map((run) => run.result({ timeoutMs: 20_000 })));
     expect(views.map((v) => v.status)).toEqual(Array(10).fill('completed'));
     const byWorker = views.map((v) => v.nodes.q!.worker);
-    // A's slot was taken once it held one job; the few it fetched before it knew (a cold worker loads
-    // the blueprint first) waited in its line. Without back-pressure A would hold all ten.
-    expect(byWorker.filter((w) => w === 'A').length).toBeLessThanOrEqual(5);
-    expect(byWorker.filter((w) => w === 'B').length).toBeGreaterThanOrEqual(5);
+    // A's slot was taken once it held one job; a job it fetched before it knew waited in its line.
+    // Without back-pressure A would hold all ten.
+    expect(byWorker.filter((w) => w === 'A').length).toBeLessThanOrEqual(3);
+    expect(byWorker.filter((w) => w === 'B').length).toBeGreaterThanOrEqual(7);
   }, 30_000);
 });
