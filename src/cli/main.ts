@@ -55,7 +55,7 @@ Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and l
 
 Options:
   --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows); needed by subflows
-  --concurrency <N>    node jobs at once (default 64; fewer while LLM calls queue)
+  --concurrency <N>    node jobs at once (default 64; none taken while its LLM slots are all busy)
   --lock-duration <ms> how long a claim on a running node lasts unrenewed; after a worker dies, its
                        nodes run again elsewhere once this passes (default 30000)
 

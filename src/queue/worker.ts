@@ -22,9 +22,9 @@ export interface WorkerOptions extends SwitchyardOptions {
   /** Blueprints that subflow nodes can start as child runs. */
   blueprints?: BlueprintRegistry;
   /**
-   * Node jobs run at once. While the kinds report back-pressure (LLM requests queued for this worker's
-   * LLM slots) the worker takes no new jobs and claims no extra successors, so other workers get them.
-   * @default 64
+   * Node jobs run at once. While steps here hold every slot of a kind's pool (the LLM kinds: this
+   * worker's LLM limit) the worker takes no new jobs and claims no extra successors, so other workers
+   * get them. @default 64
    */
   concurrency?: number;
   /**
@@ -125,23 +125,25 @@ export class SwitchyardWorker {
     this.running.get(runId)?.controller.abort();
   }
 
+  /** True while steps here hold every slot of some pool (the LLM limit). */
+  private saturated(): boolean {
+    for (const [pool, held] of this.held) if (held >= pool.capacity) return true;
+    return false;
+  }
+
   /**
-   * Back-pressure: while every slot of some pool (the LLM limit) is held by steps here, take no job
-   * beyond those held (BullMQ reads its concurrency before each fetch); otherwise the configured
-   * concurrency. Returns whether the worker is saturated.
+   * Back-pressure: while saturated, take no job beyond those held (BullMQ reads its concurrency before
+   * each fetch); otherwise the configured concurrency.
    */
-  private adjustIntake(): boolean {
-    let saturated = false;
-    for (const [pool, held] of this.held) if (held >= pool.capacity) saturated = true;
-    const wanted = saturated ? Math.max(1, this.jobs) : this.concurrency;
+  private adjustIntake(): void {
+    const wanted = this.saturated() ? Math.max(1, this.jobs) : this.concurrency;
     if (this.worker.concurrency !== wanted) this.worker.concurrency = wanted;
-    return saturated;
   }
 
   /** Counts a step of `node` against its kind's slots from now until the returned release is called. */
   private hold(node: CompiledNode): () => void {
     const pool = this.kinds.get(node.definition.uses)?.slots;
-    if (!pool) return () => undefined;
+    if (!pool) return NO_RELEASE;
     this.held.set(pool, (this.held.get(pool) ?? 0) + 1);
     this.adjustIntake();
     let released = false;
@@ -295,8 +297,7 @@ export class SwitchyardWorker {
     const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
     // Claim ready successors for this worker: always one (it takes over this step's place), more while the
     // worker runs fewer than its local limit of steps and is not saturated. None once it is closing.
-    const saturated = this.adjustIntake();
-    const max = this.stopping ? 0 : saturated ? 1 : 1 + Math.max(0, this.localLimit - this.steps);
+    const max = this.stopping ? 0 : this.saturated() ? 1 : 1 + Math.max(0, this.localLimit - this.steps);
     const claim = { workerId: this.id, max, needsOf: (id: string) => graph.byId.get(id)!.needs };
     const done = await this.store.completeNode(runId, node, { ...result, meta }, taken, claim);
     if (done.kind !== 'ok') return [];
@@ -359,6 +360,8 @@ interface Step {
   /** Set when the node is a subflow whose child run ended. */
   childRunId?: string;
 }
+
+const NO_RELEASE = () => undefined;
 
 /** Node jobs a worker runs at once unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 64;

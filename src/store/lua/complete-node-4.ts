@@ -10,7 +10,7 @@ import { SHARED_LUA } from './shared.js';
  *
  * KEYS: state, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel,
- *       [5] nodeId, [6] node index (1-based), [7] output JSON or '' for none,
+ *       [5] nodeId, [6] node index (1-based; informational), [7] output JSON or '' for none,
  *       [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
  *       [10] node meta JSON (usage, provider) or '', [11] workerId to claim ready nodes for, or '',
  *       [12] how many ready nodes to claim at most,
@@ -28,7 +28,7 @@ import { SHARED_LUA } from './shared.js';
  *   node.started (claimed nodes), run.completed
  */
 export const completeNodeLua = `${SHARED_LUA}
-local nodeId, index, output, taken, action, meta, claimFor, claimMax = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
+local nodeId, output, taken, action, meta, claimFor, claimMax = ARGV[5], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
 local edgeCount = tonumber(ARGV[13])
 local known = {}
 local at = 15 + edgeCount

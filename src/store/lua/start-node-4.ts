@@ -5,7 +5,7 @@ import { SHARED_LUA } from './shared.js';
  *
  * KEYS: state, ctx, outputs, events (see shared.ts)
  * ARGV: runId, now, endedChannel, abortChannel,
- *       [5] nodeId, [6] node index (1-based), [7] workerId,
+ *       [5] nodeId, [6] node index (1-based; informational), [7] workerId,
  *       [8] mode: 'start' (claim and read) or 'resume' (a running subflow node whose child ended: read only),
  *       [9] what the node reads: [context, outputs] as JSON (each '*' or a list of names), '' for nothing,
  *       [10..] other start nodes to claim alongside it (a run's start job): node id, its reads as in [9], ...
@@ -22,7 +22,7 @@ import { SHARED_LUA } from './shared.js';
  * Events: node.started
  */
 export const startNodeLua = `${SHARED_LUA}
-local nodeId, index, workerId, mode, needs = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
+local nodeId, workerId, mode, needs = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
 local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied'}
 for i = 10, #ARGV - 1, 2 do
   for _, field in ipairs({'.status', '.attempts', '.readied'}) do fields[#fields + 1] = ARGV[i] .. field end
