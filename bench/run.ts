@@ -4,7 +4,10 @@
  *
  * BENCH_RUNS (default 500) runs launched at once per scenario, BENCH_REPS (default 3) repetitions (medians
  * are reported), BENCH_SOAK_RUNS (default 20000; 0 skips) for the worker-RSS soak, BENCH_SCALE=0 skips the
- * 1/2/4-worker scaling run, BENCH_ONLY=chain10,diamond limits the scenarios.
+ * 1/2/4-worker scaling run, BENCH_ONLY=chain10,diamond limits the scenarios, BENCH_ENGINES=switchyard,flowcraft
+ * limits the engines, BENCH_RAW=0 skips raw BullMQ, BENCH_TTL=0 and BENCH_REDIS_BENCHMARK=0 skip those. BENCH_BASELINE=<dir> (a checkout of an earlier commit, after
+ * its own `npm ci`) adds `switchyard-baseline` at the default concurrency, and `ratioVsBaseline` for
+ * `switchyard`: before/after figures from one invocation.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startLocalRedis, type LocalRedis } from '../src/local/redis-server.js';
 import type { Engine, Scenario, WorkerConfig, WorkerMessage } from './engine.js';
-import { switchyardEngine } from './engines/switchyard.js';
+import { switchyardBaselineEngine, switchyardEngine } from './engines/switchyard.js';
 import { SCENARIOS } from './scenarios.js';
 import { DEFAULT_CONCURRENCY } from '../src/queue/worker.js';
 import { median, medianOf, percentile, round } from './stats.js';
@@ -26,6 +29,9 @@ const MONITOR_RUNS = 10;
 const SOAK_RUNS = Number(process.env.BENCH_SOAK_RUNS ?? 20_000);
 const SCALE = process.env.BENCH_SCALE !== '0';
 const ONLY = process.env.BENCH_ONLY?.split(',');
+const ENGINES = process.env.BENCH_ENGINES?.split(',');
+const RAW = process.env.BENCH_RAW !== '0';
+const BASELINE = process.env.BENCH_BASELINE;
 const RESULTS = fileURLToPath(new URL('./results/latest.json', import.meta.url));
 const RAW_WORKER = fileURLToPath(new URL('./engines/raw-worker.ts', import.meta.url));
 
@@ -61,6 +67,8 @@ async function main(): Promise<void> {
   }
   // At flowcraft's concurrency, at 16, and at the default (64): jobs in flight are the knob for fast nodes.
   engines.push(switchyardEngine('switchyard-c5', 5), switchyardEngine('switchyard-c16', 16), switchyardEngine('switchyard', DEFAULT_CONCURRENCY));
+  if (BASELINE) engines.push(await switchyardBaselineEngine(BASELINE, DEFAULT_CONCURRENCY));
+  if (ENGINES) engines.splice(0, engines.length, ...engines.filter((e) => ENGINES.includes(e.name)));
   const scenarios = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.name));
   console.log(`bench: ${RUNS} runs at once, ${REPS} reps, Redis ${redisUrl}, ${cpus().length} cores\n`);
 
@@ -70,7 +78,7 @@ async function main(): Promise<void> {
   };
   for (let rep = 1; rep <= REPS; rep++) {
     for (const scenario of scenarios) {
-      for (const concurrency of [5, 16, DEFAULT_CONCURRENCY]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
+      if (RAW) for (const concurrency of [5, 16, DEFAULT_CONCURRENCY]) push(scenario.name, `raw-bullmq-c${concurrency}`, await measureRaw(scenario, concurrency, rep));
       for (const engine of engines) {
         if (scenario.name === 'subflow' && engine.supportsSubflow === false) continue;
         const figures = await measureEngine(engine, scenario, rep).catch((err: Error) => {
@@ -91,9 +99,9 @@ async function main(): Promise<void> {
   }
   const extra: Record<string, unknown> = {};
   if (SOAK_RUNS > 0) extra.soak = await soak();
-  extra.ttl = await ttlReclaim();
+  if (process.env.BENCH_TTL !== '0') extra.ttl = await ttlReclaim();
   if (SCALE) extra.scale = await scale();
-  extra.redisBenchmark = redisBenchmark();
+  if (process.env.BENCH_REDIS_BENCHMARK !== '0') extra.redisBenchmark = redisBenchmark();
   printTable(results);
   console.log(JSON.stringify(extra, null, 2));
   mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
@@ -105,10 +113,12 @@ function addRatios(byEngine: Record<string, Figures>): void {
   const flowcraft = byEngine.flowcraft?.nodesPerSec;
   for (const [name, figures] of Object.entries(byEngine)) {
     if (name.startsWith('raw')) continue;
-    const concurrency = name === 'switchyard' ? DEFAULT_CONCURRENCY : Number(/-c(\d+)$/.exec(name)?.[1] ?? 5);
+    const concurrency = name === 'switchyard' || name === 'switchyard-baseline' ? DEFAULT_CONCURRENCY : Number(/-c(\d+)$/.exec(name)?.[1] ?? 5);
     const raw = byEngine[`raw-bullmq-c${concurrency}`]?.nodesPerSec;
     if (flowcraft && figures.nodesPerSec) figures.ratioVsFlowcraft = round(figures.nodesPerSec / flowcraft);
     if (raw && figures.nodesPerSec) figures.ratioVsRaw = round(figures.nodesPerSec / raw);
+    const baseline = byEngine['switchyard-baseline']?.nodesPerSec;
+    if (name === 'switchyard' && baseline && figures.nodesPerSec) figures.ratioVsBaseline = round(figures.nodesPerSec / baseline);
   }
 }
 
@@ -379,14 +389,14 @@ function redisBenchmark(): Record<string, number> | undefined {
 function printTable(results: Record<string, Record<string, Figures>>): void {
   const columns: Array<[keyof Figures, string]> = [
     ['nodesPerSec', 'nodes/s'], ['runsPerSec', 'runs/s'], ['ratioVsFlowcraft', 'x flowcraft'], ['ratioVsRaw', 'x raw'],
-    ['latencyP50Ms', 'p50 ms'], ['latencyP99Ms', 'p99 ms'], ['unloadedP50Ms', 'idle p50 ms'], ['commandsPerNode', 'cmds/node'],
+    ['ratioVsBaseline', 'x baseline'], ['latencyP50Ms', 'p50 ms'], ['latencyP99Ms', 'p99 ms'], ['unloadedP50Ms', 'idle p50 ms'], ['commandsPerNode', 'cmds/node'],
     ['roundTripsPerNode', 'RT/node'], ['workerCpuSecPer1000Nodes', 'cpu s/1k'], ['redisBytesPerRun', 'B/run'],
   ];
   for (const [scenario, byEngine] of Object.entries(results)) {
     console.log(`\n${scenario}`);
-    console.log(['engine'.padEnd(16), ...columns.map(([, label]) => label.padStart(11))].join(''));
+    console.log(['engine'.padEnd(20), ...columns.map(([, label]) => label.padStart(11))].join(''));
     for (const [engine, figures] of Object.entries(byEngine)) {
-      console.log([engine.padEnd(16), ...columns.map(([key]) => String(round(figures[key], key === 'nodesPerSec' || key === 'redisBytesPerRun' ? 0 : 2) ?? '-').padStart(11))].join(''));
+      console.log([engine.padEnd(20), ...columns.map(([key]) => String(round(figures[key], key === 'nodesPerSec' || key === 'redisBytesPerRun' ? 0 : 2) ?? '-').padStart(11))].join(''));
     }
   }
 }
