@@ -3,7 +3,7 @@ import { RedisNotInstalledError } from '../local/redis-server.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { DEFAULT_CONCURRENCY } from '../queue/worker.js';
 import { blueprintPaths, cliLogger, intOption, loadRegistry, palette, UsageError, type CliEnv } from './common.js';
-import type { Parsed } from './main.js';
+import type { Parsed } from './options.js';
 
 export const DEFAULT_DEV_PORT = 4280;
 

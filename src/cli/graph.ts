@@ -6,7 +6,7 @@ import { toMermaid } from '../api/mermaid.js';
 import { ValidationError } from '../errors.js';
 import { layoutBlueprint, renderSvg } from '../graph/index.js';
 import { blueprintPaths, loadRegistry, UsageError, type CliEnv } from './common.js';
-import type { Parsed } from './main.js';
+import type { Parsed } from './options.js';
 
 /** Where Debian's Chromium lives; SWITCHYARD_CHROMIUM points elsewhere. */
 const DEFAULT_CHROMIUM = '/usr/bin/chromium';

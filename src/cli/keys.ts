@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { API_SCOPES, ApiKeyStore, type ApiScope } from '../api/keys.js';
 import { checkRedis, DEFAULT_REDIS_URL, table, UsageError, type CliEnv } from './common.js';
-import type { Parsed } from './main.js';
+import type { Parsed } from './options.js';
 
 export async function keys(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
   const [action, ...args] = positionals;

@@ -1,4 +1,4 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { BlueprintRegistry } from '../blueprint/load.js';
 import { formatIssues, ValidationError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
@@ -12,6 +12,7 @@ import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
 import { cancel, events, run, status } from './runs.js';
+import { OPTIONS, type OptionName, type Parsed } from './options.js';
 
 const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + BullMQ
 
@@ -160,32 +161,6 @@ Examples:
   switchyard dev --workers 4 --port 8080
   REDIS_URL=redis://127.0.0.1:6379 switchyard dev --auth`,
 };
-
-const OPTIONS = {
-  blueprints: { type: 'string', multiple: true },
-  concurrency: { type: 'string' },
-  'lock-duration': { type: 'string' },
-  input: { type: 'string' },
-  wait: { type: 'boolean' },
-  progress: { type: 'boolean' },
-  timeout: { type: 'string' },
-  json: { type: 'boolean' },
-  local: { type: 'boolean' },
-  follow: { type: 'boolean', short: 'f' },
-  out: { type: 'string', short: 'o' },
-  tenant: { type: 'string' },
-  scopes: { type: 'string' },
-  name: { type: 'string' },
-  workers: { type: 'string' },
-  port: { type: 'string' },
-  host: { type: 'string' },
-  auth: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  verbose: { type: 'boolean' },
-} satisfies ParseArgsConfig['options'];
-
-type OptionName = keyof typeof OPTIONS;
-export type Parsed = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values'];
 
 /** The options each command takes (besides --help and --verbose). */
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {

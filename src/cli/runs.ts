@@ -10,7 +10,7 @@ import type { RunView } from '../engine/run-view.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
 import { blueprintPaths, checkRedis, cliLogger, DEFAULT_REDIS_URL, formatDuration, loadRegistry, palette, parseInput, table, UsageError, type CliEnv } from './common.js';
-import type { Parsed } from './main.js';
+import type { Parsed } from './options.js';
 import { createProgressPrinter, followRunEvents } from './progress.js';
 
 /** A client on the environment's Redis, after checking that Redis answers. */
