@@ -1,12 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlueprintRegistry } from '../../src/blueprint/load.js';
-import { SwitchyardClient } from '../../src/client/client.js';
 import { limitConcurrency } from '../../src/llm/limit.js';
 import type { LlmProvider } from '../../src/llm/types.js';
 import { createNodeKinds } from '../../src/nodes/index.js';
-import { SwitchyardWorker } from '../../src/queue/worker.js';
-import { deleteKeys, prefixPatterns, testRedis } from '../support/harness.js';
+import { openScope } from '../support/harness.js';
 
 /** An LLM endpoint that answers only when the test opens it; tells when a request arrives. */
 function heldProvider() {
@@ -33,14 +30,8 @@ function heldProvider() {
 }
 
 describe('back-pressure from the LLM limit', () => {
-  const redis = testRedis();
-  const prefix = `t${randomBytes(4).toString('hex')}`;
-  const closers: Array<() => Promise<void>> = [];
-  afterAll(async () => {
-    for (const close of closers.reverse()) await close();
-    await deleteKeys(redis, prefixPatterns(prefix));
-    await redis.quit();
-  });
+  const scope = openScope();
+  afterAll(() => scope.close());
 
   it('a worker whose LLM slots are taken leaves new runs to other workers', async () => {
     const blueprint = { id: 'ask', nodes: [{ id: 'q', uses: 'llm-process', params: { promptTemplate: 'question' } }], edges: [] };
@@ -61,11 +52,8 @@ describe('back-pressure from the LLM limit', () => {
     };
     const registryA = new BlueprintRegistry(createNodeKinds({ llm: counted }));
     registryA.add(blueprint);
-    const a = new SwitchyardWorker({ redis: redis.duplicate(), prefix, queueName: prefix, kinds: registryA.kinds, blueprints: registryA, concurrency: 10, workerId: 'A' });
-    closers.push(() => a.close());
-    await a.ready();
-    const client = new SwitchyardClient({ redis: redis.duplicate(), prefix, queueName: prefix, blueprints: registryA });
-    closers.push(() => client.close());
+    await scope.startWorker({ blueprints: registryA, concurrency: 10, workerId: 'A' });
+    const client = scope.createClient({ blueprints: registryA });
 
     const runs = await Promise.all(Array.from({ length: 10 }, () => client.start('ask')));
     // A holds its one LLM slot (and one job waiting for it); it takes no further jobs.
@@ -74,9 +62,7 @@ describe('back-pressure from the LLM limit', () => {
     const bCalled = held.arrived(); // the next request to reach the endpoint can only come from B
     const registryB = new BlueprintRegistry(createNodeKinds({ llm: limitConcurrency(held.provider, 10) }));
     registryB.add(blueprint);
-    const b = new SwitchyardWorker({ redis: redis.duplicate(), prefix, queueName: prefix, kinds: registryB.kinds, blueprints: registryB, concurrency: 10, workerId: 'B' });
-    closers.push(() => b.close());
-    await b.ready();
+    await scope.startWorker({ blueprints: registryB, concurrency: 10, workerId: 'B' });
     await bCalled;
     held.open();
 

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlueprintRegistry } from '../../src/blueprint/load.js';
-import { SwitchyardClient } from '../../src/client/client.js';
-import { startHarness, testRedis, type Harness } from '../support/harness.js';
+import { startHarness, type Harness } from '../support/harness.js';
 import { Probe, testKinds } from '../support/test-kinds.js';
 
 const probe = new Probe();
@@ -28,7 +27,7 @@ describe('client', () => {
     // A redeploy: another client whose registry has a new version under the same id.
     const registry = new BlueprintRegistry(h.kinds);
     registry.add(versioned('v2'));
-    const other = new SwitchyardClient({ redis: testRedis(), prefix: h.prefix, queueName: h.prefix, blueprints: registry });
+    const other = h.createClient({ blueprints: registry });
     try {
       const second = await other.start('pinned');
       const [a, b] = await Promise.all([first.result({ timeoutMs: 10_000 }), second.result({ timeoutMs: 10_000 })]);

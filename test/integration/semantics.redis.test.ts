@@ -7,7 +7,9 @@ import { Probe, testKinds } from '../support/test-kinds.js';
 
 /**
  * One conformance suite, run against the in-memory executor and the distributed engine (2 workers): the
- * semantics of DESIGN.md must not depend on where a run executes.
+ * run semantics must not depend on where a run executes. The rules are those the README states under
+ * "Blueprints" (edges, dead-path elimination, joins, retries, timeouts, fallbacks) and in the `subflow`
+ * row of "Node kinds"; the pure transitions in src/engine/transitions.ts decide them for both executors.
  */
 interface Started {
   runId: string;

@@ -7,9 +7,9 @@ import { inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/local/redis-server.js';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
-import { SwitchyardClient } from '../src/client/client.js';
+import type { SwitchyardClient } from '../src/index.js';
 import { createNodeKinds } from '../src/nodes/index.js';
-import { testRedis } from './support/harness.js';
+import { createTestClient, openScope, type TestScope } from './support/harness.js';
 import { killStarted, runCli, startCli } from './support/processes.js';
 
 describe('switchyard CLI', () => {
@@ -62,20 +62,21 @@ describe('switchyard CLI', () => {
 describe('switchyard worker processes', () => {
   const prefix = `cli${randomBytes(3).toString('hex')}`;
   const env = { REDIS_URL: inject('redisUrl'), SWITCHYARD_PREFIX: prefix, SWITCHYARD_QUEUE: prefix, SWITCHYARD_LOG_LEVEL: 'info' };
+  let scope: TestScope;
   let redis: Redis;
   let client: SwitchyardClient;
   let registry: BlueprintRegistry;
 
   beforeAll(async () => {
-    redis = testRedis();
+    scope = openScope({ prefix });
+    redis = scope.redis;
     registry = await BlueprintRegistry.load(['workflows'], createNodeKinds());
     registry.add({ id: 'nap', nodes: [{ id: 'nap', uses: 'sleep', params: { ms: 300 } }, { id: 'after', uses: 'output', params: { template: 'rested' } }], edges: [{ source: 'nap', target: 'after' }] });
-    client = new SwitchyardClient({ redis: redis.duplicate(), prefix, queueName: prefix, blueprints: registry });
+    client = scope.createClient({ blueprints: registry });
   });
   afterAll(async () => {
     await killStarted();
-    await client.close();
-    await redis.quit();
+    await scope.close();
   });
 
   it('distributes runs over two worker processes; run --wait --json reports the result', async () => {
@@ -122,7 +123,7 @@ describe('switchyard worker processes', () => {
     // records per queue and which would delay the rescue.
     const own = `kill${randomBytes(3).toString('hex')}`;
     const ownEnv = { ...env, SWITCHYARD_PREFIX: own, SWITCHYARD_QUEUE: own };
-    const ownClient = new SwitchyardClient({ redis: redis.duplicate(), prefix: own, queueName: own, blueprints: registry });
+    const ownClient = scope.createClient({ prefix: own, blueprints: registry });
     try {
       const doomed = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);
       const run = await ownClient.start('nap');
@@ -179,7 +180,7 @@ describe('switchyard worker against an ElastiCache-style endpoint', () => {
     await admin.auth(token);
     const prefix = `ep${randomBytes(3).toString('hex')}`;
     const registry = await BlueprintRegistry.load(['workflows'], createNodeKinds());
-    const client = new SwitchyardClient({ redis: new Redis({ port: server.port, password: token, maxRetriesPerRequest: null }), prefix, queueName: prefix, blueprints: registry });
+    const client = createTestClient({ redis: new Redis({ port: server.port, password: token, maxRetriesPerRequest: null }), prefix, blueprints: registry });
     const env = { REDIS_URL: '', REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_TLS: 'false', REDIS_AUTH_TOKEN: token, SWITCHYARD_PREFIX: prefix, SWITCHYARD_QUEUE: prefix };
     try {
       const worker = await startCli(['worker', '--blueprints', 'workflows'], env, /worker ready/);

@@ -12,16 +12,15 @@ import { Cluster, type Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../src/api/keys.js';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
-import { SwitchyardClient } from '../src/client/client.js';
 import { ErrorCodes, SwitchyardError } from '../src/errors.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import { findFreePort, findRedisBinary } from '../src/local/redis-server.js';
-import { SwitchyardWorker } from '../src/queue/worker.js';
+import type { SwitchyardWorker } from '../src/index.js';
 import { connectRedis, resolveFunctionConfig } from '../functions/config.js';
 import { backlogMetricLine, createBacklogHandler } from '../functions/backlog.js';
 import { createHttpHandler, toApiRequest, type HttpApiEvent, type HttpHandler } from '../functions/http.js';
 import { BUNDLED_BLUEPRINTS, loadBundledBlueprints } from '../functions/workflows.js';
-import { deleteKeys, prefixPatterns, testRedis } from './support/harness.js';
+import { openScope, startTestWorker } from './support/harness.js';
 
 const API_ID = 'r3pmxmplak';
 const DOMAIN = `${API_ID}.execute-api.us-east-1.amazonaws.com`;
@@ -212,25 +211,19 @@ describe('function configuration', () => {
 });
 
 describe('HTTP functions against Redis', () => {
-  const prefix = `fn${randomBytes(4).toString('hex')}`;
-  const redis = testRedis();
+  const scope = openScope({ prefix: `fn${randomBytes(4).toString('hex')}` });
+  const { prefix, redis } = scope;
   const handlers: HttpHandler[] = [];
-  let worker: SwitchyardWorker;
-  let client: SwitchyardClient;
 
   beforeAll(async () => {
     const blueprints = loadBundledBlueprints(createNodeKinds());
-    worker = new SwitchyardWorker({ redis: inject('redisUrl'), prefix, queueName: prefix, kinds: blueprints.kinds, blueprints, concurrency: 4, workerId: 'fn-test' });
-    client = new SwitchyardClient({ redis: inject('redisUrl'), prefix, queueName: prefix, blueprints });
-    await worker.ready();
+    await scope.startWorker({ blueprints, concurrency: 4, workerId: 'fn-test' });
+    scope.createClient({ blueprints });
   });
 
   afterAll(async () => {
     await Promise.all(handlers.map((h) => h.close()));
-    await worker.close();
-    await client.close();
-    await deleteKeys(redis, prefixPatterns(prefix));
-    await redis.quit();
+    await scope.close();
   });
 
   type HttpModule = typeof import('../functions/http.js');
@@ -344,20 +337,17 @@ describe('HTTP functions against Redis', () => {
 });
 
 describe('backlog function', () => {
-  const prefix = `bl${randomBytes(4).toString('hex')}`;
-  const redis = testRedis();
+  const scope = openScope({ prefix: `bl${randomBytes(4).toString('hex')}` });
+  const { prefix, redis } = scope;
   let stdout: ReturnType<typeof vi.spyOn>;
 
   afterEach(() => stdout?.mockRestore());
-  afterAll(async () => {
-    await deleteKeys(redis, prefixPatterns(prefix));
-    await redis.quit();
-  });
+  afterAll(() => scope.close());
 
   it('writes one Embedded Metric Format line with waiting + delayed + prioritized node jobs', async () => {
     // Runs started with no worker: each leaves its first node job waiting; plus one delayed and one prioritized job.
     const blueprints = loadBundledBlueprints(createNodeKinds());
-    const client = new SwitchyardClient({ redis: inject('redisUrl'), prefix, queueName: prefix, blueprints });
+    const client = scope.createClient({ blueprints });
     for (const name of ['a', 'b', 'c']) await client.start('greeting', { name });
     const { NodeQueue } = await import('../src/queue/node-queue.js');
     const { resolveOptions } = await import('../src/options.js');
@@ -476,8 +466,7 @@ describe('cluster mode (REDIS_CLUSTER=true) on a one-node Redis Cluster', () => 
       const { runId } = json(started);
       expect(await metrics.backlog(scheduledEvent())).toMatchObject({ waiting: 1, backlog: 1 });
 
-      worker = new SwitchyardWorker({ redis: cluster, prefix, queueName: prefix, kinds: blueprints.kinds, blueprints, concurrency: 4, workerId: 'cluster' });
-      await worker.ready();
+      worker = await startTestWorker({ redis: cluster, prefix, blueprints, concurrency: 4, workerId: 'cluster' });
       const done = await fns.getRun(httpEvent('GET', `/runs/${runId}`, { routeKey: 'GET /runs/{runId}', query: 'wait=15' }));
       expect(done.statusCode, done.body).toBe(200);
       expect(json(done).status).toBe('completed');

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
-import { SwitchyardClient } from '../src/client/client.js';
 import { createLogger, silentLogger } from '../src/logger.js';
 import { createNodeKinds } from '../src/nodes/index.js';
+import { openScope } from './support/harness.js';
 import { killStarted, startCli } from './support/processes.js';
 
 describe('logs', () => {
@@ -41,7 +41,8 @@ describe('logs', () => {
     const prefix = `logs${randomBytes(3).toString('hex')}`;
     const env = { REDIS_URL: inject('redisUrl'), SWITCHYARD_PREFIX: prefix, SWITCHYARD_QUEUE: prefix, SWITCHYARD_LOG_LEVEL: 'debug' };
     const registry = await BlueprintRegistry.load(['workflows'], createNodeKinds());
-    const client = new SwitchyardClient({ redis: inject('redisUrl'), prefix, queueName: prefix, blueprints: registry });
+    const scope = openScope({ prefix });
+    const client = scope.createClient({ blueprints: registry });
     try {
       const worker = await startCli(['worker', '--blueprints', 'workflows'], env, /worker ready/);
       const run = await client.start('content-moderation', registry.get('content-moderation')!.blueprint.metadata!.sampleInput as Record<string, unknown>);
@@ -59,7 +60,7 @@ describe('logs', () => {
       expect(pretty.log()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*: worker ready/m);
       expect(() => JSON.parse(pretty.log().split('\n')[0]!)).toThrow();
     } finally {
-      await client.close();
+      await scope.close();
     }
   });
 });

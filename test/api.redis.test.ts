@@ -332,7 +332,12 @@ describe('errors', () => {
     const issues = reply.json.error.details.issues as Array<{ path: string; message: string }>;
     expect(issues.map((i) => i.path)).toEqual(['$.blueprintId', '$.input', '$.idempotencyKey', '$']);
     expect(issues[3]!.message).toMatch(/colour/);
-    for (const issue of issues) expect(reply.json.error.message.length + issue.message.length).toBeGreaterThan(0);
+    for (const issue of issues) expect(issue.message.trim(), issue.path).not.toBe('');
+    // The one-line message names the first three issues where they are, and says how many more there are.
+    const [blueprintId, input, idempotencyKey] = issues;
+    expect(reply.json.error.message).toBe(
+      `invalid request: $.blueprintId: ${blueprintId!.message}; $.input: ${input!.message}; $.idempotencyKey: ${idempotencyKey!.message} (and 1 more)`,
+    );
 
     const neither = await call('POST', '/runs', { key: key.acme, body: { input: {} } });
     expect(neither.json.error.details.issues).toEqual([{ path: '$', message: 'give exactly one of "blueprintId" (a registered blueprint) and "blueprint" (inline)' }]);
