@@ -16,7 +16,7 @@ import { SwitchyardClient } from '../src/client/client.js';
 import { ErrorCodes, SwitchyardError } from '../src/errors.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import { findFreePort, findRedisBinary } from '../src/local/redis-server.js';
-import { SwitchyardWorker } from '../src/queue/worker.js';
+import { SwitchyardWorker } from '../src/executor/worker.js';
 import { connectRedis, resolveFunctionConfig } from '../functions/config.js';
 import { backlogMetricLine, createBacklogHandler } from '../functions/backlog.js';
 import { createHttpHandler, toApiRequest, type HttpApiEvent, type HttpHandler } from '../functions/http.js';

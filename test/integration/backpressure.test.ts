@@ -5,7 +5,7 @@ import { SwitchyardClient } from '../../src/client/client.js';
 import { limitConcurrency } from '../../src/llm/limit.js';
 import type { LlmProvider } from '../../src/llm/types.js';
 import { createNodeKinds } from '../../src/nodes/index.js';
-import { SwitchyardWorker } from '../../src/queue/worker.js';
+import { SwitchyardWorker } from '../../src/executor/worker.js';
 import { deleteKeys, prefixPatterns, testRedis } from '../support/harness.js';
 
 /** An LLM endpoint that answers only when the test opens it; tells when a request arrives. */

@@ -5,7 +5,7 @@ import { BlueprintRegistry } from '../../src/blueprint/load.js';
 import { SwitchyardClient } from '../../src/client/client.js';
 import { createNodeKinds } from '../../src/nodes/index.js';
 import type { NodeKind, NodeKindRegistry } from '../../src/nodes/types.js';
-import { SwitchyardWorker } from '../../src/queue/worker.js';
+import { SwitchyardWorker } from '../../src/executor/worker.js';
 
 /** A Redis client for the test run's private Redis (or REDIS_URL). */
 export function testRedis(): Redis {

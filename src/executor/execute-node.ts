@@ -2,7 +2,7 @@ import type { NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ChildRuns, NodeContext, NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import type { RunView } from './run-view.js';
+import type { RunView } from '../engine/run-view.js';
 
 export interface ExecuteNodeOptions {
   runId: string;

@@ -4,7 +4,7 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError } from '../errors.js';
-import { executeNode, resumeNode, type ExecuteNodeOptions } from '../engine/execute-node.js';
+import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
 import { childRunId } from '../engine/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
@@ -13,8 +13,8 @@ import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../nodes/types.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
-import { NodeQueue, type NodeJobData } from './node-queue.js';
-import { RunService } from './runs.js';
+import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
+import { RunService } from '../queue/runs.js';
 
 export interface WorkerOptions extends SwitchyardOptions {
   /** Node kinds this worker can run. */

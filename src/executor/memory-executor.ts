@@ -6,10 +6,10 @@ import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js'
 import { sumUsage } from '../store/redis-store.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
-import { compileGraph, type CompiledNode, type Graph } from './graph.js';
-import { childRunId } from './ids.js';
-import type { RunView } from './run-view.js';
-import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from './transitions.js';
+import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
+import { childRunId } from '../engine/ids.js';
+import type { RunView } from '../engine/run-view.js';
+import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from '../engine/transitions.js';
 
 export interface MemoryRunOptions {
   kinds: NodeKindRegistry;
