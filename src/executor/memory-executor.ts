@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import { sumUsage } from '../store/redis-store.js';
+import { sumUsage } from '../llm/usage.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
