@@ -162,11 +162,12 @@ export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcom
 }
 
 /** Runs `definition` (the node's own or its fallback) and, in process, the child run it waits for. */
-async function runDefinition(options: AttemptOptions, definition: NodeDefinition): Promise<NodeResult> {
+function runDefinition(options: AttemptOptions, definition: NodeDefinition): Promise<NodeResult> {
   const run = definition === options.definition ? options : { ...options, definition };
-  const result = await executeNode(run);
-  if (!result.waitFor || !options.awaitChild) return result;
-  return resumeNode(run, await options.awaitChild(result.waitFor.runId));
+  const { awaitChild } = options;
+  // The distributed hot path: executeNode's own promise, no extra async frame.
+  if (!awaitChild) return executeNode(run);
+  return executeNode(run).then(async (result) => (result.waitFor ? resumeNode(run, await awaitChild(result.waitFor.runId)) : result));
 }
 
 async function resumeEnded(options: AttemptOptions, endedChild: () => Promise<RunView>): Promise<NodeResult> {
