@@ -16,7 +16,7 @@ import { startLocalRedis } from '../src/local/redis-server.js';
 import type { WorkerMessage } from './engine.js';
 import { switchyardEngine } from './engines/switchyard.js';
 import { SCENARIOS } from './scenarios.js';
-import { DEFAULT_CONCURRENCY } from '../src/queue/worker.js';
+import { DEFAULT_CONCURRENCY } from '../src/executor/worker.js';
 
 const scenario = SCENARIOS.find((s) => s.name === (process.argv[2] ?? 'chain10'));
 if (!scenario) throw new Error(`unknown scenario; choose ${SCENARIOS.map((s) => s.name).join(', ')}`);

@@ -19,7 +19,7 @@ import { startLocalRedis, type LocalRedis } from '../src/local/redis-server.js';
 import type { Engine, Scenario, WorkerConfig, WorkerMessage } from './engine.js';
 import { switchyardBaselineEngine, switchyardEngine } from './engines/switchyard.js';
 import { SCENARIOS } from './scenarios.js';
-import { DEFAULT_CONCURRENCY } from '../src/queue/worker.js';
+import { DEFAULT_CONCURRENCY } from '../src/executor/worker.js';
 import { median, medianOf, percentile, round } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 500);

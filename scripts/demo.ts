@@ -15,7 +15,7 @@ import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { formatDuration, nodeKinds, palette, parseInput, resolveCliEnv, UsageError, type CliEnv } from '../src/cli/common.js';
 import { createProgressPrinter, followRunEvents, type RunEvent } from '../src/cli/progress.js';
 import { compileGraph } from '../src/engine/graph.js';
-import { runInMemory } from '../src/engine/memory-executor.js';
+import { runInMemory } from '../src/executor/memory-executor.js';
 import type { RunView } from '../src/engine/run-view.js';
 import { formatIssues, ValidationError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import type { BlueprintInput } from '../src/blueprint/schema.js';
 import { compileGraph } from '../src/engine/graph.js';
-import { runInMemory } from '../src/engine/memory-executor.js';
+import { runInMemory } from '../src/executor/memory-executor.js';
 import { ValidationError } from '../src/errors.js';
 import { builtinNodeKinds } from '../src/nodes/builtin.js';
 import { createLambdaKind } from '../src/nodes/lambda.js';

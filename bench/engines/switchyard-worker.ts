@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { BlueprintRegistry } from '../../src/blueprint/load.js';
 import { createNodeKinds } from '../../src/nodes/index.js';
-import { SwitchyardWorker } from '../../src/queue/worker.js';
+import { SwitchyardWorker } from '../../src/executor/worker.js';
 import { reportReady, serveStats, workerConfig } from './ipc.js';
 
 const config = workerConfig();

@@ -1,7 +1,7 @@
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { RedisNotInstalledError } from '../local/redis-server.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
-import { DEFAULT_CONCURRENCY } from '../queue/worker.js';
+import { DEFAULT_CONCURRENCY } from '../executor/worker.js';
 import { blueprintPaths, cliLogger, intOption, loadRegistry, palette, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
 

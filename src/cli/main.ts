@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { BlueprintRegistry } from '../blueprint/load.js';
 import { formatIssues, ValidationError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
-import { DEFAULT_CONCURRENCY, SwitchyardWorker } from '../queue/worker.js';
+import { DEFAULT_CONCURRENCY, SwitchyardWorker } from '../executor/worker.js';
 import { WORKER_READY_MESSAGE, type WorkerReadyMessage } from '../local/stack.js';
 import { checkRedis, cliLogger, DEFAULT_REDIS_URL, intOption, loadRegistry, resolveCliEnv, UsageError, type CliEnv } from './common.js';
 import { connectRedis, redisTargetFromEnv } from '../redis-connection.js';

@@ -5,7 +5,7 @@ import { TENANT_PATTERN } from '../api/keys.js';
 import { BlueprintRegistry } from '../blueprint/load.js';
 import { SwitchyardClient } from '../client/client.js';
 import { compileGraph } from '../engine/graph.js';
-import { runInMemory } from '../engine/memory-executor.js';
+import { runInMemory } from '../executor/memory-executor.js';
 import type { RunView } from '../engine/run-view.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';

@@ -5,6 +5,7 @@ import type { LuaNodeArgs, LuaTopology, NodeNeeds } from '../engine/graph.js';
 import type { NodeView, RunView } from '../engine/run-view.js';
 import type { NodeStatus, RunStatus } from '../engine/statuses.js';
 import type { TokenUsage } from '../llm/types.js';
+import { sumUsage } from '../llm/usage.js';
 import { StoreKeys } from './keys.js';
 import { cancelRunLua } from './lua/cancel-run-4.js';
 import { completeNodeLua } from './lua/complete-node-4.js';
@@ -13,6 +14,8 @@ import { retryNodeLua } from './lua/retry-node-4.js';
 import { startNodeLua } from './lua/start-node-4.js';
 import { startRunLua } from './lua/start-run-4.js';
 import { waitNodeLua } from './lua/wait-node-4.js';
+
+export { sumUsage };
 
 export type RedisClient = Redis | Cluster;
 
@@ -334,18 +337,6 @@ function parentField(value: Reply[number] | undefined): { parent?: ParentLink } 
 
 function ending(reply: Reply): RunEnding {
   return { ...parentField(reply[1]), children: (reply.slice(2) as string[]).map(String) };
-}
-
-/** Token usage summed over nodes; undefined when no node reported any. */
-export function sumUsage(nodes: ReadonlyArray<{ usage?: TokenUsage }>): TokenUsage | undefined {
-  let total: TokenUsage | undefined;
-  for (const { usage } of nodes) {
-    if (!usage) continue;
-    total ??= { promptTokens: 0, completionTokens: 0 };
-    total.promptTokens += usage.promptTokens;
-    total.completionTokens += usage.completionTokens;
-  }
-  return total;
 }
 
 /** Null-prototype object from JSON-valued hash fields, so no key (not even `__proto__`) can pollute. */

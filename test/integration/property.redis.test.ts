@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileGraph } from '../../src/engine/graph.js';
-import { runInMemory } from '../../src/engine/memory-executor.js';
+import { runInMemory } from '../../src/executor/memory-executor.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
 /**

@@ -2,8 +2,9 @@ import type { NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ChildRuns, NodeContext, NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import type { RunView } from './run-view.js';
+import type { RunView } from '../engine/run-view.js';
 
+/** What running one node definition needs: where it runs, its inputs, its attempt, signal and limits. */
 export interface ExecuteNodeOptions {
   runId: string;
   blueprintId: string;
@@ -42,7 +43,8 @@ function paramsFor(definition: NodeDefinition, kind: Kind, nodeId: string): unkn
 /**
  * Runs one attempt of a node: resolves its kind and params, gives it an AbortSignal that fires on
  * cancellation and on its timeout, and stops waiting for it when that signal fires (a kind that ignores
- * its signal cannot hold the run). Throws a {@link SwitchyardError} on failure.
+ * its signal cannot hold the run). Throws a {@link SwitchyardError} on failure. Executors call it through
+ * `runAttempt` (attempt-policy.ts), which decides what a failure leads to: retry, fallback or failing.
  */
 export function executeNode(options: ExecuteNodeOptions): Promise<NodeResult> {
   return invoke(options, (kind, ctx) => kind.run(ctx));

@@ -4,17 +4,18 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError } from '../errors.js';
-import { executeNode, resumeNode, type ExecuteNodeOptions } from '../engine/execute-node.js';
 import { childRunId } from '../engine/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
+import type { RunView } from '../engine/run-view.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../nodes/types.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
-import { NodeQueue, type NodeJobData } from './node-queue.js';
-import { RunService } from './runs.js';
+import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
+import { RunService } from '../queue/runs.js';
+import { errorMessage, runAttempt, serializeFailure } from './attempt-policy.js';
 
 export interface WorkerOptions extends SwitchyardOptions {
   /** Node kinds this worker can run. */
@@ -38,9 +39,12 @@ export interface WorkerOptions extends SwitchyardOptions {
 }
 
 /**
- * Consumes node jobs: claims the node (one script call), runs it, applies its completion (one script
- * call) and enqueues the nodes that became ready (one addBulk). Retries use BullMQ's attempts and
- * exponential backoff; running nodes of a cancelled or failed run see their AbortSignal fire.
+ * The distributed executor: consumes node jobs from BullMQ. Claims the node (one script call), runs one
+ * attempt under the node's policy ({@link runAttempt}: timeout, retry, fallback, cancellation, shared with
+ * the in-memory executor), applies its completion (one script call) and enqueues the nodes that became
+ * ready (one addBulk). Retries are not BullMQ attempts: the node's attempts are counted in its run state
+ * and each retry is a delayed job of our own, after `retryDelayMs * 2 ** (attempt - 1)`. Running nodes of
+ * a cancelled or failed run see their AbortSignal fire.
  */
 export class SwitchyardWorker {
   readonly id: string;
@@ -238,68 +242,20 @@ export class SwitchyardWorker {
     while (running.size > 0) await Promise.race(running);
   }
 
-  /** Runs one node and applies its result; returns the successors it claimed to run next. */
+  /**
+   * Runs one node and applies its result; returns the successors it claimed to run next. The order of
+   * calls: one attempt under the node's policy (a retry, failure or cancellation ends the step there),
+   * park a node that waits for a child run, else decide its edges, complete it (claiming successors),
+   * enqueue the ready nodes not claimed, tell a parent run that this run ended.
+   */
   private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
     const { node } = step;
     const logger = lazyChild(this.logger, { runId, nodeId: node.id, attempt: step.attempt });
-    const signal = this.track(runId);
-    const options: ExecuteNodeOptions = {
-      runId,
-      blueprintId: graph.blueprintId,
-      nodeId: node.id,
-      definition: node.definition,
-      kinds: this.kinds,
-      context: step.context,
-      outputs: step.outputs,
-      attempt: step.attempt,
-      timeoutMs: node.config.timeoutMs,
-      signal,
-      logger,
-      runs: this.childRuns(runId, node, graph.version, step.attempt),
-    };
-    let result: NodeResult;
-    try {
-      result = await (step.childRunId ? this.resume(options, step.childRunId) : executeNode(options));
-    } catch (err) {
-      if (isCancelled(err)) return [];
-      const retryable = !step.childRunId && (!(err instanceof SwitchyardError) || err.retryable);
-      if (retryable && step.attempt <= node.config.maxRetries) {
-        const delayMs = node.config.retryDelayMs * 2 ** (step.attempt - 1);
-        logger.warn('node attempt failed; will retry', { delayMs, error: errorMessage(err) });
-        await this.store.retryNode(runId, node.id, serializeError(err), delayMs);
-        await this.queue.enqueueRetry(runId, graph.version, node, step.attempt, delayMs);
-        return [];
-      }
-      const fallback = node.config.fallback;
-      if (!fallback) return this.fail(runId, node.id, err, step.attempt, logger).then(() => []);
-      try {
-        logger.warn('node failed; running its fallback', { fallback: fallback.uses, error: errorMessage(err) });
-        result = await executeNode({ ...options, definition: fallback });
-      } catch (fallbackErr) {
-        if (isCancelled(fallbackErr)) return [];
-        return this.fail(runId, node.id, fallbackErr, step.attempt, logger).then(() => []);
-      }
-    } finally {
-      this.untrack(runId);
-    }
-
-    if (result.waitFor) {
-      // The node waits for its child run without holding this slot; a resume job finishes it.
-      const waiting = await this.store.waitNode(runId, node.id, result.waitFor.runId);
-      if (waiting.outcome === 'stale') await this.runs.cancel(result.waitFor.runId, 'parent run ended');
-      return [];
-    }
-    // Conditions see the context as this node left it: what it read plus what it wrote.
-    const context = { ...step.context, ...result.context };
-    const outputs = { ...step.outputs };
-    if (result.output !== undefined) outputs[node.id] = result.output;
-    const taken = decideEdges(node, result, { context, outputs });
-    const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
-    // Claim ready successors for this worker: always one (it takes over this step's place), more while the
-    // worker runs fewer than its local limit of steps and is not saturated. None once it is closing.
-    const max = this.stopping ? 0 : this.saturated() ? 1 : 1 + Math.max(0, this.localLimit - this.steps);
-    const claim = { workerId: this.id, max, needsOf: (id: string) => graph.byId.get(id)!.needs };
-    const done = await this.store.completeNode(runId, node, { ...result, meta }, taken, claim);
+    const result = await this.attempt(runId, graph, step, logger);
+    if (!result) return [];
+    if (result.waitFor) return this.park(runId, node, result.waitFor.runId);
+    const taken = decideStepEdges(step, result);
+    const done = await this.complete(runId, graph, node, result, taken);
     if (done.kind !== 'ok') return [];
     const claimedIds = new Set(done.claimed.map((c) => c.nodeId));
     await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)));
@@ -307,11 +263,76 @@ export class SwitchyardWorker {
     return done.claimed.map((c) => ({ node: graph.byId.get(c.nodeId)!, attempt: c.attempt, context: c.context, outputs: c.outputs }));
   }
 
-  /** The child run's final state, handed to the kind's `resume`. */
-  private async resume(options: ExecuteNodeOptions, childRunId: string): Promise<NodeResult> {
+  /**
+   * One attempt of the step's node under its policy ({@link runAttempt}), with the run's abort signal
+   * tracked until the outcome is applied: the node's result, or undefined once a retry is scheduled, the
+   * run failed or the run was cancelled.
+   */
+  private async attempt(runId: string, graph: Graph, step: Step, logger: Logger): Promise<NodeResult | undefined> {
+    const { node, attempt, childRunId } = step;
+    const signal = this.track(runId);
+    try {
+      const outcome = await runAttempt({
+        runId,
+        blueprintId: graph.blueprintId,
+        nodeId: node.id,
+        definition: node.definition,
+        kinds: this.kinds,
+        context: step.context,
+        outputs: step.outputs,
+        attempt,
+        timeoutMs: node.config.timeoutMs,
+        signal,
+        logger,
+        runs: this.childRuns(runId, node, graph.version, attempt),
+        policy: node.config,
+        endedChild: childRunId ? () => this.endedChild(childRunId, node.id) : undefined,
+        logFallback: true,
+      });
+      switch (outcome.kind) {
+        case 'result':
+          return outcome.result;
+        case 'retry':
+          // Our own delayed job, counted by the node's attempts in run state (not BullMQ's attempts).
+          logger.warn('node attempt failed; will retry', { delayMs: outcome.delayMs, error: errorMessage(outcome.error) });
+          await this.store.retryNode(runId, node.id, serializeError(outcome.error), outcome.delayMs);
+          await this.queue.enqueueRetry(runId, graph.version, node, attempt, outcome.delayMs);
+          return undefined;
+        case 'failed':
+          await this.fail(runId, node.id, outcome.error, attempt, logger);
+          return undefined;
+        case 'cancelled':
+          return undefined;
+      }
+    } finally {
+      this.untrack(runId);
+    }
+  }
+
+  /** The node waits for its child run without holding this slot; a resume job finishes it. */
+  private async park(runId: string, node: CompiledNode, childRunId: string): Promise<Step[]> {
+    const waiting = await this.store.waitNode(runId, node.id, childRunId);
+    if (waiting.outcome === 'stale') await this.runs.cancel(childRunId, 'parent run ended');
+    return [];
+  }
+
+  /**
+   * Applies the node's completion in one script call, claiming ready successors for this worker: always
+   * one (it takes over this step's place), more while the worker runs fewer than its local limit of steps
+   * and is not saturated. None once it is closing.
+   */
+  private complete(runId: string, graph: Graph, node: CompiledNode, result: NodeResult, taken: boolean[]) {
+    const meta = result.usage || result.meta ? { ...result.meta, ...(result.usage ? { usage: result.usage } : {}) } : undefined;
+    const max = this.stopping ? 0 : this.saturated() ? 1 : 1 + Math.max(0, this.localLimit - this.steps);
+    const claim = { workerId: this.id, max, needsOf: (id: string) => graph.byId.get(id)!.needs };
+    return this.store.completeNode(runId, node, { ...result, meta }, taken, claim);
+  }
+
+  /** The ended child run's final state, for the kind's `resume`. */
+  private async endedChild(childRunId: string, nodeId: string): Promise<RunView> {
     const child = await this.store.getRun(childRunId);
-    if (!child) throw new NonRetryableError(`child run ${childRunId} is gone (expired?)`, { nodeId: options.nodeId });
-    return resumeNode(options, child);
+    if (!child) throw new NonRetryableError(`child run ${childRunId} is gone (expired?)`, { nodeId });
+    return child;
   }
 
   /** Child runs started by a node: deterministic ids per attempt, linked back to the node. */
@@ -325,9 +346,9 @@ export class SwitchyardWorker {
     };
   }
 
+  /** Fails the node and so its run (one script call), then ends what the run's end ends. */
   private async fail(runId: string, nodeId: string, err: unknown, attempt: number, logger: Logger): Promise<void> {
-    const error = serializeError(err);
-    error.attempt ??= attempt;
+    const error = serializeFailure(err, attempt);
     logger.error('node failed; failing the run', { nodeId, error: error.message });
     await this.runs.afterEnding(await this.store.failNode(runId, nodeId, error), runId);
   }
@@ -369,10 +390,10 @@ export const DEFAULT_CONCURRENCY = 64;
 /** Steps one job may run before it hands further successors to the queue (fairness, lock time). */
 const MAX_STEPS_PER_JOB = 200;
 
-function isCancelled(err: unknown): boolean {
-  return err instanceof SwitchyardError && err.code === ErrorCodes.CANCELLED;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** Which outgoing edges the step's result takes; conditions see the context as the node left it (what it read plus what it wrote). */
+function decideStepEdges(step: Step, result: NodeResult): boolean[] {
+  const context = { ...step.context, ...result.context };
+  const outputs = { ...step.outputs };
+  if (result.output !== undefined) outputs[step.node.id] = result.output;
+  return decideEdges(step.node, result, { context, outputs });
 }

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import { sumUsage } from '../store/redis-store.js';
+import { sumUsage } from '../llm/usage.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
-import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
-import { compileGraph, type CompiledNode, type Graph } from './graph.js';
-import { childRunId } from './ids.js';
-import type { RunView } from './run-view.js';
-import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from './transitions.js';
+import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
+import { childRunId } from '../engine/ids.js';
+import type { RunView } from '../engine/run-view.js';
+import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from '../engine/transitions.js';
+import { runAttempt, serializeFailure } from './attempt-policy.js';
 
 export interface MemoryRunOptions {
   kinds: NodeKindRegistry;
@@ -24,7 +24,8 @@ export interface MemoryRunOptions {
 
 /**
  * Runs a blueprint in this process with the same semantics as the distributed engine (same transitions,
- * same node execution), without Redis. Used for `switchyard run --local` and as the oracle in tests.
+ * same node-attempt policy: {@link runAttempt}), without Redis. Used for `switchyard run --local` and as
+ * the oracle in tests.
  */
 export async function runInMemory(graph: Graph, options: MemoryRunOptions): Promise<RunView> {
   const runId = options.runId ?? randomUUID();
@@ -50,55 +51,50 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
     }
   };
 
+  const runEnded = () => state.status !== 'running';
+
+  /** Attempts of one node under the shared policy; retries wait here, on a timer the run's abort ends. */
   async function runNode(node: CompiledNode): Promise<void> {
-    const { config } = node;
-    const attempts = config.maxRetries + 1;
     for (let attempt = 1; ; attempt++) {
       if (!beginNode(state, node.index)) return;
-      try {
-        return finish(node, await execute(node, node.definition, attempt));
-      } catch (err) {
-        if (isCancel(err) || state.status !== 'running') return;
-        const retryable = !(err instanceof SwitchyardError) || err.retryable;
-        if (retryable && attempt < attempts) {
+      const outcome = await runAttempt({
+        runId,
+        blueprintId: graph.blueprintId,
+        nodeId: node.id,
+        definition: node.definition,
+        kinds: options.kinds,
+        context,
+        outputs,
+        attempt,
+        timeoutMs: node.config.timeoutMs,
+        signal: abort.signal,
+        logger: logger.child({ runId, nodeId: node.id, attempt }),
+        runs: childRuns(node, attempt),
+        policy: node.config,
+        awaitChild: (id) => awaitChild(node, id),
+        runEnded,
+      });
+      switch (outcome.kind) {
+        case 'result':
+          return finish(node, outcome.result);
+        case 'retry':
           state.nodes[node.index]!.status = 'queued';
-          await sleep(config.retryDelayMs * 2 ** (attempt - 1), abort.signal);
+          await sleep(outcome.delayMs, abort.signal);
           continue;
-        }
-        if (config.fallback) {
-          try {
-            return finish(node, await execute(node, config.fallback, attempt));
-          } catch (fallbackErr) {
-            if (isCancel(fallbackErr) || state.status !== 'running') return;
-            return fail(node, fallbackErr, attempt);
-          }
-        }
-        return fail(node, err, attempt);
+        case 'failed':
+          return fail(node, outcome.error, attempt);
+        case 'cancelled':
+          return;
       }
     }
   }
 
-  async function execute(node: CompiledNode, definition: CompiledNode['definition'], attempt: number): Promise<NodeResult> {
-    const nodeOptions: ExecuteNodeOptions = {
-      runId,
-      blueprintId: graph.blueprintId,
-      nodeId: node.id,
-      definition,
-      kinds: options.kinds,
-      context,
-      outputs,
-      attempt,
-      timeoutMs: node.config.timeoutMs,
-      signal: abort.signal,
-      logger: logger.child({ runId, nodeId: node.id, attempt }),
-      runs: childRuns(node, attempt),
-    };
-    const result = await executeNode(nodeOptions);
-    if (!result.waitFor) return result;
-    const child = children.get(result.waitFor.runId);
-    if (!child) throw new SwitchyardError(ErrorCodes.INTERNAL, `node waits for unknown child run ${result.waitFor.runId}`, { nodeId: node.id });
-    extras[node.index]!.childRunId = result.waitFor.runId;
-    return resumeNode(nodeOptions, await child);
+  /** A subflow node's child run ran in this process: its final state, for the kind's `resume`. */
+  function awaitChild(node: CompiledNode, id: string): Promise<RunView> {
+    const child = children.get(id);
+    if (!child) throw new SwitchyardError(ErrorCodes.INTERNAL, `node waits for unknown child run ${id}`, { nodeId: node.id });
+    extras[node.index]!.childRunId = id;
+    return child;
   }
 
   /** Child runs execute in this process too, cancelled with their parent. */
@@ -129,19 +125,13 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   }
 
   function fail(node: CompiledNode, err: unknown, attempt: number): void {
-    const error = serializeError(err);
-    error.attempt ??= attempt;
-    if (failRun(state, node.index, node.id, error)) abort.abort();
+    if (failRun(state, node.index, node.id, serializeFailure(err, attempt))) abort.abort();
   }
 
   schedule(ready);
   while (inFlight.size > 0) await Promise.race(inFlight);
   options.signal?.removeEventListener('abort', onCancel);
   return toView(graph, runId, state, context, outputs, extras);
-}
-
-function isCancel(err: unknown): boolean {
-  return err instanceof SwitchyardError && err.code === ErrorCodes.CANCELLED;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
