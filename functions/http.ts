@@ -1,13 +1,14 @@
 /**
- * Lambda entry points of the HTTP API (API Gateway HTTP API, payload format 2.0). Thin: the event becomes
- * an `ApiRequest`, `src/api` answers, the answer becomes the v2 result. `startRun`, `getRun`, `cancelRun`
- * and `blueprints` are the same handler under the names serverless.yml gives its functions (each is
- * bundled on its own, with its own role and log group).
+ * Lambda entry points of the HTTP API (API Gateway HTTP API, payload format 2.0). Thin: Hono's
+ * `hono/aws-lambda` adapter turns the event into a `Request` for the API's Hono app and its `Response`
+ * into the v2 result. `startRun`, `getRun`, `cancelRun` and `blueprints` are the same handler under the
+ * names serverless.yml gives its functions (each is bundled on its own, with its own role and log group).
  */
 import { Buffer } from 'node:buffer';
-import { createApi } from '../src/api/app.js';
+import { handle } from 'hono/aws-lambda';
+import { createApi, type Api } from '../src/api/app.js';
 import { ApiKeyStore } from '../src/api/keys.js';
-import type { ApiHandler, ApiRequest, ApiResponse } from '../src/api/types.js';
+import type { ApiRequest } from '../src/api/types.js';
 import { SwitchyardClient } from '../src/client/client.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import { connectRedis, resolveFunctionConfig, type FunctionConfig, type SecretReader } from './config.js';
@@ -32,13 +33,20 @@ export interface HttpApiResult {
   statusCode: number;
   headers: Record<string, string>;
   body: string;
-  isBase64Encoded: false;
+  /** True only for a binary body (none of the API's answers is one). */
+  isBase64Encoded: boolean;
+  /** `set-cookie` values, which API Gateway v2 takes apart from the headers (the API sets none). */
+  cookies?: string[];
 }
 
 /** API Gateway's own limit on a Lambda integration is 30 s; `?wait=` long-polls stay below it. */
 const MAX_WAIT_SECONDS = 25;
 
-/** Turns an HTTP API v2 event into the framework-free request `src/api` takes. */
+/**
+ * An HTTP API v2 event as the transport-neutral request `createApi`'s handler function takes: for callers
+ * of that function (the Lambda handler itself hands the event to `hono/aws-lambda`, which reads the same
+ * fields: raw path and query string, base64 bodies, cookies, source address).
+ */
 export function toApiRequest(event: HttpApiEvent): ApiRequest {
   const headers: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(event.headers ?? {})) headers[name.toLowerCase()] = value;
@@ -68,13 +76,9 @@ function parseQuery(event: HttpApiEvent): Record<string, string | undefined> {
   return query;
 }
 
-export function toHttpApiResult(response: ApiResponse): HttpApiResult {
-  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
-}
-
 /** An API and what to close when it is no longer needed (tests, a local server; Lambda just freezes it). */
 export interface BuiltApi {
-  handle: ApiHandler;
+  api: Pick<Api, 'app'>;
   close(): Promise<void>;
 }
 
@@ -83,7 +87,7 @@ export async function createApiFromConfig(config: FunctionConfig, readSecret?: S
   const blueprints = loadBundledBlueprints(createNodeKinds());
   const redis = await connectRedis(config.redis, readSecret);
   const client = new SwitchyardClient({ redis, prefix: config.prefix, queueName: config.queueName, runTtlSeconds: config.runTtlSeconds, blueprints });
-  const handle = createApi({
+  const api = createApi({
     client,
     blueprints,
     auth: config.authEnabled ? { mode: 'keys', keys: new ApiKeyStore(redis, config.prefix) } : { mode: 'off' },
@@ -91,8 +95,9 @@ export async function createApiFromConfig(config: FunctionConfig, readSecret?: S
     maxWaitSeconds: MAX_WAIT_SECONDS,
   });
   return {
-    handle,
+    api,
     async close() {
+      await api.close();
       await client.close();
       await redis.quit().catch(() => undefined);
     },
@@ -111,15 +116,30 @@ export interface HttpHandler {
  * brief Redis or Secrets Manager outage does not leave a broken environment behind.
  */
 export function createHttpHandler(build: () => Promise<BuiltApi>): HttpHandler {
-  let api: Promise<BuiltApi> | undefined;
+  type Serving = BuiltApi & { lambda: ReturnType<typeof handle> };
+  // Events the app saw: the adapter answers one it cannot make a Request of itself, in plain text.
+  const reachedApp = new WeakSet<object>();
+  const serving = (built: BuiltApi): Serving => {
+    const { app } = built.api;
+    // `handle` calls only the app's `fetch`; this one notes the event first.
+    const noting = {
+      fetch: (request: Request, env: { event: object }) => {
+        reachedApp.add(env.event);
+        return app.fetch(request, env);
+      },
+    } as unknown as typeof app;
+    return { ...built, lambda: handle(noting) };
+  };
+  let api: Promise<Serving> | undefined;
   const start = () => {
-    const building = Promise.resolve().then(build); // a synchronous throw (bad config) becomes a rejection too
+    // A synchronous throw (bad config) becomes a rejection too.
+    const building = Promise.resolve().then(build).then(serving);
     building.catch(() => undefined); // awaited by the invocation; never an unhandled rejection at init
     return building;
   };
   api = start();
-  const handler = async (event: HttpApiEvent): Promise<HttpApiResult> => {
-    let built: BuiltApi;
+  const handler = async (event: HttpApiEvent, context?: unknown): Promise<HttpApiResult> => {
+    let built: Serving;
     try {
       built = await (api ??= start());
     } catch (err) {
@@ -129,7 +149,15 @@ export function createHttpHandler(build: () => Promise<BuiltApi>): HttpHandler {
       return errorResult(503, 'UNAVAILABLE', 'the service is starting or cannot reach its store; retry shortly');
     }
     try {
-      return toHttpApiResult(await built.handle(toApiRequest(event)));
+      // The v2 event shape hono/aws-lambda reads (rawPath, rawQueryString, requestContext.http, …).
+      const result = await built.lambda(event as unknown as Parameters<Serving['lambda']>[0], context as Parameters<Serving['lambda']>[1]);
+      if (!reachedApp.has(event)) {
+        // Hono's adapter refused the event before the app saw it ("Invalid request", text/plain): the API's shape instead.
+        return errorResult(result.statusCode, result.statusCode < 500 ? 'BAD_REQUEST' : 'INTERNAL', 'the request could not be read');
+      }
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(result.headers ?? {})) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      return { statusCode: result.statusCode, headers, body: result.body, isBase64Encoded: result.isBase64Encoded, ...(result.cookies ? { cookies: result.cookies } : {}) };
     } catch (err) {
       // src/api answers every error itself; this is the last line, so a bug never leaks a stack trace.
       console.error(JSON.stringify({ level: 'error', msg: 'unhandled error in API handler', error: err instanceof Error ? err.stack : String(err) }));

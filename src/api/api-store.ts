@@ -166,6 +166,17 @@ export class ApiStore {
     return `${this.prefix}:{${runId}}:tenant`;
   }
 
+  /** The key of a run's event stream (what `EventFeed` reads). */
+  eventsKey(runId: string): string {
+    return this.keys.run(runId)[3];
+  }
+
+  /** The blueprint id and version (content hash) a run executes, from its state hash; null when it has none (or is gone). */
+  async runBlueprint(runId: string): Promise<{ blueprintId: string | null; version: string | null }> {
+    const [blueprintId = null, version = null] = await this.redis.hmget(this.runKey(runId), 'blueprintId', 'version');
+    return { blueprintId, version };
+  }
+
   /** Tags a run with its tenant; returns the run's ttl in seconds, or why it could not. */
   async tagRun(runId: string, tenant: string): Promise<{ outcome: 'ok'; ttlSeconds: number } | { outcome: 'missing' | 'other' }> {
     const reply = await this.call('syApi1TagRun', this.runKey(runId), this.tenantKey(runId), tenant);

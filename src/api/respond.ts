@@ -1,5 +1,3 @@
-import type { ApiResponse } from './types.js';
-
 /** The error codes the HTTP API answers with (`{ error: { code } }`), by HTTP status. */
 export const ApiErrorCodes = {
   VALIDATION: 'VALIDATION',
@@ -17,6 +15,8 @@ export const ApiErrorCodes = {
   RATE_LIMITED: 'RATE_LIMITED',
   INTERNAL: 'INTERNAL',
   NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
+  /** The request itself could not be read: a malformed URL, host header or method. */
+  BAD_REQUEST: 'BAD_REQUEST',
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCodes)[keyof typeof ApiErrorCodes];
 
@@ -47,12 +47,12 @@ export class ApiError extends Error {
 const BASE_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
 /** A JSON answer with the headers every response carries. */
-export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): ApiResponse {
-  return { status, headers: { ...headers, ...BASE_HEADERS }, body: JSON.stringify(body) };
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...headers, ...BASE_HEADERS } });
 }
 
 /** `{ error: { code, message, details? } }` with the error's status and headers. */
-export function errorResponse(err: ApiError): ApiResponse {
+export function errorResponse(err: ApiError): Response {
   const error: { code: string; message: string; details?: unknown } = { code: err.code, message: err.message };
   if (err.details !== undefined) error.details = err.details;
   return jsonResponse(err.status, { error }, err.headers);

@@ -1,7 +1,7 @@
 /**
- * The HTTP API's transport-neutral shapes. The Lambda adapters (`functions/`) and the local server
- * (`src/local/dev-server.ts`) both turn their requests into an {@link ApiRequest} and write back the
- * {@link ApiResponse}; the handler itself knows nothing about either.
+ * The HTTP API's transport-neutral shapes: `createApi(…)` is also a function from {@link ApiRequest} to
+ * {@link ApiResponse}, for callers without a `Request` at hand. The Lambda functions (`hono/aws-lambda`)
+ * and the local server (`@hono/node-server`) serve the Hono app's `fetch` instead.
  */
 
 export interface ApiRequest {

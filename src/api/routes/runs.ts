@@ -1,0 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import { Hono } from 'hono/tiny';
+import { z } from 'zod';
+import type { BlueprintRegistry } from '../../blueprint/load.js';
+import { BLUEPRINT_ID_PATTERN, BlueprintSchema, type Blueprint } from '../../blueprint/schema.js';
+import { RUN_ID_PATTERN } from '../../engine/ids.js';
+import type { RunView } from '../../engine/run-view.js';
+import { isTerminalRunStatus, RunStatuses, type RunStatus } from '../../engine/statuses.js';
+import { ErrorCodes, SwitchyardError, ValidationError } from '../../errors.js';
+import { layoutBlueprint } from '../../graph/layout.js';
+import { sha256, type ApiStore } from '../api-store.js';
+import { clip, type ApiEnv, type Principal } from '../env.js';
+import { STREAM_ID_PATTERN, type EventFeed } from '../event-feed.js';
+import { canonicalJson, issuesOf, parseJsonBody, validate, validationError } from '../json-body.js';
+import { requireScope } from '../middleware/auth.js';
+import { ApiError, ApiErrorCodes, jsonResponse } from '../respond.js';
+
+/** What the runs routes need of the client (a `SwitchyardClient` has all of it). */
+export interface RunsClient {
+  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string }): Promise<{ created: boolean }>;
+  get(runId: string): Promise<RunView | undefined>;
+  result(runId: string, options: { timeoutMs?: number }): Promise<RunView>;
+  cancel(runId: string): Promise<boolean>;
+  store: {
+    getStatus(runId: string): Promise<RunStatus | undefined>;
+    loadBlueprint(version: string): Promise<unknown | undefined>;
+  };
+}
+
+export interface RunsRoutesOptions {
+  client: RunsClient;
+  /** The blueprints `POST /runs` can name, and what inline blueprints are validated with. */
+  blueprints: BlueprintRegistry;
+  /** Tenant tags, idempotency claims, the tenant's run index, a run's blueprint and events keys. */
+  store: ApiStore;
+  feed: EventFeed;
+  /** Runs before each route's scope check: authenticates (sets `principal`) and rate-limits. */
+  guard: MiddlewareHandler<ApiEnv>;
+  inlineBlueprints: boolean;
+  maxWaitSeconds: number;
+}
+
+const RunIdParam = z.string().regex(RUN_ID_PATTERN);
+
+const StartRunBody = z
+  .object({
+    blueprintId: z.string().regex(BLUEPRINT_ID_PATTERN, 'must be 1-100 letters, digits, ".", "_" or "-"').optional(),
+    blueprint: z.record(z.string(), z.unknown()).optional(),
+    input: z.record(z.string(), z.unknown()).optional(),
+    idempotencyKey: z.string().min(1, 'must be 1-200 characters').max(200, 'must be 1-200 characters').optional(),
+  })
+  .strict();
+
+const WaitSeconds = z
+  .string()
+  .regex(/^\d{1,6}(\.\d{1,3})?$/, 'must be a number of seconds (0-25)')
+  .transform(Number);
+
+const GetRunQuery = z.object({ wait: WaitSeconds.optional() });
+
+const EventsQuery = z.object({
+  after: z.string().regex(STREAM_ID_PATTERN, 'must be an event id, such as 1700000000000-0').optional(),
+  wait: WaitSeconds.optional(),
+});
+
+/** Most runs `GET /runs` returns at once. */
+const MAX_LIST_LIMIT = 200;
+const ListRunsQuery = z.object({
+  status: z.enum(Object.values(RunStatuses)).optional(),
+  blueprintId: z.string().regex(BLUEPRINT_ID_PATTERN, 'must be 1-100 letters, digits, ".", "_" or "-"').optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, `must be a whole number from 1 to ${MAX_LIST_LIMIT}`)
+    .transform(Number)
+    .pipe(z.number().int().min(1, `must be a whole number from 1 to ${MAX_LIST_LIMIT}`).max(MAX_LIST_LIMIT, `must be a whole number from 1 to ${MAX_LIST_LIMIT}`))
+    .optional(),
+});
+
+/** Cancelling takes no options yet; an empty body or `{}`. */
+const CancelBody = z.object({}).strict();
+
+/**
+ * `/runs` and everything below it: start, list, read (with a long poll), cancel, events (with a long
+ * poll), a run's blueprint, and signals (501 for now). Every route authenticates through `guard`, then
+ * checks its scope; a run of another tenant is indistinguishable from no run (404).
+ */
+export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
+  const { client, blueprints, store, feed, guard, maxWaitSeconds } = options;
+  const read = requireScope('runs:read');
+  const write = requireScope('runs:write');
+  const app = new Hono<ApiEnv>();
+
+  const runLinks = (runId: string) => {
+    const self = `/runs/${runId}`;
+    return { self, wait: `${self}?wait=${maxWaitSeconds}`, cancel: `${self}/cancel`, events: `${self}/events` };
+  };
+
+  /** The run, when it exists and belongs to the caller's tenant; another tenant's run is indistinguishable from none. */
+  const requireOwnRun = async (rawRunId: string | undefined, principal: Principal): Promise<string> => {
+    const notFound = () => new ApiError(404, ApiErrorCodes.RUN_NOT_FOUND, `no run "${clip(rawRunId ?? '')}"`);
+    const parsed = RunIdParam.safeParse(rawRunId);
+    if (!parsed.success) throw notFound();
+    const owner = await store.ownerOf(parsed.data);
+    if (owner !== principal.tenant) throw notFound();
+    return parsed.data;
+  };
+
+  app.post('/runs', guard, write, async (c) => {
+    const principal = c.get('principal');
+    const raw = parseJsonBody(await c.req.text());
+    if (raw === undefined) throw validationError([{ path: '$', message: 'the body must be a JSON object' }]);
+    const parsed = StartRunBody.safeParse(raw);
+    const issues = parsed.success ? [] : issuesOf(parsed.error);
+    if (isObject(raw) && ('blueprintId' in raw) === ('blueprint' in raw)) {
+      issues.push({ path: '$', message: 'give exactly one of "blueprintId" (a registered blueprint) and "blueprint" (inline)' });
+    }
+    // JSON.parse keeps "__proto__" as an own key, but copying the input (zod does) would set a prototype instead.
+    if (isObject(raw) && isObject(raw.input) && Object.hasOwn(raw.input, '__proto__')) {
+      issues.push({ path: '$.input', message: 'the key "__proto__" is not allowed' });
+    }
+    if (!parsed.success || issues.length > 0) throw validationError(issues);
+    const body = parsed.data;
+
+    let target: string | object;
+    if (body.blueprint !== undefined) {
+      if (!options.inlineBlueprints) {
+        throw new ApiError(403, ApiErrorCodes.INLINE_BLUEPRINTS_DISABLED, 'inline blueprints are disabled on this server: start a registered blueprint with "blueprintId"');
+      }
+      // The blueprint as parsed, not zod's copy, so the blueprint schema sees exactly what was sent.
+      target = (raw as { blueprint: object }).blueprint;
+      checkInlineBlueprint(blueprints, target);
+    } else {
+      const id = body.blueprintId as string;
+      if (!blueprints.get(id)) throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${id}" (GET /blueprints lists them)`);
+      target = id;
+    }
+    const input = body.input ?? {};
+
+    // Claimed before starting, with the run id it will use: a request that dies half-way is completed by
+    // its retry (same body, same run id; starting is idempotent per run id) instead of starting twice.
+    let runId: string = randomUUID();
+    let replayed = false;
+    if (body.idempotencyKey !== undefined) {
+      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, input }));
+      const claim = await store.reserveIdempotencyKey(principal.tenant, body.idempotencyKey, bodyHash, runId);
+      if (claim.outcome === 'conflict') {
+        throw new ApiError(409, ApiErrorCodes.IDEMPOTENCY_CONFLICT, 'this idempotencyKey was already used with a different request body');
+      }
+      runId = claim.runId;
+      replayed = claim.outcome === 'replay';
+    }
+    const startedAt = Date.now();
+    const handle = await client.start(target, input, { runId });
+    const tagged = await store.tagRun(runId, principal.tenant);
+    if (tagged.outcome !== 'ok') throw new Error(`run ${runId} could not be tagged with its tenant (${tagged.outcome})`);
+    await store.indexRun(principal.tenant, runId, startedAt, tagged.ttlSeconds);
+    if (body.idempotencyKey !== undefined && handle.created) {
+      await store.settleIdempotencyKey(principal.tenant, body.idempotencyKey, tagged.ttlSeconds);
+    }
+    const status = handle.created ? 'running' : ((await client.store.getStatus(runId)) ?? 'running');
+    const headers: Record<string, string> = { location: `/runs/${runId}` };
+    if (replayed) headers['idempotent-replayed'] = 'true';
+    return jsonResponse(202, { runId, status, links: runLinks(runId) }, headers);
+  });
+
+  app.get('/runs', guard, read, async (c) => {
+    const query = validate(ListRunsQuery, c.req.query(), '$.query', 'query');
+    const runs = await store.recentRuns(c.get('principal').tenant, query.limit ?? 50, (run) => {
+      return (query.status === undefined || run.status === query.status) && (query.blueprintId === undefined || run.blueprintId === query.blueprintId);
+    });
+    return jsonResponse(200, { runs: runs.map((run) => ({ ...run, links: { self: `/runs/${run.runId}` } })), now: Date.now() });
+  });
+
+  app.get('/runs/:runId', guard, read, async (c) => {
+    const query = validate(GetRunQuery, c.req.query(), '$.query', 'query');
+    const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
+    const waitSeconds = Math.min(query.wait ?? 0, maxWaitSeconds);
+    let view: RunView | undefined;
+    if (waitSeconds > 0) {
+      try {
+        view = await client.result(runId, { timeoutMs: Math.round(waitSeconds * 1000) });
+      } catch (err) {
+        if (!(err instanceof SwitchyardError && err.code === ErrorCodes.WAIT_TIMEOUT)) throw err;
+        view = await client.get(runId);
+      }
+    } else {
+      view = await client.get(runId);
+    }
+    if (!view) throw new ApiError(404, ApiErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`);
+    return jsonResponse(200, view);
+  });
+
+  app.post('/runs/:runId/cancel', guard, write, async (c) => {
+    validate(CancelBody, parseJsonBody(await c.req.text()) ?? {});
+    const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
+    if (await client.cancel(runId)) return jsonResponse(202, { runId, status: 'cancelled' });
+    const status = await client.store.getStatus(runId);
+    throw new ApiError(409, ApiErrorCodes.RUN_ENDED, `run "${runId}" already ended (${status ?? 'expired'})`, { runId, status });
+  });
+
+  /**
+   * The run's timeline, or the part after `after`. With `wait`, an empty answer is held until events
+   * come (or the wait ends), unless the run has already ended: a dashboard's live feed, over plain HTTP.
+   */
+  app.get('/runs/:runId/events', guard, read, async (c) => {
+    const query = validate(EventsQuery, c.req.query(), '$.query', 'query');
+    const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
+    const key = store.eventsKey(runId);
+    const waitSeconds = Math.min(query.wait ?? 0, maxWaitSeconds);
+    let events = await feed.range(key, query.after);
+    let status = await client.store.getStatus(runId);
+    if (events.length === 0 && waitSeconds > 0 && status !== undefined && !isTerminalRunStatus(status)) {
+      // Blocks from `after` itself, so an event added since the read above is returned at once.
+      events = await feed.wait(key, query.after, waitSeconds * 1000);
+      if (events.length > 0) status = await client.store.getStatus(runId);
+    }
+    const cursor = events.at(-1)?.id ?? query.after;
+    return jsonResponse(200, { runId, status, events, ...(cursor === undefined ? {} : { cursor }), now: Date.now() });
+  });
+
+  /** The blueprint version a run executes (inline and child runs too), laid out for drawing. */
+  app.get('/runs/:runId/blueprint', guard, read, async (c) => {
+    const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
+    const { blueprintId, version } = await store.runBlueprint(runId);
+    const stored = version ? BlueprintSchema.safeParse(await client.store.loadBlueprint(version)) : undefined;
+    const blueprint: Pick<Blueprint, 'nodes' | 'edges' | 'metadata'> | undefined = stored?.success ? stored.data : blueprintId ? blueprints.get(blueprintId)?.blueprint : undefined;
+    if (!blueprint) throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `the blueprint of run "${runId}" is no longer stored`);
+    return jsonResponse(200, { runId, blueprintId, version, blueprint: { ...blueprint, id: blueprintId }, layout: layoutBlueprint(blueprint) });
+  });
+
+  app.post('/runs/:runId/signals/:nodeId', guard, write, () => {
+    throw new ApiError(501, ApiErrorCodes.NOT_IMPLEMENTED, 'signals arrive with the wait node');
+  });
+
+  return app;
+}
+
+/** Validates an inline blueprint before anything is stored, listing every issue at its place in the body. */
+function checkInlineBlueprint(blueprints: BlueprintRegistry, blueprint: object): void {
+  try {
+    blueprints.validate(blueprint, '<inline>', 'inline');
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    const issues = err.issues.map((i) => ({ path: i.path.replace(/^\$/, '$.blueprint'), message: i.message }));
+    throw validationError(issues, 'blueprint');
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
