@@ -1,7 +1,7 @@
 /**
  * A local Serverless Framework (osls) plugin: what the template needs that neither the framework nor
- * serverless-iam-roles-per-function does. It runs at `before:package:finalize`, after the per-function
- * roles exist (plugins run in the order `plugins:` lists them), so every function, the `keys` function
+ * serverless-iam-roles-per-function does. It runs once `resources:` is merged, after the per-function
+ * roles exist (that plugin runs at `before:package:finalize`), so every function, the `keys` function
  * and any added later included, gets the same treatment without listing it here:
  *
  * - the framework's shared `IamRoleLambdaExecution` is removed when no function uses it (each function
@@ -10,7 +10,8 @@
  *   is replaced by an inline statement with the network-interface actions only;
  * - an Errors and a Throttles alarm per function, notifying `custom.alarms.actions`;
  * - `custom.templateRules` becomes the template's `Rules` section (the framework's schema has no `Rules`);
- * - package-time checks with one clear line each: at least two private subnets (Redis Multi-AZ), and
+ * - package-time checks with one clear line each: vpcId and workerImage set, at least two private
+ *   subnets (Redis Multi-AZ), and
  *   no `lambdaFunctionArns` entry that matches one of this stack's own functions.
  */
 'use strict';
@@ -38,7 +39,8 @@ function globToRegExp(glob) {
 class SwitchyardOpsPlugin {
   constructor(serverless) {
     this.serverless = serverless;
-    this.hooks = { 'before:package:finalize': () => this.finalize() };
+    // After the framework merged `resources:` (Parameters included) into the template, before it is written.
+    this.hooks = { 'after:aws:package:finalize:mergeCustomProviderResources': () => this.finalize() };
   }
 
   fail(message) {
@@ -57,9 +59,15 @@ class SwitchyardOpsPlugin {
     if (custom.templateRules) template.Rules = { ...(template.Rules || {}), ...custom.templateRules };
   }
 
-  /** ElastiCache Multi-AZ (and a replica in another AZ) needs subnets in two AZs: at least two subnets. */
+  /** The parameters without a usable default; ElastiCache Multi-AZ needs subnets in two AZs. */
   checkSubnets(template) {
-    const param = template.Parameters && template.Parameters.PrivateSubnetIds;
+    const params = template.Parameters || {};
+    if (params.VpcId && !params.VpcId.Default) this.fail('vpcId is not set: pass --param=vpcId=vpc-... (npm run deploy does)');
+    const container = JSON.stringify(template.Resources.WorkerTaskDefinition || {});
+    if (container.includes('"Image":""')) {
+      this.fail('workerImage is not set: deploy with `npm run deploy` (it builds and pushes the image), or pass --param=workerImage=<uri>:<tag>');
+    }
+    const param = params.PrivateSubnetIds;
     if (!param) return;
     const subnets = String(param.Default || '').split(',').map((s) => s.trim()).filter(Boolean);
     if (subnets.length < 2) {
