@@ -17,7 +17,7 @@ function fakeServerless(parameters: Record<string, string>, image = 'x.dkr.ecr.u
     Parameters: Object.fromEntries(Object.entries(parameters).map(([k, v]) => [k, { Type: 'String', Default: v }])),
     Resources: {
       WorkerTaskDefinition: { Type: 'AWS::ECS::TaskDefinition', Properties: { ContainerDefinitions: [{ Image: image }] } },
-    } as Record<string, any>,
+    } as Record<string, unknown>,
   };
   return {
     template,
