@@ -28,6 +28,11 @@ export default tseslint.config(
     languageOptions: { globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', location: 'readonly', history: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', AbortController: 'readonly', URLSearchParams: 'readonly', URL: 'readonly', navigator: 'readonly', requestAnimationFrame: 'readonly', performance: 'readonly', sessionStorage: 'readonly', localStorage: 'readonly', HTMLElement: 'readonly', Event: 'readonly', KeyboardEvent: 'readonly', DOMParser: 'readonly', getComputedStyle: 'readonly', Intl: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' } },
   },
   {
+    // The local Serverless Framework plugin (CommonJS, loaded by the framework with require).
+    files: ['scripts/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     files: ['bin/**/*.mjs', 'scripts/**/*.mjs', 'eslint.config.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

@@ -1,8 +1,12 @@
 /**
- * Scheduled every minute: publishes the node queue's backlog as a CloudWatch metric, written as one
- * Embedded Metric Format line on stdout (CloudWatch Logs turns it into the metric; no SDK call, no
- * cloudwatch:PutMetricData permission). The worker service's target-tracking policy divides it by the
- * running task count.
+ * Scheduled every minute: publishes the node queue's backlog and the age of its oldest waiting job as
+ * CloudWatch metrics, written as one Embedded Metric Format line on stdout (CloudWatch Logs turns it into
+ * the metrics; no SDK call, no cloudwatch:PutMetricData permission). The worker service's target-tracking
+ * policy divides the backlog by the running task count; an alarm watches the oldest job's age.
+ *
+ * The backlog counts running (active) node jobs with the waiting ones: a task busy with its jobs is
+ * load, and counting only what waits would scale busy tasks in. Delayed jobs (retry back-off, `sleep`,
+ * `wait` timeouts) are left out: nobody can work on them yet, so more tasks would not help.
  */
 import { NodeQueue } from '../src/queue/node-queue.js';
 import { resolveOptions } from '../src/options.js';
@@ -11,13 +15,18 @@ import { connectRedis, resolveFunctionConfig, type FunctionConfig, type SecretRe
 
 export const METRIC_NAMESPACE = 'Switchyard';
 export const BACKLOG_METRIC = 'QueueBacklog';
+export const OLDEST_WAITING_METRIC = 'OldestWaitingJobAge';
 
 export interface BacklogCounts {
   waiting: number;
-  delayed: number;
   prioritized: number;
-  /** waiting + delayed + prioritized: node jobs no worker has taken yet. */
+  active: number;
+  /** Not in the backlog (retry back-off, sleeps, wait timeouts): logged only. */
+  delayed: number;
+  /** waiting + prioritized + active: node jobs taken or ready to be taken. */
   backlog: number;
+  /** Seconds the oldest waiting job has been ready (0 when nothing waits). */
+  oldestWaitingSeconds: number;
 }
 
 /** The EMF document for one backlog reading (one line of JSON). */
@@ -25,24 +34,47 @@ export function backlogMetricLine(service: string, counts: BacklogCounts, timest
   return JSON.stringify({
     _aws: {
       Timestamp: timestamp,
-      CloudWatchMetrics: [{ Namespace: METRIC_NAMESPACE, Dimensions: [['Service']], Metrics: [{ Name: BACKLOG_METRIC, Unit: 'Count' }] }],
+      CloudWatchMetrics: [
+        {
+          Namespace: METRIC_NAMESPACE,
+          Dimensions: [['Service']],
+          Metrics: [
+            { Name: BACKLOG_METRIC, Unit: 'Count' },
+            { Name: OLDEST_WAITING_METRIC, Unit: 'Seconds' },
+          ],
+        },
+      ],
     },
     Service: service,
     [BACKLOG_METRIC]: counts.backlog,
+    [OLDEST_WAITING_METRIC]: counts.oldestWaitingSeconds,
     // Plain log fields (not metrics): what the backlog is made of, for Logs Insights.
     Waiting: counts.waiting,
-    Delayed: counts.delayed,
     Prioritized: counts.prioritized,
+    Active: counts.active,
+    Delayed: counts.delayed,
   });
 }
 
-/** Reads the counts in one call (BullMQ's getJobCounts is a single script). */
-export async function readBacklog(queue: NodeQueue): Promise<BacklogCounts> {
-  const counts = await queue.queue.getJobCounts('waiting', 'delayed', 'prioritized');
+/**
+ * Reads the counts (BullMQ's getJobCounts is a single script) and the oldest waiting job (the list's
+ * tail, which workers take next).
+ */
+export async function readBacklog(queue: NodeQueue, now = Date.now()): Promise<BacklogCounts> {
+  const [counts, oldest] = await Promise.all([
+    queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed'),
+    queue.queue.getWaiting(0, 0),
+  ]);
   const waiting = counts.waiting ?? 0;
-  const delayed = counts.delayed ?? 0;
   const prioritized = counts.prioritized ?? 0;
-  return { waiting, delayed, prioritized, backlog: waiting + delayed + prioritized };
+  const active = counts.active ?? 0;
+  const delayed = counts.delayed ?? 0;
+  // A job that was delayed became ready when its delay ended, not when it was added (BullMQ zeroes
+  // `job.delay` when it promotes the job; the option keeps it).
+  const job = oldest[0];
+  const readySince = job ? job.timestamp + (job.opts.delay ?? 0) : now;
+  const oldestWaitingSeconds = Math.max(0, Math.round((now - readySince) / 1000));
+  return { waiting, prioritized, active, delayed, backlog: waiting + prioritized + active, oldestWaitingSeconds };
 }
 
 /** The scheduled handler; `close` is for tests (Lambda never calls it). */

@@ -17,7 +17,7 @@ import { createNodeKinds } from '../src/nodes/index.js';
 import { findFreePort, findRedisBinary } from '../src/local/redis-server.js';
 import type { SwitchyardWorker } from '../src/index.js';
 import { connectRedis, resolveFunctionConfig } from '../functions/config.js';
-import { backlogMetricLine, createBacklogHandler } from '../functions/backlog.js';
+import { backlogMetricLine, createBacklogHandler, readBacklog } from '../functions/backlog.js';
 import { createHttpHandler, toApiRequest, type HttpApiEvent, type HttpHandler } from '../functions/http.js';
 import { BUNDLED_BLUEPRINTS, loadBundledBlueprints } from '../functions/workflows.js';
 import { openScope, startTestWorker } from './support/harness.js';
@@ -344,8 +344,9 @@ describe('backlog function', () => {
   afterEach(() => stdout?.mockRestore());
   afterAll(() => scope.close());
 
-  it('writes one Embedded Metric Format line with waiting + delayed + prioritized node jobs', async () => {
-    // Runs started with no worker: each leaves its first node job waiting; plus one delayed and one prioritized job.
+  it('writes one Embedded Metric Format line with running + waiting node jobs (not delayed ones) and the oldest wait', async () => {
+    // Runs started with no worker: each leaves its first node job waiting; plus one delayed and one
+    // prioritized job, and one job a worker has taken (active).
     const blueprints = loadBundledBlueprints(createNodeKinds());
     const client = scope.createClient({ blueprints });
     for (const name of ['a', 'b', 'c']) await client.start('greeting', { name });
@@ -354,6 +355,11 @@ describe('backlog function', () => {
     const queue = new NodeQueue(resolveOptions({ redis: redis.duplicate(), prefix, queueName: prefix }));
     await queue.queue.add('later', { runId: 'r', nodeId: 'n', version: 'v' }, { delay: 3_600_000 });
     await queue.queue.add('urgent', { runId: 'r', nodeId: 'p', version: 'v' }, { priority: 1 });
+    await queue.queue.add('taken', { runId: 'r', nodeId: 't', version: 'v' });
+    const { Worker } = await import('bullmq');
+    const taker = new Worker(queue.queue.name, null, { connection: redis.duplicate(), prefix: queue.queue.opts.prefix });
+    expect(await taker.getNextJob('test-token')).toBeDefined();
+    await taker.close();
     await queue.close();
     await client.close();
 
@@ -371,7 +377,8 @@ describe('backlog function', () => {
     }) as typeof process.stdout.write);
     try {
       const counts = await fns.backlog(scheduledEvent());
-      expect(counts).toEqual({ waiting: 3, delayed: 1, prioritized: 1, backlog: 5 });
+      expect(counts).toEqual({ waiting: 3, prioritized: 1, active: 1, delayed: 1, backlog: 5, oldestWaitingSeconds: expect.any(Number) });
+      expect(counts.oldestWaitingSeconds).toBeLessThan(60);
     } finally {
       stdout.mockRestore();
       await fns.backlog.close();
@@ -384,10 +391,22 @@ describe('backlog function', () => {
     expect(doc).toMatchObject({
       _aws: {
         Timestamp: expect.any(Number),
-        CloudWatchMetrics: [{ Namespace: 'Switchyard', Dimensions: [['Service']], Metrics: [{ Name: 'QueueBacklog', Unit: 'Count' }] }],
+        CloudWatchMetrics: [
+          {
+            Namespace: 'Switchyard',
+            Dimensions: [['Service']],
+            Metrics: [
+              { Name: 'QueueBacklog', Unit: 'Count' },
+              { Name: 'OldestWaitingJobAge', Unit: 'Seconds' },
+            ],
+          },
+        ],
       },
       Service: 'switchyard-test',
       QueueBacklog: 5,
+      OldestWaitingJobAge: expect.any(Number),
+      Active: 1,
+      Delayed: 1,
     });
     expect(Math.abs(doc._aws.Timestamp - Date.now())).toBeLessThan(60_000);
   });
@@ -401,13 +420,35 @@ describe('backlog function', () => {
     await expect(handler()).rejects.toThrow('no config');
     await expect(handler()).rejects.toThrow('no config');
     expect(calls).toBe(2);
-    expect(JSON.parse(backlogMetricLine('s', { waiting: 1, delayed: 2, prioritized: 3, backlog: 6 }, 1700000000000))).toMatchObject({
+    const counts = { waiting: 1, prioritized: 3, active: 4, delayed: 2, backlog: 8, oldestWaitingSeconds: 42 };
+    expect(JSON.parse(backlogMetricLine('s', counts, 1700000000000))).toMatchObject({
       _aws: { Timestamp: 1700000000000 },
-      QueueBacklog: 6,
+      QueueBacklog: 8,
+      OldestWaitingJobAge: 42,
       Waiting: 1,
       Delayed: 2,
       Prioritized: 3,
+      Active: 4,
     });
+  });
+
+  it('ages the oldest waiting job from when it became ready: its add time, or the end of its delay', async () => {
+    const { NodeQueue } = await import('../src/queue/node-queue.js');
+    const { resolveOptions } = await import('../src/options.js');
+    const name = `${prefix}age`;
+    const queue = new NodeQueue(resolveOptions({ redis: redis.duplicate(), prefix, queueName: name }));
+    try {
+      const now = Date.now();
+      expect(await readBacklog(queue, now)).toMatchObject({ backlog: 0, oldestWaitingSeconds: 0 });
+      // Added 5 minutes ago with a 4-minute delay, promoted since: ready for 60 s.
+      const delayed = await queue.queue.add('retry', { runId: 'r', nodeId: 'a', version: 'v' }, { delay: 240_000, timestamp: now - 300_000 });
+      await delayed.promote();
+      await queue.queue.add('fresh', { runId: 'r', nodeId: 'b', version: 'v' }, { timestamp: now - 10_000 });
+      expect(await readBacklog(queue, now)).toMatchObject({ waiting: 2, delayed: 0, backlog: 2, oldestWaitingSeconds: 60 });
+    } finally {
+      await queue.queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 });
 

@@ -22,7 +22,13 @@ interface Resource {
   Properties: Record<string, any>;
   DependsOn?: string | string[];
 }
-let template: { Resources: Record<string, Resource>; Parameters?: Record<string, any>; Conditions?: Record<string, any>; Outputs?: Record<string, any> };
+let template: {
+  Resources: Record<string, Resource & { Condition?: string; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
+  Parameters?: Record<string, any>;
+  Conditions?: Record<string, any>;
+  Rules?: Record<string, any>;
+  Outputs?: Record<string, any>;
+};
 let resources: Record<string, Resource>;
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
@@ -116,7 +122,8 @@ describe('HTTP API and functions', () => {
 describe('network', () => {
   it('lets only the functions and the worker reach Redis, on 6379 only', () => {
     const redisSg = resources.RedisSecurityGroup!.Properties;
-    expect(redisSg.VpcId).toBe('vpc-0123456789abcdef0');
+    expect(redisSg.VpcId).toEqual(ref('VpcId'));
+    expect(template.Parameters!.VpcId).toEqual({ Type: 'AWS::EC2::VPC::Id', Default: 'vpc-0123456789abcdef0' });
     expect(redisSg.SecurityGroupIngress).toEqual([
       expect.objectContaining({ IpProtocol: 'tcp', FromPort: 6379, ToPort: 6379, SourceSecurityGroupId: getAtt('FunctionSecurityGroup', 'GroupId') }),
       expect.objectContaining({ IpProtocol: 'tcp', FromPort: 6379, ToPort: 6379, SourceSecurityGroupId: getAtt('WorkerSecurityGroup', 'GroupId') }),
@@ -189,7 +196,14 @@ describe('worker on ECS Fargate', () => {
     for (const value of [...c.Command, ...Object.values(env)]) if (typeof value !== 'object') expect(typeof value).toBe('string');
     expect(env).toMatchObject({ REDIS_PORT: '6379', REDIS_TLS: 'true', SWITCHYARD_LLM: ref('LlmProvider'), SWITCHYARD_QUEUE: 'switchyard', SWITCHYARD_PREFIX: 'sy' });
     expect(JSON.stringify(c.Environment)).not.toMatch(/resolve:secretsmanager|TOKEN|PASSWORD/);
-    expect(c.HealthCheck).toMatchObject({ Command: ['CMD', 'node', 'healthcheck.cjs'] });
+    // The worker's own liveness (its heartbeat file), not a Redis PING.
+    expect(c.HealthCheck).toMatchObject({ Command: ['CMD', 'node', '/app/bin/switchyard.mjs', 'health', '--max-age-seconds', '30'] });
+    expect(env.SWITCHYARD_HEARTBEAT_FILE).toBe('/tmp/switchyard-heartbeat');
+    // The root filesystem is read-only: /tmp is a task volume the heartbeat can be written to.
+    expect(c.ReadonlyRootFilesystem).toBe(true);
+    expect(c.MountPoints).toEqual([{ SourceVolume: 'tmp', ContainerPath: '/tmp', ReadOnly: false }]);
+    expect(resources.WorkerTaskDefinition!.Properties.Volumes).toEqual([{ Name: 'tmp' }]);
+    expect(env).toMatchObject({ SWITCHYARD_RUN_TTL_SECONDS: '604800', SWITCHYARD_TASK_PROTECTION: 'true', SWITCHYARD_METRIC_SERVICE: 'switchyard-dev' });
     expect(c.HealthCheck.Interval * c.HealthCheck.Retries).toBeLessThanOrEqual(300);
     expect(c.StopTimeout).toBe(120);
     expect(c.LogConfiguration).toMatchObject({ LogDriver: 'awslogs', Options: { 'awslogs-group': ref('WorkerLogGroup') } });
@@ -220,18 +234,22 @@ describe('worker on ECS Fargate', () => {
     });
     const returned = metrics.filter((m) => m.ReturnData);
     expect(returned).toHaveLength(1);
-    expect(returned[0].Expression).toMatch(/backlog\s*\/\s*running/);
+    // No RunningTaskCount datapoint (no task running) must count as 0, not as no data.
+    expect(byId.runningOrZero.Expression).toBe('FILL(running, 0)');
+    expect(returned[0].Expression).toBe('IF(runningOrZero > 0, backlog / runningOrZero, backlog)');
   });
 });
 
 describe('IAM', () => {
-  const ALLOWED_STAR_RESOURCE = new Set(['ecr:GetAuthorizationToken']); // no resource-level permissions exist for it
+  // No resource-level permissions exist for these: '*' is the only resource they accept.
+  const ALLOWED_STAR_RESOURCE = new Set(['ecr:GetAuthorizationToken', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets']);
 
   it('grants no wildcard actions and scopes every resource, in every role', () => {
     const roles = ofType('AWS::IAM::Role');
     expect(roles.length).toBeGreaterThanOrEqual(FUNCTIONS.length + 2);
     for (const [name, role] of roles) {
       for (const statement of statements(role)) {
+        if (statement.Effect === 'Deny') continue; // a Deny narrows; only what is allowed must be scoped
         expect(statement.Effect, name).toBe('Allow');
         const actions: string[] = [statement.Action].flat();
         for (const action of actions) expect(action, `${name}: ${action}`).not.toContain('*');
@@ -242,21 +260,28 @@ describe('IAM', () => {
     }
   });
 
-  it('lets each function read the Redis secret and write its own log group, and nothing else', () => {
+  it('lets each function read the Redis secret, write its own log group and attach to the VPC, and nothing else', () => {
     for (const name of FUNCTIONS) {
       const role = resources[`${name}IamRoleLambdaExecution`]!;
       const fnName = resources[`${name}LambdaFunction`]!.Properties.FunctionName;
       const s = statements(role);
-      expect(s).toHaveLength(2);
+      expect(s).toHaveLength(4);
       expect(s).toContainEqual({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: ref('RedisAuthSecret') });
       const logs = s.find((x) => [x.Action].flat().includes('logs:PutLogEvents'));
       expect(JSON.stringify(logs.Resource)).toContain(`:log-group:/aws/lambda/${fnName}:`);
-      expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain('AWSLambdaVPCAccessExecutionRole');
-      expect(role.Properties.ManagedPolicyArns).toHaveLength(1);
+      // The network-interface actions inline, instead of AWSLambdaVPCAccessExecutionRole (logs:* on *).
+      expect(s).toContainEqual({ Effect: 'Allow', Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], Resource: '*' });
+      expect(s).toContainEqual({
+        Effect: 'Allow',
+        Action: ['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+        Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*' },
+      });
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     }
-    // The framework's shared role is generated as the plugin's template, but no function uses it.
-    const used = new Set(ofType('AWS::Lambda::Function').map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0]));
-    expect(used.has('IamRoleLambdaExecution')).toBe(false);
+    expect(JSON.stringify(template)).not.toContain('AWSLambdaVPCAccessExecutionRole');
+    // The framework's shared role (which no function uses) is not created.
+    expect(resources.IamRoleLambdaExecution).toBeUndefined();
+    expect(JSON.stringify(template)).not.toMatch(/"IamRoleLambdaExecution"/);
   });
 
   it('lets ECS pull the image, read the secret and write the worker log group; the task may invoke its Lambdas and (with bedrock) the model', () => {
@@ -272,14 +297,169 @@ describe('IAM', () => {
     expect(resources.WorkerExecutionRole!.Properties.ManagedPolicyArns).toBeUndefined();
 
     const task = statements(resources.WorkerTaskRole!);
-    expect(actions(task)).toEqual(['bedrock:InvokeModel', 'lambda:InvokeFunction']);
-    const invoke = task.find((x) => [x.Action].flat().includes('lambda:InvokeFunction'));
-    expect(invoke.Resource['Fn::Sub']).toMatch(/^arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:\$\{AWS::AccountId\}:function:/);
-    // Bedrock only under the UseBedrock condition.
-    const bedrockPolicy = resources.WorkerTaskRole!.Properties.Policies.find((p: any) => 'Fn::If' in p);
-    expect(bedrockPolicy['Fn::If'][0]).toBe('UseBedrock');
-    expect(bedrockPolicy['Fn::If'][2]).toEqual(ref('AWS::NoValue'));
+    expect([...new Set(actions(task))]).toEqual(['bedrock:InvokeModel', 'ecs:GetTaskProtection', 'ecs:UpdateTaskProtection', 'lambda:InvokeFunction']);
     expect(resources.WorkerTaskRole!.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('lets the worker set and read scale-in protection on its cluster\'s tasks only', () => {
+    const task = statements(resources.WorkerTaskRole!);
+    expect(task).toContainEqual({
+      Effect: 'Allow',
+      Action: ['ecs:GetTaskProtection', 'ecs:UpdateTaskProtection'],
+      Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${WorkerCluster}/*' },
+    });
+  });
+
+  it('lets `lambda` nodes invoke only the lambdaFunctionArns (none by default), never this stack\'s own functions', () => {
+    const policy = resources.WorkerTaskRole!.Properties.Policies.find((p: any) => p['Fn::If']?.[0] === 'HasLambdaFunctions');
+    expect(policy['Fn::If'][2]).toEqual(ref('AWS::NoValue'));
+    expect(template.Parameters!.LambdaFunctionArns.Default).toBe('');
+    expect(template.Conditions!.HasLambdaFunctions).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [ref('LambdaFunctionArns'), ''] }] });
+    const [allow, deny] = policy['Fn::If'][1].PolicyDocument.Statement;
+    expect(allow).toEqual({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: { 'Fn::Split': [',', ref('LambdaFunctionArns')] } });
+    expect(deny).toEqual({
+      Effect: 'Deny',
+      Action: ['lambda:InvokeFunction'],
+      Resource: [{ 'Fn::Sub': 'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:switchyard-dev-*' }],
+    });
+    for (const name of FUNCTIONS) expect(resources[`${name}LambdaFunction`]!.Properties.FunctionName).toMatch(/^switchyard-dev-/);
+  });
+
+  it('lets the worker call the Bedrock model, or a cross-region inference profile and its base model in the profile\'s regions (through the profile only)', () => {
+    const policy = resources.WorkerTaskRole!.Properties.Policies.find((p: any) => p['Fn::If']?.[0] === 'UseBedrock');
+    expect(policy['Fn::If'][2]).toEqual(ref('AWS::NoValue'));
+    const [direct, viaProfile] = policy['Fn::If'][1].PolicyDocument.Statement;
+    const model = 'anthropic.claude-3-5-haiku-20241022-v1:0';
+    expect(direct.Resource).toEqual([
+      { 'Fn::Sub': `arn:\${AWS::Partition}:bedrock:\${AWS::Region}::foundation-model/${model}` },
+      { 'Fn::Sub': `arn:\${AWS::Partition}:bedrock:\${AWS::Region}:\${AWS::AccountId}:inference-profile/${model}` },
+    ]);
+    expect(viaProfile).toEqual({
+      Effect: 'Allow',
+      Action: ['bedrock:InvokeModel'],
+      Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:bedrock:*::foundation-model/*' },
+      Condition: { StringEquals: { 'bedrock:InferenceProfileArn': { 'Fn::Sub': `arn:\${AWS::Partition}:bedrock:\${AWS::Region}:\${AWS::AccountId}:inference-profile/${model}` } } },
+    });
+  });
+});
+
+describe('operations', () => {
+  const alarms = () => ofType('AWS::CloudWatch::Alarm');
+  const actions = { 'Fn::If': ['HasAlarmTopic', [ref('AlarmTopicArn')], ref('AWS::NoValue')] };
+
+  it('alarms on Redis memory, the oldest waiting job, failed runs, missing worker tasks and every function\'s errors and throttles', () => {
+    const byName = Object.fromEntries(alarms());
+    const names = Object.keys(byName).sort();
+    expect(names).toEqual(
+      [
+        'FailedRunsAlarm',
+        'OldestWaitingJobAlarm',
+        'RedisMemoryAlarm',
+        'WorkerTasksBelowDesiredAlarm',
+        ...FUNCTIONS.flatMap((f) => [`${f}ErrorsAlarm`, `${f}ThrottlesAlarm`]),
+      ].sort(),
+    );
+    const memory = byName.RedisMemoryAlarm!.Properties;
+    expect(memory.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.MetricStat.Metric.MetricName)).toEqual(['DatabaseMemoryUsagePercentage', 'DatabaseMemoryUsagePercentage']);
+    expect(memory.Metrics.find((m: any) => m.ReturnData).Expression).toBe('MAX([first, second])');
+    expect(memory.Threshold).toBe(80);
+    const members = memory.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.MetricStat.Metric.Dimensions[0].Value);
+    expect(members).toEqual([
+      { 'Fn::If': ['RedisClusterMode', { 'Fn::Sub': '${RedisReplicationGroup}-0001-001' }, { 'Fn::Sub': '${RedisReplicationGroup}-001' }] },
+      { 'Fn::If': ['RedisClusterMode', { 'Fn::Sub': '${RedisReplicationGroup}-0001-002' }, { 'Fn::Sub': '${RedisReplicationGroup}-002' }] },
+    ]);
+
+    // The oldest-job metric is the one the backlog function writes (same namespace, name and dimension).
+    const service = resources.BacklogLambdaFunction!.Properties.Environment.Variables.SWITCHYARD_METRIC_SERVICE;
+    expect(byName.OldestWaitingJobAlarm!.Properties).toMatchObject({
+      Namespace: 'Switchyard',
+      MetricName: 'OldestWaitingJobAge',
+      Dimensions: [{ Name: 'Service', Value: service }],
+      Threshold: 300,
+      TreatMissingData: 'breaching',
+    });
+    // RunsFailed is the worker's EMF metric: namespace Switchyard, dimension Service = the container's SWITCHYARD_METRIC_SERVICE.
+    const container = resources.WorkerTaskDefinition!.Properties.ContainerDefinitions[0];
+    const workerService = container.Environment.find((e: any) => e.Name === 'SWITCHYARD_METRIC_SERVICE').Value;
+    expect(byName.FailedRunsAlarm!.Properties).toMatchObject({
+      Namespace: 'Switchyard',
+      MetricName: 'RunsFailed',
+      Dimensions: [{ Name: 'Service', Value: workerService }],
+      Statistic: 'Sum',
+      Period: 60,
+      Threshold: 5,
+      TreatMissingData: 'notBreaching',
+    });
+    const tasks = byName.WorkerTasksBelowDesiredAlarm!.Properties;
+    expect(tasks.Metrics.map((m: any) => m.MetricStat?.Metric.MetricName ?? m.Expression)).toEqual(['RunningTaskCount', 'DesiredTaskCount', 'FILL(desired, 0) - FILL(running, 0)']);
+    for (const f of FUNCTIONS) {
+      for (const metric of ['Errors', 'Throttles']) {
+        expect(byName[`${f}${metric}Alarm`]!.Properties).toMatchObject({
+          Namespace: 'AWS/Lambda',
+          MetricName: metric,
+          Dimensions: [{ Name: 'FunctionName', Value: ref(`${f}LambdaFunction`) }],
+          Threshold: 1,
+        });
+      }
+    }
+  });
+
+  it('notifies the SNS topic of every alarm (ALARM and OK) only when alarmTopicArn is set', () => {
+    expect(template.Parameters!.AlarmTopicArn.Default).toBe('');
+    expect(template.Conditions!.HasAlarmTopic).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [ref('AlarmTopicArn'), ''] }] });
+    for (const [name, alarm] of alarms()) {
+      expect(alarm.Properties.AlarmActions, name).toEqual(actions);
+      expect(alarm.Properties.OKActions, name).toEqual(actions);
+    }
+  });
+
+  it('creates the VPC endpoints only when createVpcEndpoints=true, and needs route tables for the S3 gateway then', () => {
+    const endpoints = ofType('AWS::EC2::VPCEndpoint') as [string, Resource & { Condition?: string }][];
+    const services: Record<string, Resource> = Object.fromEntries(endpoints.map(([, e]) => [e.Properties.ServiceName['Fn::Sub'].replace('com.amazonaws.${AWS::Region}.', ''), e]));
+    expect(Object.keys(services).sort()).toEqual(['bedrock-runtime', 'ecr.api', 'ecr.dkr', 'lambda', 'logs', 's3', 'secretsmanager']);
+    for (const [name, e] of endpoints) {
+      expect(e.Condition, name).toBe(name === 'BedrockRuntimeEndpoint' ? 'CreateBedrockEndpoint' : 'CreateVpcEndpoints');
+      expect(e.Properties.VpcId).toEqual(ref('VpcId'));
+    }
+    expect(template.Parameters!.CreateVpcEndpoints.Default).toBe('false');
+    expect(template.Conditions!.CreateVpcEndpoints).toEqual({ 'Fn::Equals': [ref('CreateVpcEndpoints'), 'true'] });
+    expect(template.Conditions!.CreateBedrockEndpoint).toEqual({ 'Fn::And': [{ Condition: 'CreateVpcEndpoints' }, { Condition: 'UseBedrock' }] });
+    for (const [service, e] of Object.entries(services)) {
+      if (service === 's3') continue;
+      expect(e.Properties).toMatchObject({ VpcEndpointType: 'Interface', PrivateDnsEnabled: true, SubnetIds: ref('PrivateSubnetIds'), SecurityGroupIds: [getAtt('EndpointSecurityGroup', 'GroupId')] });
+    }
+    expect(services.s3!.Properties).toMatchObject({ VpcEndpointType: 'Gateway', RouteTableIds: { 'Fn::Split': [',', ref('RouteTableIds')] } });
+    const sg = template.Resources.EndpointSecurityGroup!;
+    expect(sg.Condition).toBe('CreateVpcEndpoints');
+    expect(sg.Properties.SecurityGroupIngress.map((r: any) => [r.FromPort, r.SourceSecurityGroupId])).toEqual([
+      [443, getAtt('FunctionSecurityGroup', 'GroupId')],
+      [443, getAtt('WorkerSecurityGroup', 'GroupId')],
+    ]);
+    expect(template.Rules!.EndpointsNeedRouteTables).toEqual({
+      RuleCondition: { 'Fn::Equals': [ref('CreateVpcEndpoints'), 'true'] },
+      Assertions: [{ Assert: { 'Fn::Not': [{ 'Fn::Equals': [ref('RouteTableIds'), ''] }] }, AssertDescription: expect.stringContaining('routeTableIds') }],
+    });
+  });
+
+  it('takes the subnets as a typed list that CloudFormation checks belongs to the VPC (two or more: checked when packaging)', () => {
+    expect(template.Parameters!.PrivateSubnetIds).toEqual({ Type: 'List<AWS::EC2::Subnet::Id>', Default: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210' });
+    expect(template.Rules!.SubnetsInVpc.Assertions[0].Assert).toEqual({ 'Fn::EachMemberEquals': [{ 'Fn::ValueOfAll': ['AWS::EC2::Subnet::Id', 'VpcId'] }, ref('VpcId')] });
+    expect(resources.RedisSubnetGroup!.Properties.SubnetIds).toEqual(ref('PrivateSubnetIds'));
+    expect(resources.RedisReplicationGroup!.Properties.MultiAZEnabled).toBe(true);
+  });
+
+  it('writes HTTP API access logs (JSON, no headers) to a log group with retention', () => {
+    const stage = resources.HttpApiStage!;
+    expect(stage.Properties.AccessLogSettings.DestinationArn).toEqual(getAtt('HttpApiLogGroup', 'Arn'));
+    const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
+    expect(format).toMatchObject({ requestId: '$context.requestId', routeKey: '$context.routeKey', status: '$context.status', latencyMs: '$context.responseLatency' });
+    expect(JSON.stringify(format)).not.toMatch(/authorization|api-key|header/i);
+    expect(resources.HttpApiLogGroup!.Properties.RetentionInDays).toBe(30);
+  });
+
+  it('keeps a final snapshot of Redis and retains its AUTH secret when the stack is deleted or they are replaced', () => {
+    expect(resources.RedisReplicationGroup).toMatchObject({ DeletionPolicy: 'Snapshot', UpdateReplacePolicy: 'Snapshot' });
+    expect(resources.RedisAuthSecret).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 });
 
