@@ -15,7 +15,8 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are copied; the build runs below.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/
+# The build expands src/store/lua/*.lua into scripts.generated.ts (a no-op when it is current), then bundles.
+COPY scripts/build.mjs scripts/generate-lua.ts scripts/
 COPY src/ src/
 RUN npm run build
 

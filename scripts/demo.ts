@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { formatDuration, nodeKinds, palette, parseInput, resolveCliEnv, UsageError, type CliEnv } from '../src/cli/common.js';
-import { createProgressPrinter, followRunEvents, type RunEvent } from '../src/cli/progress.js';
+import { createProgressPrinter, followRunEvents, type ProgressEvent } from '../src/cli/progress.js';
 import { compileGraph } from '../src/engine/graph.js';
 import { runInMemory } from '../src/executor/memory-executor.js';
 import type { RunView } from '../src/engine/run-view.js';
@@ -203,7 +203,7 @@ async function runInProcess(env: CliEnv, registry: BlueprintRegistry, blueprintI
   progress({ runId, id: '0-0', type: 'run.started', at: start, fields: { type: 'run.started' }, path: [], run: { blueprintId, startNodes: graph.startNodes.map((n) => n.id) } });
   const view = await runInMemory(graph, { kinds, blueprints: registry, input, runId });
   const skipped = Object.entries(view.nodes).filter(([, n]) => n.status === 'skipped').map(([id]) => id);
-  const end: RunEvent = { runId, id: '1-0', type: `run.${view.status}`, at: Date.now(), fields: { type: `run.${view.status}` }, path: [] };
+  const end: ProgressEvent = { runId, id: '1-0', type: `run.${view.status}`, at: Date.now(), fields: { type: `run.${view.status}` }, path: [] };
   if (skipped.length) progress({ ...end, type: 'nodes.skipped', fields: { type: 'nodes.skipped', nodes: skipped.join(',') } });
   progress(end);
   view.createdAt = start;

@@ -11,6 +11,7 @@ import type { SwitchyardClient } from '../src/index.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import { createTestClient, openScope, type TestScope } from './support/harness.js';
 import { killStarted, runCli, startCli } from './support/processes.js';
+import { waitForRunEvents, type RunEvent } from '../src/store/run-events.js';
 
 describe('switchyard CLI', () => {
   it('validate exits 0 on valid blueprints', async () => {
@@ -101,7 +102,7 @@ describe('switchyard worker processes', () => {
   it('on SIGTERM a worker finishes its running node before it exits, and a new worker carries the run on', async () => {
     const worker = await startCli(['worker', '--blueprints', 'workflows'], env, /worker ready/);
     const run = await client.start('nap');
-    const events = client.store.keys.run(run.runId)[3];
+    const events = client.store.keys.runKeys(run.runId).events;
     await waitForEvent(redis, events, (e) => e.type === 'node.started' && e.node === 'nap');
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
@@ -127,7 +128,7 @@ describe('switchyard worker processes', () => {
     try {
       const doomed = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);
       const run = await ownClient.start('nap');
-      await waitForEvent(redis, ownClient.store.keys.run(run.runId)[3], (e) => e.type === 'node.started' && e.node === 'nap');
+      await waitForEvent(redis, ownClient.store.keys.runKeys(run.runId).events, (e) => e.type === 'node.started' && e.node === 'nap');
       doomed.child.kill('SIGKILL');
       expect(await doomed.exited).toBe(null);
       const rescuer = await startCli(['worker', '--blueprints', 'workflows', '--lock-duration', '1000'], ownEnv, /worker ready/);
@@ -150,20 +151,16 @@ describe('switchyard worker processes', () => {
 });
 
 /** Blocks on the run's event stream (XREAD BLOCK) until an event matches: no polling, no sleeps. */
-async function waitForEvent(redis: Redis, stream: string, match: (e: Record<string, string>) => boolean): Promise<void> {
+async function waitForEvent(redis: Redis, stream: string, match: (e: RunEvent) => boolean): Promise<void> {
   let last = '0';
   const reader = redis.duplicate();
   try {
     for (;;) {
-      const reply = await reader.xread('BLOCK', 10_000, 'STREAMS', stream, last);
-      if (!reply) throw new Error(`no matching event on ${stream} within 10 s`);
-      for (const [, entries] of reply) {
-        for (const [id, fields] of entries) {
-          last = id;
-          const event: Record<string, string> = {};
-          for (let i = 0; i < fields.length; i += 2) event[fields[i]!] = fields[i + 1]!;
-          if (match(event)) return;
-        }
+      const events = await waitForRunEvents(reader, stream, last, 10_000);
+      if (events.length === 0) throw new Error(`no matching event on ${stream} within 10 s`);
+      for (const event of events) {
+        last = event.id;
+        if (match(event)) return;
       }
     }
   } finally {

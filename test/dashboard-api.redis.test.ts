@@ -164,7 +164,7 @@ describe('GET /runs', () => {
     expect(ids.filter((id: string) => id === once)).toHaveLength(1);
 
     // Expiry, as Redis would do it: the run's keys are gone.
-    await h.redis.del(...h.client.store.keys.run(once));
+    await h.redis.del(...h.client.store.keys.scriptKeys(once));
     ids = (await call('GET', '/runs', { key: key.acme })).json.runs.map((r: { runId: string }) => r.runId);
     expect(ids).not.toContain(once);
     const index = (await h.redis.keys(`${h.prefix}:runindex:*`)) as string[];

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { NodeStatuses, type NodeStatus, type RunStatus } from '../engine/statuses.js';
-import type { TokenUsage } from '../llm/types.js';
 import type { StoreKeys } from '../store/keys.js';
 import type { RedisClient } from '../store/redis-store.js';
+import { readRunBlueprint, summarizeRunState, type RunSummary } from '../store/run-state.js';
+
+export { summarizeRunState, type RunSummary } from '../store/run-state.js';
 
 /**
  * tagRun: records which tenant a run belongs to, in the run's own slot, expiring with the run.
@@ -115,21 +116,6 @@ export const RUN_INDEX_LIMIT = 1000;
  */
 const RUN_INDEX_GRACE_SECONDS = 86_400;
 
-/** One run in a tenant's list, from its state hash alone (context and outputs are not read). */
-export interface RunSummary {
-  runId: string;
-  blueprintId: string;
-  status: RunStatus;
-  createdAt: number;
-  endedAt?: number;
-  /** For ended runs: endedAt - createdAt. */
-  durationMs?: number;
-  /** Tokens used by the run's LLM nodes (not counting child runs). */
-  usage?: TokenUsage;
-  /** Node counts by state. */
-  nodes: Partial<Record<NodeStatus, number>>;
-}
-
 /** Until a run exists and its ttl is known, a claim lives this long (a start that died leaves nothing behind). */
 const PROVISIONAL_CLAIM_SECONDS = 3600;
 /** Child runs (subflows) are owned by their root run's tenant; nesting deeper than this is not followed. */
@@ -159,7 +145,7 @@ export class ApiStore {
   }
 
   private runKey(runId: string): string {
-    return this.keys.run(runId)[0];
+    return this.keys.runKeys(runId).state;
   }
 
   tenantKey(runId: string): string {
@@ -168,13 +154,12 @@ export class ApiStore {
 
   /** The key of a run's event stream (what `EventFeed` reads). */
   eventsKey(runId: string): string {
-    return this.keys.run(runId)[3];
+    return this.keys.runKeys(runId).events;
   }
 
   /** The blueprint id and version (content hash) a run executes, from its state hash; null when it has none (or is gone). */
-  async runBlueprint(runId: string): Promise<{ blueprintId: string | null; version: string | null }> {
-    const [blueprintId = null, version = null] = await this.redis.hmget(this.runKey(runId), 'blueprintId', 'version');
-    return { blueprintId, version };
+  runBlueprint(runId: string): Promise<{ blueprintId: string | null; version: string | null }> {
+    return readRunBlueprint(this.redis, this.keys, runId);
   }
 
   /** Tags a run with its tenant; returns the run's ttl in seconds, or why it could not. */
@@ -294,57 +279,6 @@ function parseParentRunId(json: string): string | undefined {
   try {
     const value = JSON.parse(json) as { runId?: unknown };
     return typeof value.runId === 'string' ? value.runId : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const NODE_STATUS_SET = new Set<string>(Object.values(NodeStatuses));
-
-/**
- * A run's summary from its state hash (fields as the run scripts write them: `status`, `blueprintId`,
- * `createdAt`, `endedAt`, and per node `<id>.status` and `<id>.meta` with the node's token usage);
- * undefined for a run that no longer exists.
- */
-export function summarizeRunState(runId: string, state: Record<string, string>): RunSummary | undefined {
-  if (!state.status) return undefined;
-  const summary: RunSummary = {
-    runId,
-    blueprintId: state.blueprintId ?? '',
-    status: state.status as RunStatus,
-    createdAt: Number(state.createdAt),
-    nodes: {},
-  };
-  if (state.endedAt) {
-    summary.endedAt = Number(state.endedAt);
-    summary.durationMs = summary.endedAt - summary.createdAt;
-  }
-  let usage: TokenUsage | undefined;
-  for (const [field, value] of Object.entries(state)) {
-    const dot = field.lastIndexOf('.');
-    if (dot <= 0) continue;
-    const name = field.slice(dot + 1);
-    if (name === 'status' && NODE_STATUS_SET.has(value)) {
-      const status = value as NodeStatus;
-      summary.nodes[status] = (summary.nodes[status] ?? 0) + 1;
-    } else if (name === 'meta') {
-      const used = parseUsage(value);
-      if (used) {
-        usage ??= { promptTokens: 0, completionTokens: 0 };
-        usage.promptTokens += used.promptTokens;
-        usage.completionTokens += used.completionTokens;
-      }
-    }
-  }
-  if (usage) summary.usage = usage;
-  return summary;
-}
-
-function parseUsage(json: string): TokenUsage | undefined {
-  try {
-    const usage = (JSON.parse(json) as { usage?: Partial<TokenUsage> }).usage;
-    if (!usage || typeof usage.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') return undefined;
-    return { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
   } catch {
     return undefined;
   }

@@ -1,11 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from '../store/redis-store.js';
+import type { RedisClient } from '../store/redis-client.js';
+import { EVENTS_PER_READ, readRunEvents, waitForRunEvents, type RunEvent } from '../store/run-events.js';
 
-/** One event of a run's timeline: its stream id and its fields (`type`, `at`, `node`, …). */
-export type RunEvent = Record<string, string> & { id: string };
-
-/** A Redis stream id (`<ms>-<seq>`), or a bare millisecond time. */
-export const STREAM_ID_PATTERN = /^\d{1,20}(-\d{1,20})?$/;
+export { STREAM_ID_PATTERN, type RunEvent } from '../store/run-events.js';
 
 export interface EventFeedOptions {
   /** Blocking reads open at most this many connections at once; beyond that a read answers at once. @default 16 */
@@ -22,9 +19,9 @@ interface Pooled {
 }
 
 /**
- * Reads runs' event streams, optionally waiting for new events with XREAD BLOCK. A blocked connection
- * can do nothing else, so blocking reads never use the shared client: they take a connection of their
- * own from a small pool (made on demand with `duplicate()`, closed when idle).
+ * Reads runs' event streams (with src/store/run-events.ts), optionally waiting for new events with XREAD
+ * BLOCK. A blocked connection can do nothing else, so blocking reads never use the shared client: they
+ * take a connection of their own from a small pool (made on demand with `duplicate()`, closed when idle).
  */
 export class EventFeed {
   private readonly idle: Pooled[] = [];
@@ -40,13 +37,12 @@ export class EventFeed {
   ) {
     this.maxConnections = options.maxConnections ?? 16;
     this.idleMs = options.idleMs ?? 10_000;
-    this.count = options.count ?? 1000;
+    this.count = options.count ?? EVENTS_PER_READ;
   }
 
   /** Events of the stream at `key` after the id `after` (from the start when undefined), oldest first. */
   async range(key: string, after: string | undefined): Promise<RunEvent[]> {
-    const entries = await this.redis.xrange(key, after === undefined ? '-' : `(${after}`, '+', 'COUNT', this.count);
-    return entries.map(toEvent);
+    return readRunEvents(this.redis, key, after, this.count);
   }
 
   /**
@@ -58,11 +54,9 @@ export class EventFeed {
     if (!connection) return [];
     let healthy = false;
     try {
-      const reply = (await connection.redis.xread('COUNT', this.count, 'BLOCK', Math.max(1, Math.round(waitMs)), 'STREAMS', key, after ?? '0-0')) as
-        | Array<[string, Array<[string, string[]]>]>
-        | null;
+      const events = await waitForRunEvents(connection.redis, key, after, waitMs, this.count);
       healthy = true;
-      return (reply?.[0]?.[1] ?? []).map(toEvent);
+      return events;
     } finally {
       this.release(connection, healthy);
     }
@@ -110,12 +104,4 @@ export class EventFeed {
     pooled.idleTimer.unref();
     this.idle.push(pooled);
   }
-}
-
-function toEvent([id, fields]: [string, string[]]): RunEvent {
-  // Built on a null prototype so a field named "__proto__" stays a field; then copied to a plain object.
-  const event: Record<string, string> = Object.create(null);
-  event.id = id;
-  for (let i = 0; i + 1 < fields.length; i += 2) event[fields[i]!] = fields[i + 1]!;
-  return { ...event } as RunEvent;
 }

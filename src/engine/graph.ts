@@ -3,6 +3,10 @@ import { parseCondition, type Condition } from '../blueprint/condition.js';
 import type { Blueprint, NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import type { NodeKindRegistry, NodeReads } from '../nodes/types.js';
+import type { RunTopology } from '../store/run-state.js';
+import { encodeTopology, type NodeNeeds, type NodeScriptArgs } from '../store/script-args.js';
+
+export type { NodeNeeds } from '../store/script-args.js';
 
 /** A node's config with every default applied. */
 export interface ResolvedNodeConfig {
@@ -22,12 +26,6 @@ export interface CompiledEdge {
   condition: Condition | undefined;
 }
 
-/** What a worker fetches from the run before executing a node: named keys, or everything (`'*'`). */
-export interface NodeNeeds {
-  context: readonly string[] | '*';
-  outputs: readonly string[] | '*';
-}
-
 export interface CompiledNode {
   index: number;
   id: string;
@@ -36,35 +34,12 @@ export interface CompiledNode {
   incoming: CompiledEdge[];
   outgoing: CompiledEdge[];
   needs: NodeNeeds;
-  /** This node as the run scripts take it in ARGV (see src/store/lua): filled in by compileGraph. */
-  lua: LuaNodeArgs;
+  /** This node as the run scripts take it, encoded once per blueprint version by src/store (opaque here). */
+  lua: NodeScriptArgs;
 }
 
-/** A node's part of the topology, passed to the run scripts so they need not decode the whole of it. */
-export interface LuaNodeArgs {
-  /** `needs` as JSON [context, outputs], or '' when the node reads nothing. */
-  needs: string;
-  /**
-   * What completing this node touches: the number of outgoing edges and each edge's target index (1-based),
-   * then the number of nodes described and, per node, its index, id, in-degree, 'any' flag, needs, number
-   * of outgoing edges and their targets. Described are the direct targets and, when an edge can be left
-   * untaken (action or condition), every node a skip can reach (up to {@link MAX_DESCRIBED}).
-   */
-  targets: Array<string | number>;
-}
-
-/**
- * The run-time topology as the completion script sees it: node ids, join strategy, in-degree and the
- * targets of each node's outgoing edges, 1-based (Lua), in the same order as `CompiledNode.outgoing`.
- */
-export interface LuaTopology {
-  ids: string[];
-  any: number[];
-  indeg: number[];
-  out: number[][];
-  /** What each node reads: [context keys or '*', output node ids or '*']. */
-  needs: Array<[readonly string[] | '*', readonly string[] | '*']>;
-}
+/** @deprecated The stored topology is src/store's {@link RunTopology}. */
+export type LuaTopology = RunTopology;
 
 /** A blueprint prepared for execution: indexed nodes and edges, parsed conditions, resolved config. */
 export interface Graph {
@@ -74,12 +49,16 @@ export interface Graph {
   nodes: CompiledNode[];
   byId: Map<string, CompiledNode>;
   startNodes: CompiledNode[];
-  topology: LuaTopology;
+  /** The run-time topology every run of this version stores (src/store/run-state.ts). */
+  topology: RunTopology;
   /** `topology` as JSON, serialised once (every run start stores it). */
   topologyJson: string;
 }
 
 export const DEFAULT_RETRY_DELAY_MS = 1000;
+
+/** A node's script arguments until compileGraph encodes them. */
+const NO_SCRIPT_ARGS: NodeScriptArgs = { needs: '', targets: [] };
 
 /** Compiles a validated blueprint. Assumes validation passed (ids unique, edges resolve, no cycles). */
 export function compileGraph(
@@ -101,7 +80,7 @@ export function compileGraph(
       incoming: [],
       outgoing: [],
       needs: { context: [], outputs: [] },
-      lua: { needs: '', targets: [] },
+      lua: NO_SCRIPT_ARGS,
     };
     nodes.push(node);
     byId.set(node.id, node);
@@ -122,19 +101,19 @@ export function compileGraph(
     source.outgoing.push(compiled);
     target.incoming.push(compiled);
   });
-  for (const node of nodes) {
-    node.needs = computeNeeds(node, kinds);
-    const { context, outputs } = node.needs;
-    node.lua.needs = context.length === 0 && outputs.length === 0 ? '' : JSON.stringify([context, outputs]);
-  }
-  for (const node of nodes) node.lua.targets = luaTargets(node, nodes);
-  const topology: LuaTopology = {
-    ids: nodes.map((n) => n.id),
-    any: nodes.map((n) => (n.config.joinStrategy === 'any' ? 1 : 0)),
-    indeg: nodes.map((n) => n.incoming.length),
-    out: nodes.map((n) => n.outgoing.map((e) => e.target + 1)),
-    needs: nodes.map((n) => [n.needs.context, n.needs.outputs]),
-  };
+  for (const node of nodes) node.needs = computeNeeds(node, kinds);
+  // The graph facts the run scripts need; src/store encodes them (once per blueprint version).
+  const { topology, topologyJson, nodes: scriptArgs } = encodeTopology(
+    nodes.map((n) => ({
+      id: n.id,
+      targets: n.outgoing.map((e) => e.target),
+      inDegree: n.incoming.length,
+      joinAny: n.config.joinStrategy === 'any',
+      needs: n.needs,
+      conditional: n.outgoing.some((e) => e.action !== undefined || e.condition !== undefined),
+    })),
+  );
+  nodes.forEach((node, i) => (node.lua = scriptArgs[i]!));
   return {
     blueprintId: blueprint.id,
     version,
@@ -143,29 +122,8 @@ export function compileGraph(
     byId,
     startNodes: nodes.filter((n) => n.incoming.length === 0),
     topology,
-    topologyJson: JSON.stringify(topology),
+    topologyJson,
   };
-}
-
-/** Beyond this many nodes a completion's description stops; the script then reads the stored topology. */
-const MAX_DESCRIBED = 256;
-
-function luaTargets(node: CompiledNode, nodes: readonly CompiledNode[]): Array<string | number> {
-  const described = new Set<number>(node.outgoing.map((e) => e.target));
-  if (node.outgoing.some((e) => e.action !== undefined || e.condition !== undefined)) {
-    // A skip can propagate to every descendant.
-    for (const index of described) {
-      if (described.size >= MAX_DESCRIBED) break;
-      for (const edge of nodes[index]!.outgoing) described.add(edge.target);
-    }
-  }
-  const args: Array<string | number> = [node.outgoing.length, ...node.outgoing.map((e) => e.target + 1), described.size];
-  for (const index of described) {
-    const target = nodes[index]!;
-    args.push(index + 1, target.id, target.incoming.length, target.config.joinStrategy === 'any' ? '1' : '0', target.lua.needs);
-    args.push(target.outgoing.length, ...target.outgoing.map((e) => e.target + 1));
-  }
-  return args;
 }
 
 function resolveConfig(definition: NodeDefinition, definitions: Map<string, NodeDefinition>): ResolvedNodeConfig {

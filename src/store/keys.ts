@@ -1,12 +1,37 @@
 /**
- * Every Redis key and channel name Switchyard uses, in one place. All keys of one run share the hash tag
- * `{<runId>}`, so each run script touches a single slot and works on Redis Cluster.
+ * The Redis keys of one run, by name. All share the run's hash tag `{<runId>}`, so each run script touches
+ * a single slot and works on Redis Cluster.
+ */
+export interface RunKeys {
+  /** Hash: the run's own fields and every node's `<nodeId>.<field>` (see src/store/run-state.ts). */
+  state: string;
+  /** Hash: context key -> JSON value. */
+  ctx: string;
+  /** Hash: node id -> output JSON. */
+  outputs: string;
+  /** Stream: the run's timeline, capped (see src/store/run-events.ts). */
+  events: string;
+}
+
+/**
+ * Every Redis key and channel name Switchyard uses, in one place (as BullMQ's `QueueKeys`). Callers use
+ * names ({@link StoreKeys.runKeys}); only the script call needs positions ({@link StoreKeys.scriptKeys}).
  */
 export class StoreKeys {
   constructor(readonly prefix: string = 'sy') {}
 
-  /** The four keys of a run, in the order the run scripts take them. */
-  run(runId: string): [state: string, ctx: string, outputs: string, events: string] {
+  /** The run's keys by name. */
+  runKeys(runId: string): RunKeys {
+    const base = `${this.prefix}:{${runId}}`;
+    return { state: `${base}:state`, ctx: `${base}:ctx`, outputs: `${base}:out`, events: `${base}:events` };
+  }
+
+  /**
+   * The run's keys in the order the run scripts take them (KEYS[1..4]: state, ctx, outputs, events; see
+   * src/store/lua/includes/run-context.lua). Built directly, not from {@link runKeys}: it is on every
+   * script call.
+   */
+  scriptKeys(runId: string): [state: string, ctx: string, outputs: string, events: string] {
     const base = `${this.prefix}:{${runId}}`;
     return [`${base}:state`, `${base}:ctx`, `${base}:out`, `${base}:events`];
   }

@@ -42,7 +42,7 @@ describe('run scripts', () => {
     await store.startRun({ runId, blueprintId: 'diamond', version: 'v1', topology: diamond, input: { n: 1 }, ttlSeconds });
     return runId;
   }
-  const nodeFields = (runId: string) => redis.hgetall(store.keys.run(runId)[0]);
+  const nodeFields = (runId: string) => redis.hgetall(store.keys.runKeys(runId).state);
   async function finish(runId: string, id: string, taken: boolean[]) {
     const begin = await store.startNode(runId, nodeRef(id), 'w');
     expect(begin.kind).toBe('run');
@@ -59,11 +59,11 @@ describe('run scripts', () => {
     const runId = await newRun();
     expect(await finish(runId, 'a', [true, true])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['b', 'c'], claimed: [] });
     const before = await nodeFields(runId);
-    const eventsBefore = await redis.xlen(store.keys.run(runId)[3]);
+    const eventsBefore = await redis.xlen(store.keys.runKeys(runId).events);
     const again = await store.completeNode(runId, nodeRef('a'), { output: 'other' }, [true, true]);
     expect(again).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
     expect(await nodeFields(runId)).toEqual(before);
-    expect(await redis.xlen(store.keys.run(runId)[3])).toBe(eventsBefore);
+    expect(await redis.xlen(store.keys.runKeys(runId).events)).toBe(eventsBefore);
     expect((await store.getRun(runId))!.outputs.a).toBe('a');
   });
 
@@ -117,7 +117,7 @@ describe('run scripts', () => {
 
   it('a finished run expires after its TTL; a running one does not', async () => {
     const runId = await newRun(120);
-    const keys = store.keys.run(runId);
+    const keys = store.keys.scriptKeys(runId);
     expect(await redis.pttl(keys[0])).toBe(-1);
     await finish(runId, 'a', [false, false]);
     for (const key of keys) {

@@ -1,33 +1,38 @@
-import { SHARED_LUA } from './shared.js';
+--[[
+completeNode: applies a node's result atomically and exactly once. Mirrors `completeNode` in
+src/engine/transitions.ts: stores the output and context writes, marks the node done, records each
+outgoing edge's arrival (taken or skipped), propagates skips (dead-path elimination), marks nodes that
+became ready as queued, and completes the run when no node is left. With a worker id in ARGV[11] it
+also claims up to ARGV[12] of the nodes that became ready for that worker (which runs them next,
+without a queue round trip) and returns what each of them needs.
 
-/**
- * completeNode: applies a node's result atomically and exactly once. Mirrors `completeNode` in
- * src/engine/transitions.ts: stores the output and context writes, marks the node done, records each
- * outgoing edge's arrival (taken or skipped), propagates skips (dead-path elimination), marks nodes that
- * became ready as queued, and completes the run when no node is left. With a worker id in ARGV[11] it
- * also claims up to ARGV[12] of the nodes that became ready for that worker (which runs them next,
- * without a queue round trip) and returns what each of them needs.
- *
- * KEYS: state, ctx, outputs, events (see shared.ts)
- * ARGV: runId, now, endedChannel, abortChannel,
- *       [5] nodeId, [6] node index (1-based; informational), [7] output JSON or '' for none,
- *       [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
- *       [10] node meta JSON (usage, provider) or '', [11] workerId to claim ready nodes for, or '',
- *       [12] how many ready nodes to claim at most,
- *       [13..] the node's part of the topology, from the worker's copy of the blueprint version so that the
- *       common case decodes no topology (see LuaNodeArgs.targets in src/engine/graph.ts): E, the target
- *       index of each of its E outgoing edges, D, then per described node: index, id, in-degree, '1' for an
- *       'any' join else '0', needs JSON or '', its number of outgoing edges and their target indices;
- *       then the context writes: key, JSON value, ...
- *       A node not described (a skip chain past the description) is read from the stored topology.
- * Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the parent link when this
- *   completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
- *   and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
- *   | {'stale', runStatus} | {'duplicate', nodeStatus}
- * Events: node.done (with its attempt, start, worker, and the nodes it made ready or skipped),
- *   node.started (claimed nodes), run.completed
- */
-export const completeNodeLua = `${SHARED_LUA}
+KEYS: state, ctx, outputs, events (see includes/run-context.lua)
+ARGV: runId, now, endedChannel, abortChannel,
+      [5] nodeId, [6] node index (1-based; informational), [7] output JSON or '' for none,
+      [8] taken flags, one '1'/'0' per outgoing edge in topology order, [9] action or '',
+      [10] node meta JSON (usage, provider) or '', [11] workerId to claim ready nodes for, or '',
+      [12] how many ready nodes to claim at most,
+      [13..] the node's part of the topology, from the worker's copy of the blueprint version so that the
+      common case decodes no topology (encodeTopology in src/store/script-args.ts): E, the target
+      index of each of its E outgoing edges, D, then per described node: index, id, in-degree, '1' for an
+      'any' join else '0', needs JSON or '', its number of outgoing edges and their target indices;
+      then the context writes: key, JSON value, ...
+      A node not described (a skip chain past the description) is read from the stored topology.
+Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the parent link when this
+  completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
+  and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
+  | {'stale', runStatus} | {'duplicate', nodeStatus}
+Events: node.done (with its attempt, start, worker, and the nodes it made ready or skipped),
+  node.started (claimed nodes), run.completed
+]]
+--- @include "state-cache"
+--- @include "emit"
+--- @include "finish-run"
+--- @include "read-needs"
+--- @include "claim"
+--- @include "attempt-fields"
+--- @include "parent-of"
+
 local nodeId, output, taken, action, meta, claimFor, claimMax = ARGV[5], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
 local edgeCount = tonumber(ARGV[13])
 local known = {}
@@ -144,4 +149,3 @@ if claimFor ~= '' and #ready > 0 and claimMax > 0 then
 end
 flush()
 return reply
-`;

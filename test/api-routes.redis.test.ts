@@ -43,7 +43,7 @@ function stubClient() {
         statuses.set(runId, 'running');
         started.push({ runId, blueprint, input });
         const blueprintId = typeof blueprint === 'string' ? blueprint : 'inline';
-        await redis.hset(keys.run(runId)[0], { status: 'running', ttl: '3600', blueprintId, createdAt: String(Date.now()) });
+        await redis.hset(keys.runKeys(runId).state, { status: 'running', ttl: '3600', blueprintId, createdAt: String(Date.now()) });
       }
       return { created };
     },
@@ -57,7 +57,7 @@ function stubClient() {
     async cancel(runId) {
       if (statuses.get(runId) !== 'running') return false;
       statuses.set(runId, 'cancelled');
-      await redis.hset(keys.run(runId)[0], 'status', 'cancelled');
+      await redis.hset(keys.runKeys(runId).state, 'status', 'cancelled');
       return true;
     },
     store: {

@@ -1,17 +1,22 @@
-import { SHARED_LUA } from './shared.js';
+--[[
+failNode: a node failed for good (retries and fallback exhausted): the node becomes failed, the run
+fails with the node and the reason, every unfinished node is cancelled, and workers running the
+run's other nodes are told to abort them.
 
-/**
- * failNode: a node failed for good (retries and fallback exhausted): the node becomes failed, the run
- * fails with the node and the reason, every unfinished node is cancelled, and workers running the
- * run's other nodes are told to abort them.
- *
- * KEYS: state, ctx, outputs, events (see shared.ts)
- * ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] node error JSON, [7] run error JSON
- * Returns: {'failed', parent, childRunId...} (parent link or '', child runs to cancel)
- *   | {'stale', runStatus} | {'duplicate', nodeStatus}
- * Events: node.failed, nodes.cancelled, run.failed
- */
-export const failNodeLua = `${SHARED_LUA}
+KEYS: state, ctx, outputs, events (see includes/run-context.lua)
+ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] node error JSON, [7] run error JSON
+Returns: {'failed', parent, childRunId...} (parent link or '', child runs to cancel)
+  | {'stale', runStatus} | {'duplicate', nodeStatus}
+Events: node.failed, nodes.cancelled, run.failed
+]]
+--- @include "state-cache"
+--- @include "emit"
+--- @include "node-status"
+--- @include "cancel-unfinished"
+--- @include "finish-run"
+--- @include "attempt-fields"
+--- @include "parent-of"
+
 local nodeId = ARGV[5]
 load('status', 'topo', 'parent', 'ttl', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
 local runStatus = get('status')
@@ -30,4 +35,3 @@ local children = cancelUnfinished(cjson.decode(get('topo')))
 finishRun('failed')
 redis.call('PUBLISH', abortChannel, runId)
 return {'failed', parentOf(), unpack(children)}
-`;

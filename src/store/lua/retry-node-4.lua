@@ -1,14 +1,15 @@
-import { SHARED_LUA } from './shared.js';
+--[[
+retryNode: records a failed attempt that will be retried; the node goes back to queued.
 
-/**
- * retryNode: records a failed attempt that will be retried; the node goes back to queued.
- *
- * KEYS: state, ctx, outputs, events (see shared.ts)
- * ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] error JSON, [7] delay ms
- * Returns: {'ok'} | {'stale', runStatus} | {'duplicate', nodeStatus}
- * Events: node.retrying
- */
-export const retryNodeLua = `${SHARED_LUA}
+KEYS: state, ctx, outputs, events (see includes/run-context.lua)
+ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] error JSON, [7] delay ms
+Returns: {'ok'} | {'stale', runStatus} | {'duplicate', nodeStatus}
+Events: node.retrying
+]]
+--- @include "state-cache"
+--- @include "emit"
+--- @include "attempt-fields"
+
 local nodeId = ARGV[5]
 load('status', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker')
 local runStatus = get('status')
@@ -25,4 +26,3 @@ event[#event + 1] = 'delayMs'
 event[#event + 1] = ARGV[7]
 emit('node.retrying', nodeId, event)
 return {'ok'}
-`;

@@ -1,0 +1,204 @@
+import type { SerializedError } from '../errors.js';
+import type { NodeView, RunView } from '../engine/run-view.js';
+import { NodeStatuses, type NodeStatus, type RunStatus } from '../engine/statuses.js';
+import type { TokenUsage } from '../llm/types.js';
+import { sumUsage } from '../llm/usage.js';
+import type { StoreKeys } from './keys.js';
+import type { RedisClient } from './redis-client.js';
+
+/**
+ * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own
+ * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, error,
+ * cancelReason) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error, startedAt,
+ * endedAt, worker, readied, meta, child); a node without a status is pending. The scripts that write them
+ * are src/store/lua (the layout is described in lua/includes/run-context.lua).
+ */
+
+/**
+ * The run-time topology stored with each run (the `topo` field) and read by the run scripts: node ids,
+ * join strategy, in-degree and the targets of each node's outgoing edges, 1-based (Lua), in edge order.
+ */
+export interface RunTopology {
+  ids: string[];
+  any: number[];
+  indeg: number[];
+  out: number[][];
+  /** What each node reads: [context keys or '*', output node ids or '*']. */
+  needs: Array<[readonly string[] | '*', readonly string[] | '*']>;
+}
+
+/** Where a child run reports back: the parent run's subflow node, and its blueprint version. */
+export interface ParentLink {
+  runId: string;
+  nodeId: string;
+  version: string;
+}
+
+/** A run's identity and first nodes, from its state hash alone. */
+export interface RunHead {
+  blueprintId: string;
+  /** The blueprint version (content hash); '' when the run does not exist. */
+  version: string;
+  /** The nodes without incoming edges, queued when the run started. */
+  startNodes: string[];
+}
+
+/** One run in a tenant's list, from its state hash alone (context and outputs are not read). */
+export interface RunSummary {
+  runId: string;
+  blueprintId: string;
+  status: RunStatus;
+  createdAt: number;
+  endedAt?: number;
+  /** For ended runs: endedAt - createdAt. */
+  durationMs?: number;
+  /** Tokens used by the run's LLM nodes (not counting child runs). */
+  usage?: TokenUsage;
+  /** Node counts by state. */
+  nodes: Partial<Record<NodeStatus, number>>;
+}
+
+/** The stored topology; an empty one when the field is missing. */
+export function parseTopology(json: string | null | undefined): RunTopology {
+  return JSON.parse(json ?? '{"ids":[]}') as RunTopology;
+}
+
+/** The nodes a run starts with: those without incoming edges. */
+export function startNodesOf(topology: Pick<RunTopology, 'ids' | 'indeg'>): string[] {
+  return topology.ids.filter((_, i) => topology.indeg[i] === 0);
+}
+
+/** The run's status alone (one HGET); undefined when there is no such run (or it expired). */
+export async function readRunStatus(redis: RedisClient, keys: StoreKeys, runId: string): Promise<RunStatus | undefined> {
+  const status = await redis.hget(keys.runKeys(runId).state, 'status');
+  return (status ?? undefined) as RunStatus | undefined;
+}
+
+/** The run's blueprint, version and start nodes (one HMGET); blank fields when there is no such run. */
+export async function readRunHead(redis: RedisClient, keys: StoreKeys, runId: string): Promise<RunHead> {
+  const [blueprintId, version, topo] = await redis.hmget(keys.runKeys(runId).state, 'blueprintId', 'version', 'topo');
+  return { blueprintId: blueprintId ?? '', version: version ?? '', startNodes: topo ? startNodesOf(parseTopology(topo)) : [] };
+}
+
+/** The blueprint id and version (content hash) a run executes; nulls when it has none (or is gone). */
+export async function readRunBlueprint(redis: RedisClient, keys: StoreKeys, runId: string): Promise<{ blueprintId: string | null; version: string | null }> {
+  const [blueprintId = null, version = null] = await redis.hmget(keys.runKeys(runId).state, 'blueprintId', 'version');
+  return { blueprintId, version };
+}
+
+/** The whole run in one round trip; undefined when there is no such run (or it expired). */
+export async function readRun(redis: RedisClient, keys: StoreKeys, runId: string): Promise<RunView | undefined> {
+  const { state, ctx, outputs } = keys.runKeys(runId);
+  // Three commands written back to back: one round trip, without building an ioredis pipeline (which
+  // copies every script defined on the connection, BullMQ's included, each time).
+  const [stateFields, ctxFields, outFields] = await Promise.all([redis.hgetall(state), redis.hgetall(ctx), redis.hgetall(outputs)]);
+  return parseRunView(runId, stateFields, ctxFields, outFields);
+}
+
+/** A run as users see it, from its three hashes (HGETALL replies); undefined when the run does not exist. */
+export function parseRunView(
+  runId: string,
+  state: Record<string, string>,
+  ctx: Record<string, string>,
+  out: Record<string, string>,
+): RunView | undefined {
+  if (!state.status) return undefined;
+  const topology = parseTopology(state.topo);
+  const nodes: Record<string, NodeView> = {};
+  for (const id of topology.ids) {
+    const field = (name: string) => state[`${id}.${name}`];
+    const view: NodeView = { status: (field('status') ?? 'pending') as NodeStatus, attempts: Number(field('attempts') ?? 0) };
+    const error = field('error');
+    if (error) view.error = JSON.parse(error) as SerializedError;
+    if (field('startedAt')) view.startedAt = Number(field('startedAt'));
+    if (field('endedAt')) view.endedAt = Number(field('endedAt'));
+    if (field('worker')) view.worker = field('worker');
+    if (field('child')) view.childRunId = field('child');
+    const meta = field('meta');
+    if (meta) {
+      const { usage, ...rest } = JSON.parse(meta) as { usage?: TokenUsage } & Record<string, unknown>;
+      if (usage) view.usage = usage;
+      if (Object.keys(rest).length) view.meta = rest;
+    }
+    nodes[id] = view;
+  }
+  const view: RunView = {
+    runId,
+    blueprintId: state.blueprintId ?? '',
+    version: state.version ?? '',
+    status: state.status as RunStatus,
+    context: parseValues(ctx),
+    outputs: parseValues(out),
+    nodes,
+    createdAt: Number(state.createdAt),
+  };
+  if (state.endedAt) view.endedAt = Number(state.endedAt);
+  if (state.error) view.error = JSON.parse(state.error) as RunView['error'];
+  if (state.parent) view.parent = parseParentLink(state.parent);
+  const usage = sumUsage(Object.values(nodes));
+  if (usage) view.usage = usage;
+  return view;
+}
+
+/** A stored parent link (the `parent` field, or a script reply's parent entry). */
+export function parseParentLink(json: string): ParentLink {
+  return JSON.parse(json) as ParentLink;
+}
+
+const NODE_STATUS_SET = new Set<string>(Object.values(NodeStatuses));
+
+/**
+ * A run's summary from its state hash (HGETALL): status, blueprint, times, node counts by state (nodes
+ * without a status, the pending ones, are not counted) and token usage from each node's `meta`;
+ * undefined for a run that no longer exists. Tolerates malformed meta (a list must not fail on one run).
+ */
+export function summarizeRunState(runId: string, state: Record<string, string>): RunSummary | undefined {
+  if (!state.status) return undefined;
+  const summary: RunSummary = {
+    runId,
+    blueprintId: state.blueprintId ?? '',
+    status: state.status as RunStatus,
+    createdAt: Number(state.createdAt),
+    nodes: {},
+  };
+  if (state.endedAt) {
+    summary.endedAt = Number(state.endedAt);
+    summary.durationMs = summary.endedAt - summary.createdAt;
+  }
+  let usage: TokenUsage | undefined;
+  for (const [field, value] of Object.entries(state)) {
+    const dot = field.lastIndexOf('.');
+    if (dot <= 0) continue;
+    const name = field.slice(dot + 1);
+    if (name === 'status' && NODE_STATUS_SET.has(value)) {
+      const status = value as NodeStatus;
+      summary.nodes[status] = (summary.nodes[status] ?? 0) + 1;
+    } else if (name === 'meta') {
+      const used = parseUsage(value);
+      if (used) {
+        usage ??= { promptTokens: 0, completionTokens: 0 };
+        usage.promptTokens += used.promptTokens;
+        usage.completionTokens += used.completionTokens;
+      }
+    }
+  }
+  if (usage) summary.usage = usage;
+  return summary;
+}
+
+function parseUsage(json: string): TokenUsage | undefined {
+  try {
+    const usage = (JSON.parse(json) as { usage?: Partial<TokenUsage> }).usage;
+    if (!usage || typeof usage.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') return undefined;
+    return { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Null-prototype object from JSON-valued hash fields, so no key (not even `__proto__`) can pollute. */
+function parseValues(fields: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [key, json] of Object.entries(fields)) out[key] = JSON.parse(json);
+  return { ...out };
+}

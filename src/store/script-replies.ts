@@ -1,0 +1,164 @@
+import type { RunStatus } from '../engine/statuses.js';
+import { parseParentLink, type ParentLink } from './run-state.js';
+import type { NodeNeeds, StoreNode } from './script-args.js';
+
+/**
+ * The one decoder of the run scripts' replies: each `decode…` function turns a script's reply (as its
+ * contract header in src/store/lua/*.lua states it) into a typed union, `{ kind: … }` or `{ outcome: … }`
+ * as the store's methods have always answered. No reply position is known outside this file.
+ */
+
+/** A script's reply as ioredis gives it: strings, numbers, nils and nested lists. */
+export type ScriptReply = Array<string | null | ScriptReply | number>;
+
+/** What ending a run leaves to do: tell its parent, cancel its children. */
+export interface RunEnding {
+  parent?: ParentLink;
+  children: string[];
+}
+
+/** A node claimed to run next, with what it needs. */
+export interface ClaimedNode {
+  nodeId: string;
+  attempt: number;
+  context: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
+/** Another start node claimed by a run's start job: to run now, or already completed (a redelivery). */
+export type SiblingReply = (ClaimedNode & { kind: 'run' }) | { kind: 'done'; nodeId: string; readied: string[] };
+
+export type StartRunReply = { created: boolean; version: string; status: RunStatus };
+
+export type StartNodeReply =
+  | {
+      kind: 'run';
+      version: string;
+      blueprintId: string;
+      attempt: number;
+      context: Record<string, unknown>;
+      outputs: Record<string, unknown>;
+      siblings: SiblingReply[];
+    }
+  | { kind: 'done'; readied: string[] }
+  | { kind: 'ended'; runStatus: RunStatus; parent?: ParentLink }
+  | { kind: 'skip'; reason: string };
+
+export type CompleteNodeReply =
+  | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink; claimed: ClaimedNode[] }
+  | { kind: 'stale'; runStatus: string }
+  | { kind: 'duplicate'; nodeStatus: string };
+
+export type CancelRunReply = { outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' };
+
+export type WaitNodeReply = { outcome: 'waiting' | 'not-running' } | { outcome: 'stale'; runStatus: string };
+
+/** start-run-4.lua: {'created'} | {'exists', version, status}. */
+export function decodeStartRun(reply: ScriptReply, version: string): StartRunReply {
+  if (reply[0] === 'created') return { created: true, version, status: 'running' };
+  return { created: false, version: String(reply[1]), status: String(reply[2]) as RunStatus };
+}
+
+/** start-node-4.lua: `node` and `siblings` as encoded (their needs say how the reads come back). */
+export function decodeStartNode(reply: ScriptReply, node: Pick<StoreNode, 'needs'>, siblings: ReadonlyArray<Pick<StoreNode, 'id' | 'needs'>>): StartNodeReply {
+  switch (reply[0]) {
+    case 'run': {
+      const claimed: SiblingReply[] = [];
+      const flat = (reply[6] ?? []) as ScriptReply;
+      for (let i = 0; i + 4 < flat.length; i += 5) {
+        const nodeId = String(flat[i + 1]);
+        if (flat[i] === 'done') {
+          claimed.push({ kind: 'done', nodeId, readied: splitCsv(flat[i + 2]) });
+          continue;
+        }
+        const needs = siblings.find((s) => s.id === nodeId)!.needs;
+        claimed.push({
+          kind: 'run',
+          nodeId,
+          attempt: Number(flat[i + 2]),
+          context: decodeReads(flat[i + 3] as ScriptReply, needs.context),
+          outputs: decodeReads(flat[i + 4] as ScriptReply, needs.outputs),
+        });
+      }
+      return {
+        kind: 'run',
+        version: String(reply[1]),
+        blueprintId: String(reply[2]),
+        attempt: Number(reply[3]),
+        context: decodeReads(reply[4] as ScriptReply, node.needs.context),
+        outputs: decodeReads(reply[5] as ScriptReply, node.needs.outputs),
+        siblings: claimed,
+      };
+    }
+    case 'done':
+      return { kind: 'done', readied: splitCsv(reply[1]) };
+    case 'ended':
+      return { kind: 'ended', runStatus: String(reply[1]) as RunStatus, ...parentField(reply[2]) };
+    default:
+      return { kind: 'skip', reason: String(reply[1]) };
+  }
+}
+
+/** complete-node-4.lua; `needsOf` says how each claimed node's reads come back (only called for claims). */
+export function decodeCompleteNode(reply: ScriptReply, needsOf: ((nodeId: string) => NodeNeeds) | undefined): CompleteNodeReply {
+  if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
+  if (reply[0] === 'duplicate') return { kind: 'duplicate', nodeStatus: String(reply[1]) };
+  const ready = splitCsv(reply[3]);
+  const claimed: ClaimedNode[] = [];
+  for (let i = 4; i + 3 < reply.length; i += 4) {
+    const nodeId = String(reply[i]);
+    const needs = needsOf!(nodeId);
+    claimed.push({
+      nodeId,
+      attempt: Number(reply[i + 1]),
+      context: decodeReads(reply[i + 2] as ScriptReply, needs.context),
+      outputs: decodeReads(reply[i + 3] as ScriptReply, needs.outputs),
+    });
+  }
+  return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready, claimed, ...parentField(reply[2]) };
+}
+
+/** fail-node-4.lua: the run's ending, or undefined when the run had already ended or the node finished. */
+export function decodeFailNode(reply: ScriptReply): RunEnding | undefined {
+  return reply[0] === 'failed' ? ending(reply) : undefined;
+}
+
+/** cancel-run-4.lua */
+export function decodeCancelRun(reply: ScriptReply): CancelRunReply {
+  if (reply[0] === 'cancelled') return { outcome: 'cancelled', ending: ending(reply) };
+  if (reply[0] === 'missing') return { outcome: 'missing' };
+  return { outcome: 'not-running', status: String(reply[1]) as RunStatus };
+}
+
+/** wait-node-4.lua */
+export function decodeWaitNode(reply: ScriptReply): WaitNodeReply {
+  if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
+  return { outcome: reply[0] === 'waiting' ? 'waiting' : 'not-running' };
+}
+
+function splitCsv(value: ScriptReply[number] | undefined): string[] {
+  return value ? String(value).split(',') : [];
+}
+
+function parentField(value: ScriptReply[number] | undefined): { parent?: ParentLink } {
+  return value ? { parent: parseParentLink(String(value)) } : {};
+}
+
+/** {tag, parent, childRunId...} */
+function ending(reply: ScriptReply): RunEnding {
+  return { ...parentField(reply[1]), children: (reply.slice(2) as string[]).map(String) };
+}
+
+/** A node's reads: HGETALL's flat list when it needs everything, else HMGET's values in the order of its names. */
+function decodeReads(reply: ScriptReply, names: readonly string[] | '*'): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  if (names === '*') {
+    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = JSON.parse(String(reply[i + 1]));
+  } else {
+    names.forEach((name, i) => {
+      const value = reply[i];
+      if (value !== null && value !== undefined) out[name] = JSON.parse(String(value));
+    });
+  }
+  return out;
+}
