@@ -9,7 +9,7 @@ import { createNodeKinds } from '../src/nodes/index.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { killStarted, runCli, startCli } from './support/processes.js';
 
-const COMMANDS = ['validate', 'worker', 'run', 'status', 'cancel', 'events', 'graph', 'keys', 'dev'];
+const COMMANDS = ['validate', 'worker', 'run', 'status', 'cancel', 'events', 'graph', 'keys', 'health', 'dev'];
 
 describe('switchyard commands against Redis', () => {
   let h: Harness;
