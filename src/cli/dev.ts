@@ -70,7 +70,7 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
   const { redis, api } = stack;
   const redisLine = redis.server
     ? `${redis.url}  ${c.dim(`(private ${redis.server.binary.split('/').pop()}, pid ${redis.server.pid}, stopped on exit)`)}`
-    : `${redis.url}  ${c.dim(redis.client ? '(REDIS_HOST / REDIS_CLUSTER settings)' : '(REDIS_URL)')}`;
+    : `${redis.url}  ${c.dim(redis.client ? '(REDIS_* settings)' : '(REDIS_URL)')}`;
   const authLine = values.auth
     ? 'API keys required (switchyard keys create --tenant <tenant>)'
     : c.yellow('off, for local development only: anyone who can reach the port may start and cancel runs (--auth to require API keys)');
