@@ -23,6 +23,8 @@ export const OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   auth: { type: 'boolean' },
+  'max-age-seconds': { type: 'string' },
+  file: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   verbose: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
