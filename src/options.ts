@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { ErrorCodes, SwitchyardError } from './errors.js';
 import { reconnectOnReadonly } from './redis-connection.js';
-import type { RedisClient } from './store/redis-store.js';
+import type { RedisClient } from './types/redis-client.js';
 
 /** Options shared by the client and the worker. All optional. */
 export interface SwitchyardOptions {

@@ -1,6 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ErrorCodes, SwitchyardError } from './errors.js';
-import type { RedisClient } from './store/redis-store.js';
+import type { RedisClient } from './types/redis-client.js';
 
 /**
  * Where a process finds Redis: a URL (local runs, tests), or an ElastiCache endpoint with TLS and an

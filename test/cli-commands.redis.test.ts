@@ -183,8 +183,8 @@ describe('switchyard dev', () => {
   it('starts Redis, the API with the dashboard and two worker processes; Ctrl-C stops all of them', async () => {
     // No REDIS_URL: dev starts a private redis-server, which it must stop too.
     const dev = await startCli(['dev', '--port', '0', '--workers', '2'], { REDIS_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' }, /Start a run:/);
-    let redisPid = 0;
-    let workerPids: number[] = [];
+    let redisPid: number;
+    let workerPids: number[];
     let apiUrl: string | undefined;
     let exitCode: number | null | undefined;
     try {

@@ -4,7 +4,7 @@ import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createLlmProvider, llmConfigFromEnv } from '../llm/index.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../logger.js';
 import { createNodeKinds } from '../nodes/index.js';
-import type { NodeKindRegistry } from '../nodes/types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
 import { connectRedis, DEFAULT_REDIS_URL, probeRedis, redisTargetFromEnv, withAuthToken, type ConnectionRole, type RedisTarget } from '../redis-connection.js';
 import type { RedisClient } from '../store/redis-store.js';
 
@@ -173,5 +173,6 @@ export function table(rows: readonly (readonly string[])[]): string[] {
 }
 
 function visibleLength(s: string): number {
+  // eslint-disable-next-line no-control-regex -- the ANSI colour codes are what it strips
   return s.replace(/\u001b\[\d+m/g, '').length;
 }

@@ -55,7 +55,7 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
       api: { port, host, auth: values.auth ? 'keys' : 'off', logger: cliLogger(env, { component: 'api' }) },
     });
   } catch (err) {
-    if (err instanceof RedisNotInstalledError) throw new Error(err.message);
+    if (err instanceof RedisNotInstalledError) throw new Error(err.message, { cause: err });
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use on ${host}: pass --port <P> (0 picks a free one)`);
     throw err;
   } finally {

@@ -6,7 +6,7 @@ import { BlueprintRegistry } from '../blueprint/load.js';
 import { SwitchyardClient } from '../client/client.js';
 import { compileGraph } from '../engine/graph.js';
 import { runInMemory } from '../executor/memory-executor.js';
-import type { RunView } from '../engine/run-view.js';
+import type { RunView } from '../types/run-view.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
 import { blueprintPaths, cliLogger, formatDuration, loadRegistry, openRedis, palette, parseInput, table, UsageError, type CliEnv } from './common.js';

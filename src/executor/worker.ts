@@ -4,13 +4,13 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError } from '../errors.js';
-import { childRunId } from '../engine/ids.js';
+import { childRunId } from '../types/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
-import type { RunView } from '../engine/run-view.js';
+import type { RunView } from '../types/run-view.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../nodes/types.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { RedisStore } from '../store/redis-store.js';
 import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
@@ -172,7 +172,7 @@ export class SwitchyardWorker {
   }
 
   private async processJob(job: Job<NodeJobData>): Promise<void> {
-    const { runId, nodeId, version, childRunId, siblings } = job.data;
+    const { runId, nodeId, version } = job.data;
     let graph: Graph;
     try {
       graph = await this.graphs.get(version);

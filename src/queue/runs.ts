@@ -1,8 +1,8 @@
 import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { compileGraph, type Graph } from '../engine/graph.js';
-import { RUN_ID_PATTERN } from '../engine/ids.js';
-import type { RunStatus } from '../engine/statuses.js';
+import { RUN_ID_PATTERN } from '../types/ids.js';
+import type { RunStatus } from '../types/statuses.js';
 import type { ParentLink, RedisStore, RunEnding } from '../store/redis-store.js';
 import type { NodeQueue } from './node-queue.js';
 

@@ -1,10 +1,10 @@
 import type { Blueprint } from '../blueprint/schema.js';
 import type { SerializedError } from '../errors.js';
-import type { RunView } from '../engine/run-view.js';
-import type { RunStatus } from '../engine/statuses.js';
+import type { RunView } from '../types/run-view.js';
+import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 import { readRun, readRunStatus } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
@@ -37,8 +37,8 @@ import {
   type WaitNodeReply,
 } from './script-replies.js';
 
-export type { RedisClient } from './redis-client.js';
-export { sumUsage } from '../llm/usage.js';
+export type { RedisClient } from '../types/redis-client.js';
+export { sumUsage } from '../types/usage.js';
 export type { ParentLink } from './run-state.js';
 export type { NodeScriptArgs, StartRunInput, StoreNode } from './script-args.js';
 export type { ClaimedNode, CompleteNodeReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';

@@ -1,9 +1,9 @@
 import type { Redis, Cluster } from 'ioredis';
-import { childRunId } from '../engine/ids.js';
-import { isTerminalRunStatus } from '../engine/statuses.js';
+import { childRunId } from '../types/ids.js';
+import { isTerminalRunStatus } from '../types/statuses.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import type { StoreKeys } from './keys.js';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 import { readRunStatus } from './run-state.js';
 
 /**

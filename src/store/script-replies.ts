@@ -1,4 +1,4 @@
-import type { RunStatus } from '../engine/statuses.js';
+import type { RunStatus } from '../types/statuses.js';
 import { parseParentLink, type ParentLink } from './run-state.js';
 import type { NodeNeeds, StoreNode } from './script-args.js';
 

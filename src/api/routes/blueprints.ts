@@ -3,7 +3,7 @@ import { Hono } from 'hono/tiny';
 import { z } from 'zod';
 import type { BlueprintRegistry, LoadedBlueprint } from '../../blueprint/load.js';
 import { BLUEPRINT_ID_PATTERN } from '../../blueprint/schema.js';
-import { layoutBlueprint } from '../../graph/layout.js';
+import { layoutBlueprint } from '../../drawing/layout.js';
 import { clip, type ApiEnv } from '../env.js';
 import { toMermaid } from '../mermaid.js';
 import { ApiError, ApiErrorCodes, jsonResponse } from '../respond.js';
