@@ -6,7 +6,7 @@
 const LAYERS = [
   ['errors'],
   ['types'],
-  ['llm', 'blueprint', 'logger', 'drawing', 'dashboard', 'redis-connection'],
+  ['llm', 'blueprint', 'logger', 'drawing', 'dashboard', 'redis-connection', 'metrics'],
   ['nodes', 'store', 'options'],
   ['engine'],
   ['queue'],
@@ -39,8 +39,8 @@ module.exports = {
       name: 'peers-stay-apart',
       severity: 'error',
       comment: 'Folders in one layer do not import each other, except where listed here.',
-      from: { path: '^src/(llm|blueprint|logger|drawing|dashboard|redis-connection)(/|\\.ts$)' },
-      to: { path: '^src/(llm|blueprint|logger|drawing|dashboard|redis-connection)(/|\\.ts$)', pathNot: '^src/$1(/|\\.ts$)' },
+      from: { path: '^src/(llm|blueprint|logger|drawing|dashboard|redis-connection|metrics)(/|\\.ts$)' },
+      to: { path: '^src/(llm|blueprint|logger|drawing|dashboard|redis-connection|metrics)(/|\\.ts$)', pathNot: '^src/$1(/|\\.ts$)' },
     },
   ],
   options: {

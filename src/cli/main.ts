@@ -12,6 +12,7 @@ import { graph } from './graph.js';
 import { keys } from './keys.js';
 import { cancel, events, run, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
+import { workerOpsFromEnv } from './worker-ops.js';
 
 const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + BullMQ
 
@@ -62,7 +63,8 @@ Examples:
   switchyard validate ../shared/seed-workflows workflows/blog.json`,
   worker: `switchyard worker [--blueprints <dir>] [--concurrency N]
 
-Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and lets running nodes finish.
+Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and lets running nodes finish
+within the drain timeout; nodes still running then are aborted and handed back to the queue at once.
 Redis: REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_CLUSTER with REDIS_AUTH_TOKEN or
 REDIS_AUTH_SECRET_ARN (switchyard --help); ${DEFAULT_REDIS_URL} only when no REDIS_* variable is set.
 
@@ -71,6 +73,14 @@ Options:
   --concurrency <N>    node jobs at once (default 64; none taken while its LLM slots are all busy)
   --lock-duration <ms> how long a claim on a running node lasts unrenewed; after a worker dies, its
                        nodes run again elsewhere once this passes (default 30000)
+  --drain-timeout <ms> grace period for running nodes on SIGTERM (default SWITCHYARD_DRAIN_TIMEOUT_MS, else
+                       90000: under ECS's StopTimeout of 120 s)
+
+Environment (on ECS):
+  SWITCHYARD_DRAIN_TIMEOUT_MS  as --drain-timeout
+  SWITCHYARD_TASK_PROTECTION   true: protect the task from scale-in while it holds node jobs (through
+                               $ECS_AGENT_URI/task-protection/v1/state; skipped when ECS_AGENT_URI is unset)
+  SWITCHYARD_METRIC_SERVICE    print one EMF line (Switchyard/RunsFailed, dimension Service) per failed run
 
 Environment:
   SWITCHYARD_RUN_TTL_SECONDS  how long the child runs it starts are kept after they end (default 7 days)
@@ -205,7 +215,7 @@ Examples:
 /** The options each command takes (besides --help and --verbose). */
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   validate: [],
-  worker: ['blueprints', 'concurrency', 'lock-duration'],
+  worker: ['blueprints', 'concurrency', 'lock-duration', 'drain-timeout'],
   run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'json', 'local', 'tenant'],
   status: ['json'],
   cancel: [],
@@ -303,6 +313,8 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const concurrency = intOption('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1);
   const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
+  // Drain grace period, ECS task scale-in protection, the RunsFailed metric line.
+  const ops = workerOpsFromEnv(process.env, values, cliLogger(env));
   const registry = await loadRegistry(values.blueprints, env);
   // REDIS_URL, or an ElastiCache endpoint (REDIS_HOST, REDIS_PORT, REDIS_TLS, REDIS_AUTH_TOKEN as ECS
   // injects it from Secrets Manager, REDIS_CLUSTER) as the Fargate task definition sets it.
@@ -319,6 +331,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     lockDurationMs,
     runTtlSeconds,
     logger: cliLogger(env),
+    ...ops,
   });
   const log = cliLogger(env, { worker: w.id });
   // Signal handlers first, so a SIGTERM that arrives while the worker starts still drains it. They stay

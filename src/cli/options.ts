@@ -8,6 +8,7 @@ export const OPTIONS = {
   blueprints: { type: 'string', multiple: true },
   concurrency: { type: 'string' },
   'lock-duration': { type: 'string' },
+  'drain-timeout': { type: 'string' },
   input: { type: 'string' },
   wait: { type: 'boolean' },
   progress: { type: 'boolean' },
