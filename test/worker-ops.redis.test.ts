@@ -196,8 +196,8 @@ describe('graceful stop: drain, then hand back (worker in process)', () => {
     const view = await run.result({ timeoutMs: 30_000 });
     expect(view.status).toBe('completed');
     for (const id of ['h1', 'h2']) {
-      // Run again by the second worker: one more start, but no failure recorded (no error, no retry).
-      expect(view.nodes[id]).toMatchObject({ status: 'done', worker: 'second', attempts: 2 });
+      // Run again by the second worker as the same attempt: the hand-back released it (no failure, no retry used).
+      expect(view.nodes[id]).toMatchObject({ status: 'done', worker: 'second', attempts: 1 });
       expect(view.nodes[id]!.error).toBeUndefined();
       expect(probe.count(`${run.runId}:${id}`)).toBe(2);
     }
@@ -205,6 +205,7 @@ describe('graceful stop: drain, then hand back (worker in process)', () => {
     const events = await client.store.getEvents(run.runId);
     expect(events.filter((e) => e.type === 'node.retrying' || e.type === 'node.failed')).toEqual([]);
     expect(events.flatMap((e) => (e.type === 'node.started' && e.node === 'h1' ? [e.worker] : []))).toEqual(['first', 'second']);
+    expect(events.flatMap((e) => (e.type === 'node.released' ? [`${e.node}@${e.worker}`] : [])).sort()).toEqual(['h1@first', 'h2@first']);
   });
 
   it('a node that ends within the drain timeout finishes on the closing worker (nothing handed back)', async () => {
@@ -287,7 +288,7 @@ describe('switchyard worker process: task protection, SIGTERM hand-back, RunsFai
     const view = await run.result({ timeoutMs: 30_000 });
     await rescuer.close(); // its quick `sleep` must not take the next tests' nodes
     expect(view.status).toBe('completed');
-    expect(view.nodes.nap).toMatchObject({ status: 'done', worker: 'rescuer', attempts: 2 });
+    expect(view.nodes.nap).toMatchObject({ status: 'done', worker: 'rescuer', attempts: 1 });
     expect(view.nodes.nap!.error).toBeUndefined();
     const all = await client.store.getEvents(run.runId);
     expect(all.filter((e) => e.type === 'node.retrying' || e.type === 'node.failed')).toEqual([]);

@@ -186,10 +186,13 @@ export class SwitchyardWorker {
 
   /**
    * Gives a node this worker claimed but will not finish back to the queue, as a job another worker takes
-   * next. Its run state is left `running` with this worker: the next worker's start claims it again (as it
-   * claims a node whose worker died), one more attempt but no failure, no error and no back-off.
+   * next, after releasing its claim (release-node): queued again with its attempt undone, so the next worker
+   * runs the same attempt (no failure, no back-off, no retry used up). The release goes first so that no
+   * other worker can claim the node before it. A subflow node waiting for its child keeps its claim (its
+   * resume job finishes it).
    */
   private async handBack(data: NodeJobData, logger: Logger): Promise<void> {
+    if (!data.childRunId) await this.store.releaseNodes(data.runId, this.id, [data.nodeId]);
     await this.queue.enqueueHandBack(data);
     logger.info('node handed back to the queue', { runId: data.runId, nodeId: data.nodeId });
   }

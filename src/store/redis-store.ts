@@ -11,6 +11,7 @@ import {
   encodeCancelRun,
   encodeCompleteNode,
   encodeFailNode,
+  encodeReleaseNode,
   encodeRetryNode,
   encodeStartNode,
   encodeStartRun,
@@ -27,6 +28,7 @@ import {
   decodeFailNode,
   decodeStartNode,
   decodeStartRun,
+  decodeReleaseNode,
   decodeWaitNode,
   type CancelRunReply,
   type CompleteNodeReply,
@@ -34,6 +36,7 @@ import {
   type ScriptReply,
   type StartNodeReply,
   type StartRunReply,
+  type ReleaseNodeReply,
   type WaitNodeReply,
 } from './script-replies.js';
 
@@ -55,6 +58,7 @@ const SCRIPTS = {
   sy2RetryNode: LUA_SCRIPTS['retry-node'],
   sy2CancelRun: LUA_SCRIPTS['cancel-run'],
   sy2WaitNode: LUA_SCRIPTS['wait-node'],
+  sy2ReleaseNode: LUA_SCRIPTS['release-node'],
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -125,6 +129,14 @@ export class RedisStore {
   }
 
   /** Records a failed attempt that will be retried after `delayMs`. */
+  /**
+   * Gives back nodes this worker claimed but will not finish (it is stopping): those still running for it
+   * go back to queued with their attempt undone. The caller enqueues their jobs.
+   */
+  async releaseNodes(runId: string, workerId: string, nodeIds: readonly string[]): Promise<ReleaseNodeReply> {
+    return decodeReleaseNode(await this.call('sy2ReleaseNode', encodeReleaseNode(this.keys, runId, workerId, nodeIds)));
+  }
+
   async retryNode(runId: string, nodeId: string, error: SerializedError, delayMs: number): Promise<void> {
     await this.call('sy2RetryNode', encodeRetryNode(this.keys, runId, nodeId, error, delayMs));
   }

@@ -45,6 +45,8 @@ export type NodeRetryingEvent = EventHead & AttemptFields & { type: 'node.retryi
 export type NodeFailedEvent = EventHead & AttemptFields & { type: 'node.failed'; error: string };
 /** wait-node: a subflow node gave up its worker slot until its child run ends. */
 export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child: string };
+/** release-node: a stopping worker gave the node back, its attempt undone (`attempt` is the one before). */
+export type NodeReleasedEvent = EventHead & { type: 'node.released'; node: string; attempt: string; worker: string };
 /** fail-node and cancel-run: the run's unfinished nodes, comma-joined, were cancelled. */
 export type NodesCancelledEvent = EventHead & { type: 'nodes.cancelled'; nodes: string };
 
@@ -57,6 +59,7 @@ export type RunEvent =
   | NodeRetryingEvent
   | NodeFailedEvent
   | NodeWaitingEvent
+  | NodeReleasedEvent
   | NodesCancelledEvent;
 
 export type RunEventType = RunEvent['type'];

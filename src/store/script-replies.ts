@@ -136,6 +136,14 @@ export function decodeWaitNode(reply: ScriptReply): WaitNodeReply {
   return { outcome: reply[0] === 'waiting' ? 'waiting' : 'not-running' };
 }
 
+/** release-node-4.lua: the nodes given back (queued again, their attempt undone). */
+export type ReleaseNodeReply = { outcome: 'ok'; released: string[] } | { outcome: 'stale'; runStatus: string };
+
+export function decodeReleaseNode(reply: ScriptReply): ReleaseNodeReply {
+  if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
+  return { outcome: 'ok', released: splitCsv(reply[1]) };
+}
+
 function splitCsv(value: ScriptReply[number] | undefined): string[] {
   return value ? String(value).split(',') : [];
 }
