@@ -134,7 +134,8 @@ prints the key once (alone on stdout, so it can be captured); list shows ids, te
 
 Options:
   --tenant <tenant>    whose runs the key starts and reads (letters, digits, ".", "_", "-")
-  --scopes <list>      comma-separated: runs:read, runs:write (default both)
+  --scopes <list>      comma-separated: runs:read, runs:write (default both); blueprints:write (admin:
+                       switchyard blueprints push) only when named
   --name <name>        a label to recognise the key by (default "cli")
 
 Examples:
@@ -280,6 +281,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     queueName: env.queueName,
     kinds: registry.kinds,
     blueprints: registry,
+    seedBlueprints: true,
     concurrency,
     lockDurationMs,
     runTtlSeconds,

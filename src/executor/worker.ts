@@ -28,6 +28,11 @@ export interface WorkerOptions extends SwitchyardOptions {
    */
   blueprints?: BlueprintRegistry;
   /**
+   * Store `blueprints` whose ids have no stored version yet, as their first version, when the worker starts
+   * (a deployment's bundled blueprints; a stored version is never replaced). @default false
+   */
+  seedBlueprints?: boolean;
+  /**
    * Node jobs run at once. While steps here hold every slot of a kind's pool (the LLM kinds: this
    * worker's LLM limit) the worker takes no new jobs and claims no extra successors, so other workers
    * get them. @default 64
@@ -79,6 +84,7 @@ export class SwitchyardWorker {
   /** Steps holding (or about to hold) each slot pool's slots, by pool. */
   private readonly held = new Map<SlotPool, number>();
   private readonly subscribed: Promise<void>;
+  private readonly seeding: Promise<unknown> | undefined;
 
   constructor(options: WorkerOptions) {
     this.options = resolveOptions(options);
@@ -89,6 +95,10 @@ export class SwitchyardWorker {
     this.queue = new NodeQueue(this.options);
     this.catalog = new BlueprintCatalog(new BlueprintStore(this.store.redis, this.store.keys), options.blueprints, this.kinds);
     this.runs = new RunService(this.store, this.queue, this.catalog, this.options.runTtlSeconds);
+    if (options.seedBlueprints && options.blueprints) {
+      this.seeding = this.catalog.seed(options.blueprints);
+      this.seeding.catch(() => undefined); // reported by ready()
+    }
     this.graphs = new GraphCache(this.kinds, (version) => this.store.loadBlueprint(version));
     // Blueprints this worker was given need no fetch: a first job finds its graph (and its node's kind,
     // which back-pressure counts) at once.
@@ -116,9 +126,9 @@ export class SwitchyardWorker {
     this.worker.on('error', (err) => this.logger.error('worker error', { err: err.message }));
   }
 
-  /** Resolves once the worker is connected and taking jobs. */
+  /** Resolves once the worker is connected and taking jobs (and has seeded its blueprints, when asked to). */
   async ready(): Promise<void> {
-    await Promise.all([this.worker.waitUntilReady(), this.subscribed]);
+    await Promise.all([this.worker.waitUntilReady(), this.subscribed, this.seeding]);
   }
 
   /** Stops taking jobs, lets in-flight nodes finish, then disconnects. Safe to call twice. */
