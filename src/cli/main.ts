@@ -8,6 +8,7 @@ import { checkRedis, cliLogger, DEFAULT_REDIS_URL, intOption, loadRegistry, reso
 import { connectRedis, redisTargetFromEnv } from '../redis-connection.js';
 import { DEFAULT_RUN_TTL_SECONDS } from '../options.js';
 import type { RedisClient } from '../store/redis-store.js';
+import { blueprints } from './blueprints.js';
 import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
@@ -26,6 +27,7 @@ Usage:
   switchyard graph <blueprintId|file> [--out file.svg|file.png]
   switchyard keys create --tenant T | keys list | keys revoke <id>
   switchyard validate <file-or-dir>...
+  switchyard blueprints push <dir|file>... | blueprints list   store blueprint versions through the HTTP API
 
 Blueprints come from --blueprints <dir> (repeatable; default ./workflows when it exists).
 
@@ -38,6 +40,7 @@ Environment:
   SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
   SWITCHYARD_LLM_MODEL   model id for openai/bedrock; OPENAI_API_KEY, OPENAI_BASE_URL, AWS_REGION
   SWITCHYARD_LLM_CONCURRENCY  LLM requests in flight per worker (default 8)
+  SWITCHYARD_API_URL     the HTTP API for switchyard blueprints (default http://127.0.0.1:4280); SWITCHYARD_API_KEY its key
 
 Every command takes --help (options and examples) and --verbose (stack traces on errors).`;
 
@@ -143,6 +146,24 @@ Examples:
   KEY=$(switchyard keys create --tenant acme --scopes runs:read)
   switchyard keys list
   switchyard keys revoke key_Q2x9v0aLk1sP`,
+  blueprints: `switchyard blueprints push <dir|file>... [--api <url>] [--key <apiKey>] [--json]
+switchyard blueprints list [--api <url>] [--key <apiKey>] [--json]
+
+push validates and stores each blueprint file (directories: every *.json below them) as a new version in
+the deployment's Redis, through its HTTP API (PUT /blueprints/{id}): new runs of the id start it on the
+workers already running, with no deploy. Blueprints that others call are pushed first. Prints one line per
+blueprint: id, version, created | unchanged; every problem as <file>: <json-path>: <message>, exit 1.
+list shows every blueprint a run can start: id, the version it runs, when that was pushed.
+
+Options:
+  --api <url>      the HTTP API (default SWITCHYARD_API_URL, else http://127.0.0.1:4280: switchyard dev)
+  --key <apiKey>   an API key with the blueprints:write scope for push (default SWITCHYARD_API_KEY)
+  --json           print JSON instead
+
+Examples:
+  switchyard blueprints push workflows/
+  SWITCHYARD_API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com SWITCHYARD_API_KEY=sy_... switchyard blueprints push workflows/use-cases/blog-post.json
+  switchyard blueprints list`,
   dev: `switchyard dev [--blueprints <dir>] [--workers N] [--port P] [--host H] [--auth]
 
 Runs a whole Switchyard on this machine until Ctrl-C: Redis (REDIS_URL, else a private redis-server or
@@ -174,6 +195,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   graph: ['blueprints', 'out'],
   keys: ['tenant', 'scopes', 'name', 'json'],
   dev: ['blueprints', 'workers', 'concurrency', 'port', 'host', 'auth'],
+  blueprints: ['api', 'key', 'json'],
 };
 
 /** Entry point: returns the process exit code. Only this file reads process.env and argv. */
@@ -222,6 +244,8 @@ export async function main(argv: string[]): Promise<number> {
         return await keys(positionals, values, env);
       case 'dev':
         return await dev(positionals, values, env);
+      case 'blueprints':
+        return await blueprints(positionals, values, env);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

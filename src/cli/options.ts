@@ -25,6 +25,8 @@ export const OPTIONS = {
   auth: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   verbose: { type: 'boolean' },
+  api: { type: 'string' },
+  key: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 export type OptionName = keyof typeof OPTIONS;
