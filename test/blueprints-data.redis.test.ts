@@ -152,6 +152,50 @@ describe('runs pin the blueprints their subflows reach', () => {
   });
 });
 
+describe('the hot path', () => {
+  it('reads the pins only where a subflow starts, and fetches a version once per worker: no extra round trip per ordinary node', async () => {
+    const scope = openScope();
+    const registry = new BlueprintRegistry(kinds);
+    const client = scope.createClient({ blueprints: registry });
+    const chain = {
+      id: 'chain',
+      nodes: ['n1', 'n2', 'n3', 'n4'].map((id) => ({ id, uses: 'template', params: { template: id } })).concat([
+        { id: 'sub', uses: 'subflow', params: { blueprintId: 'echo-child', inputs: { name: 'n4' } } } as never,
+      ]),
+      edges: [
+        { source: 'n1', target: 'n2' },
+        { source: 'n2', target: 'n3' },
+        { source: 'n3', target: 'n4' },
+        { source: 'n4', target: 'sub' },
+      ],
+    };
+    await client.pushBlueprint(child('measured'));
+    await client.pushBlueprint(chain);
+    const worker = await bareWorker(scope);
+    const monitor = await scope.redis.monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((a) => typeof a === 'string' && a.startsWith(`${scope.prefix}:`))) seen.push(args.map(String));
+    });
+    try {
+      for (const name of ['first', 'second']) {
+        const run = await client.start('chain', { name });
+        expect((await run.result({ timeoutMs: 20_000 })).status).toBe('completed');
+      }
+      const pinReads = seen.filter((args) => args[0]!.toLowerCase() === 'hget' && args[2] === 'pins');
+      // One per subflow start (one per run), none for the four ordinary nodes before it.
+      expect(pinReads).toHaveLength(2);
+      const blueprintReads = seen.filter((args) => args[0]!.toLowerCase() === 'get' && /:blueprint:|:\{bp\}:stored:/.test(args[1]!));
+      // chain and echo-child, each fetched once by the worker (the client has them at hand).
+      expect(blueprintReads).toHaveLength(2);
+    } finally {
+      monitor.disconnect();
+      await worker.close();
+      await scope.close();
+    }
+  });
+});
+
 describe('seeding bundled blueprints', () => {
   it('stores each bundled id once, concurrently safe, and never replaces a stored version', async () => {
     const scope = openScope();

@@ -82,11 +82,7 @@ export class BlueprintCatalog {
     const cached = this.byVersionCache.get(version);
     if (cached) return cached;
     const loading = this.load(version);
-    if (this.byVersionCache.size >= this.maxCached) {
-      const oldest = this.byVersionCache.keys().next().value;
-      if (oldest !== undefined) this.byVersionCache.delete(oldest);
-    }
-    this.byVersionCache.set(version, loading);
+    this.remember(version, loading);
     // A miss or failure may be stored later (a push): not remembered.
     loading.then(
       (found) => found ?? this.byVersionCache.delete(version),
@@ -130,6 +126,7 @@ export class BlueprintCatalog {
     const id = loaded.blueprint.id;
     const stored = await this.store.push(id, loaded.version, loaded.blueprint);
     if (stored.outcome === 'exists') throw new Error('push-blueprint: "exists" in push mode');
+    this.remember(loaded.version, Promise.resolve(loaded));
     const result: PushResult = { id, version: loaded.version, created: stored.outcome === 'created' };
     if (stored.previous !== undefined && stored.previous !== loaded.version) result.previous = stored.previous;
     return result;
@@ -200,6 +197,14 @@ export class BlueprintCatalog {
     }
     const [loaded, versions] = await Promise.all([this.byVersion(latest), this.store.versions(id)]);
     return loaded && { id, loaded, source: 'stored', versions };
+  }
+
+  private remember(version: string, loading: Promise<LoadedBlueprint | undefined>): void {
+    if (!this.byVersionCache.has(version) && this.byVersionCache.size >= this.maxCached) {
+      const oldest = this.byVersionCache.keys().next().value;
+      if (oldest !== undefined) this.byVersionCache.delete(oldest);
+    }
+    this.byVersionCache.set(version, loading);
   }
 
   /** The subflow ids of `loaded` not yet in `members`. */
