@@ -133,7 +133,7 @@ class ApiCaller {
       response = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`cannot reach the API at ${this.url} (${cause?.code ?? cause?.message ?? (err as Error).message}): start one (switchyard dev) or set --api / SWITCHYARD_API_URL`);
+      throw new Error(`cannot reach the API at ${this.url} (${cause?.code ?? cause?.message ?? (err as Error).message}): start one (switchyard dev) or set --api / SWITCHYARD_API_URL`, { cause: err });
     }
     const text = await response.text();
     try {
