@@ -8,12 +8,13 @@
  * load, and counting only what waits would scale busy tasks in. Delayed jobs (retry back-off, `sleep`,
  * `wait` timeouts) are left out: nobody can work on them yet, so more tasks would not help.
  */
+import { emfLine, METRIC_NAMESPACE } from '../src/metrics/emf.js';
 import { NodeQueue } from '../src/queue/node-queue.js';
 import { resolveOptions } from '../src/options.js';
 import type { RedisClient } from '../src/store/redis-store.js';
 import { connectRedis, resolveFunctionConfig, type FunctionConfig, type SecretReader } from './config.js';
 
-export const METRIC_NAMESPACE = 'Switchyard';
+export { METRIC_NAMESPACE };
 export const BACKLOG_METRIC = 'QueueBacklog';
 export const OLDEST_WAITING_METRIC = 'OldestWaitingJobAge';
 
@@ -31,28 +32,15 @@ export interface BacklogCounts {
 
 /** The EMF document for one backlog reading (one line of JSON). */
 export function backlogMetricLine(service: string, counts: BacklogCounts, timestamp = Date.now()): string {
-  return JSON.stringify({
-    _aws: {
-      Timestamp: timestamp,
-      CloudWatchMetrics: [
-        {
-          Namespace: METRIC_NAMESPACE,
-          Dimensions: [['Service']],
-          Metrics: [
-            { Name: BACKLOG_METRIC, Unit: 'Count' },
-            { Name: OLDEST_WAITING_METRIC, Unit: 'Seconds' },
-          ],
-        },
-      ],
-    },
-    Service: service,
-    [BACKLOG_METRIC]: counts.backlog,
-    [OLDEST_WAITING_METRIC]: counts.oldestWaitingSeconds,
+  return emfLine({
+    dimensions: { Service: service },
+    metrics: [
+      { name: BACKLOG_METRIC, unit: 'Count', value: counts.backlog },
+      { name: OLDEST_WAITING_METRIC, unit: 'Seconds', value: counts.oldestWaitingSeconds },
+    ],
     // Plain log fields (not metrics): what the backlog is made of, for Logs Insights.
-    Waiting: counts.waiting,
-    Prioritized: counts.prioritized,
-    Active: counts.active,
-    Delayed: counts.delayed,
+    fields: { Waiting: counts.waiting, Prioritized: counts.prioritized, Active: counts.active, Delayed: counts.delayed },
+    timestamp,
   });
 }
 

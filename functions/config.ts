@@ -27,11 +27,8 @@ type Env = Record<string, string | undefined>;
  * @throws {SwitchyardError} CONFIG naming the variable that is wrong.
  */
 export function resolveFunctionConfig(env: Env): FunctionConfig {
-  // Unlike a local worker, a function has no sensible default Redis.
-  if (!env.REDIS_URL && !env.REDIS_HOST) {
-    throw configError('set REDIS_URL, or REDIS_HOST (with REDIS_PORT, REDIS_TLS and REDIS_AUTH_SECRET_ARN for ElastiCache)');
-  }
-  const redis = redisTargetFromEnv(env);
+  // Unlike a local command, a function has no sensible default Redis.
+  const redis = redisTargetFromEnv(env, { fallback: 'none' });
   const runTtlSeconds = env.SWITCHYARD_RUN_TTL_SECONDS ? Number(env.SWITCHYARD_RUN_TTL_SECONDS) : DEFAULT_RUN_TTL_SECONDS;
   if (!Number.isInteger(runTtlSeconds) || runTtlSeconds < 1) {
     throw configError(`SWITCHYARD_RUN_TTL_SECONDS="${env.SWITCHYARD_RUN_TTL_SECONDS}" must be a whole number of seconds >= 1`);

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { ValidationError } from '../src/errors.js';
-import type { NodeKindRegistry } from '../src/nodes/types.js';
+import type { NodeKindRegistry } from '../src/types/node-kind.js';
 import anyJoin from '../workflows/examples/any-join.json' with { type: 'json' };
 import conditions from '../workflows/examples/conditions.json' with { type: 'json' };
 import greeting from '../workflows/examples/greeting.json' with { type: 'json' };

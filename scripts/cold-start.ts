@@ -62,7 +62,7 @@ export function readZip(path: string): Map<string, Buffer> {
 
 /** Each packaged function: its name, zip, and handler (`file.export`) from the packaged template. */
 export function packagedFunctions(): Array<{ name: string; zip: string; handler: string }> {
-  const template = JSON.parse(readFileSync(TEMPLATE, 'utf8')) as { Resources: Record<string, { Type: string; Properties: any }> };
+  const template = JSON.parse(readFileSync(TEMPLATE, 'utf8')) as { Resources: Record<string, { Type: string; Properties: { Code: { S3Key: string }; Handler: string } }> };
   return Object.values(template.Resources)
     .filter((r) => r.Type === 'AWS::Lambda::Function')
     .map((r) => {

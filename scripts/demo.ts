@@ -16,12 +16,12 @@ import { formatDuration, nodeKinds, palette, parseInput, resolveCliEnv, UsageErr
 import { createProgressPrinter, followRunEvents, type ProgressEvent } from '../src/cli/progress.js';
 import { compileGraph } from '../src/engine/graph.js';
 import { runInMemory } from '../src/executor/memory-executor.js';
-import type { RunView } from '../src/engine/run-view.js';
+import type { RunView } from '../src/types/run-view.js';
 import { formatIssues, ValidationError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
 import { RedisNotInstalledError } from '../src/local/redis-server.js';
 import { startLocalStack, type LocalStack } from '../src/local/stack.js';
-import { NodeKindRegistry, type NodeContext, type NodeKind } from '../src/nodes/types.js';
+import { NodeKindRegistry, type NodeContext, type NodeKind } from '../src/types/node-kind.js';
 
 const WORKFLOWS = fileURLToPath(new URL('../workflows', import.meta.url));
 const DEFAULT_BLUEPRINT = 'content-moderation';

@@ -25,7 +25,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** What the Dockerfile copies into the image: the content hash (the image tag) covers exactly these. */
-export const BUILD_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs', 'bin', 'src', 'workflows'];
+export const BUILD_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs', 'scripts/generate-lua.ts', 'bin', 'src', 'workflows'];
 
 export const DEFAULT_REPOSITORY = 'switchyard-worker';
 const USAGE = 'usage: npm run deploy -- --stage <stage> [--region <region>] --param=vpcId=<vpc-id> --param=privateSubnetIds=<subnet-a,subnet-b> [--param=<name>=<value> ...] [--dry-run] [--remove]';

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { SwitchyardClient } from '../src/client/client.js';
-import type { RunView } from '../src/engine/run-view.js';
+import type { RunView } from '../src/types/run-view.js';
 import { startLocalRedis, type LocalRedis } from '../src/local/redis-server.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 

@@ -1,6 +1,6 @@
 import { pino, type DestinationStream, type Logger as PinoLogger, type LoggerOptions as PinoOptions } from 'pino';
 import pinoPretty from 'pino-pretty';
-import type { NodeLogger } from './nodes/types.js';
+import type { NodeLogger } from './types/node-kind.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { ErrorCodes, SwitchyardError } from './errors.js';
-import type { RedisClient } from './store/redis-store.js';
+import { reconnectOnReadonly } from './redis-connection.js';
+import type { RedisClient } from './types/redis-client.js';
 
 /** Options shared by the client and the worker. All optional. */
 export interface SwitchyardOptions {
@@ -45,7 +46,10 @@ export function resolveOptions(options: SwitchyardOptions = {}): ResolvedOptions
   return { redis, ownsRedis: typeof given === 'string', prefix, queueName, queuePrefix: `{${prefix}q}`, runTtlSeconds };
 }
 
-/** A client as BullMQ needs it (no retry limit per request, so blocking commands survive reconnects). */
+/**
+ * A client as BullMQ needs it (no retry limit per request, so blocking commands survive reconnects), that
+ * reconnects when a failed-over primary answers READONLY.
+ */
 export function connect(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false, reconnectOnError: reconnectOnReadonly });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeDefinition } from '../src/blueprint/schema.js';
-import type { RunView } from '../src/engine/run-view.js';
+import type { RunView } from '../src/types/run-view.js';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../src/errors.js';
 import {
   computeRetryDelayMs,
@@ -13,7 +13,7 @@ import {
   type AttemptPolicy,
 } from '../src/executor/attempt-policy.js';
 import { silentLogger, type Logger } from '../src/logger.js';
-import { NodeKindRegistry, type NodeKind } from '../src/nodes/types.js';
+import { NodeKindRegistry, type NodeKind } from '../src/types/node-kind.js';
 
 // Pure: no Redis, no queue. The policy is a table; runAttempt gets fake node kinds at the boundary.
 

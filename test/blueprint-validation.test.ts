@@ -8,7 +8,7 @@ import { analyzeBlueprint } from '../src/blueprint/analyze.js';
 import { ConditionError, parseCondition } from '../src/blueprint/condition.js';
 import { BlueprintRegistry, blueprintVersion, parseBlueprint } from '../src/blueprint/load.js';
 import { formatIssues, ValidationError } from '../src/errors.js';
-import { NodeKindRegistry, type NodeKind } from '../src/nodes/types.js';
+import { NodeKindRegistry, type NodeKind } from '../src/types/node-kind.js';
 
 /** Small fake kinds: just enough behaviour to exercise params schemas, `check` and `references`. */
 const permissive = (name: string): NodeKind => ({ name, run: () => ({}) });

@@ -18,7 +18,7 @@ import { SwitchyardWorker } from '../src/executor/worker.js';
 import { startApiServer, type ApiServer } from '../src/local/dev-server.js';
 import { silentLogger } from '../src/logger.js';
 import { createNodeKinds } from '../src/nodes/index.js';
-import type { NodeKind } from '../src/nodes/types.js';
+import type { NodeKind } from '../src/types/node-kind.js';
 import { openScope, type TestScope } from './support/harness.js';
 import { runCli } from './support/processes.js';
 

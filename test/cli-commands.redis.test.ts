@@ -9,7 +9,7 @@ import { createNodeKinds } from '../src/nodes/index.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { killStarted, runCli, startCli } from './support/processes.js';
 
-const COMMANDS = ['validate', 'worker', 'run', 'status', 'cancel', 'events', 'graph', 'keys', 'dev'];
+const COMMANDS = ['validate', 'worker', 'run', 'status', 'cancel', 'events', 'graph', 'keys', 'health', 'dev'];
 
 describe('switchyard commands against Redis', () => {
   let h: Harness;
@@ -168,7 +168,7 @@ describe('switchyard help and errors', () => {
     const down = { REDIS_URL: 'redis://127.0.0.1:1' };
     const plain = await runCli(['status', 'some-run'], down);
     expect(plain.code).toBe(1);
-    expect(plain.stderr.trim()).toBe('switchyard status: cannot reach Redis at redis://127.0.0.1:1 (ECONNREFUSED): start one, or set REDIS_URL (switchyard dev starts a private one)');
+    expect(plain.stderr.trim()).toBe('switchyard status: cannot reach Redis at 127.0.0.1:1 (REDIS_URL): ECONNREFUSED');
     const verbose = await runCli(['status', 'some-run', '--verbose'], down);
     expect(verbose.stderr).toMatch(/\n\s+at /);
     const option = await runCli(['status', 'x', '--follow']);
@@ -183,8 +183,8 @@ describe('switchyard dev', () => {
   it('starts Redis, the API with the dashboard and two worker processes; Ctrl-C stops all of them', async () => {
     // No REDIS_URL: dev starts a private redis-server, which it must stop too.
     const dev = await startCli(['dev', '--port', '0', '--workers', '2'], { REDIS_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' }, /Start a run:/);
-    let redisPid = 0;
-    let workerPids: number[] = [];
+    let redisPid: number;
+    let workerPids: number[];
     let apiUrl: string | undefined;
     let exitCode: number | null | undefined;
     try {

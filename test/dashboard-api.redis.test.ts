@@ -12,7 +12,7 @@ import { createApi, type Api, type ApiOptions } from '../src/api/app.js';
 import { ApiKeyStore } from '../src/api/keys.js';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { findDashboardDir } from '../src/dashboard/assets.js';
-import { layoutBlueprint } from '../src/graph/layout.js';
+import { layoutBlueprint } from '../src/drawing/layout.js';
 import { startApiServer, type ApiServer } from '../src/local/dev-server.js';
 import { silentLogger } from '../src/logger.js';
 import { createNodeKinds } from '../src/nodes/index.js';

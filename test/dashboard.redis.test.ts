@@ -12,11 +12,11 @@ import { z } from 'zod';
 import { createApi, type Api } from '../src/api/app.js';
 import { ApiKeyStore } from '../src/api/keys.js';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
-import { STATUS_COLOURS } from '../src/graph/svg.js';
+import { STATUS_COLOURS } from '../src/drawing/svg.js';
 import { startApiServer, type ApiServer } from '../src/local/dev-server.js';
 import { silentLogger } from '../src/logger.js';
 import { createNodeKinds } from '../src/nodes/index.js';
-import type { NodeKind } from '../src/nodes/types.js';
+import type { NodeKind } from '../src/types/node-kind.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { WORKFLOWS_DIR } from './support/seeds.js';
 

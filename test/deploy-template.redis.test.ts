@@ -53,7 +53,7 @@ function statements(role: Resource): any[] {
   return list(role.Properties.Policies ?? []).flatMap((policy) => list(policy.PolicyDocument.Statement));
 }
 
-const FUNCTIONS = ['StartRun', 'GetRun', 'CancelRun', 'Blueprints', 'Backlog'] as const;
+const FUNCTIONS = ['StartRun', 'GetRun', 'CancelRun', 'Blueprints', 'Backlog', 'Keys'] as const;
 
 beforeAll(async () => {
   // The real command CI and users run; offline, a few seconds plus bundling.
@@ -117,6 +117,15 @@ describe('HTTP API and functions', () => {
     const [, rule] = one('AWS::Events::Rule');
     expect(rule.Properties.ScheduleExpression).toBe('rate(1 minute)');
     expect(rule.Properties.Targets).toEqual([expect.objectContaining({ Arn: getAtt('BacklogLambdaFunction', 'Arn') })]);
+  });
+});
+
+describe('keys admin function', () => {
+  it('has no HTTP route, schedule or resource policy: only an IAM principal allowed lambda:InvokeFunction can call it', () => {
+    expect(resources.KeysLambdaFunction!.Properties.Handler).toBe('functions/keys.keys');
+    const mentions = Object.entries(resources).filter(([name, r]) => name !== 'KeysLambdaFunction' && !name.startsWith('Keys') && JSON.stringify(r).includes('KeysLambdaFunction'));
+    expect(mentions.map(([name]) => name)).toEqual([]);
+    expect(ofType('AWS::Lambda::Permission').filter(([name]) => name.startsWith('Keys'))).toEqual([]);
   });
 });
 

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BlueprintRegistry } from '../src/blueprint/load.js';
-import { layoutBlueprint, type GraphLayout, type LayoutInput } from '../src/graph/layout.js';
-import { renderSvg, STATUS_COLOURS } from '../src/graph/svg.js';
+import { layoutBlueprint, type GraphLayout, type LayoutInput } from '../src/drawing/layout.js';
+import { renderSvg, STATUS_COLOURS } from '../src/drawing/svg.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import { requireSeeds, WORKFLOWS_DIR } from './support/seeds.js';
 
@@ -172,6 +172,7 @@ describe('renderSvg', () => {
     expect(svg).toContain('&lt;script&gt;');
     expect(svg).toContain('Tom &amp; Jerry &lt;3');
     expect(svg).toContain('>if a &lt; 3 &amp;&amp; b &gt; &quot;x&quot;</text>');
+    // eslint-disable-next-line no-control-regex -- a control character is what must not reach the SVG
     expect(renderSvg(layoutBlueprint({ nodes: [{ id: 'n', uses: 'bad\u0001char' }], edges: [] }))).not.toMatch(/[\u0001]/);
     // Well-formed: every opened element is closed.
     const opened = (svg.match(/<(svg|g|text|title|defs|marker)[\s>]/g) ?? []).length;

@@ -1,7 +1,7 @@
 import { failureOf, signal } from './support/failure.js';
 import { startScriptedServer, type Reply, type ScriptedServer } from './support/scripted-server.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCodes, NonRetryableError, SwitchyardError } from '../src/errors.js';
+import { ErrorCodes, NonRetryableError } from '../src/errors.js';
 import { createBedrockProvider, type BedrockOptions } from '../src/llm/bedrock.js';
 
 type FakeServer = ScriptedServer & { endpoint: string };

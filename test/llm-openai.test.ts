@@ -1,7 +1,7 @@
 import { failureOf, signal } from './support/failure.js';
 import { startScriptedServer, type Reply, type ScriptedServer } from './support/scripted-server.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, NonRetryableError, SwitchyardError } from '../src/errors.js';
+import { ErrorCodes, NonRetryableError } from '../src/errors.js';
 import { createOpenAiProvider, type OpenAiOptions } from '../src/llm/openai.js';
 
 type FakeServer = ScriptedServer & { baseUrl: string };

@@ -9,7 +9,7 @@ import { runInMemory } from '../src/executor/memory-executor.js';
 import { ValidationError } from '../src/errors.js';
 import { builtinNodeKinds } from '../src/nodes/builtin.js';
 import { createLambdaKind } from '../src/nodes/lambda.js';
-import type { NodeKindRegistry } from '../src/nodes/types.js';
+import type { NodeKindRegistry } from '../src/types/node-kind.js';
 
 /** One request the fake Lambda received. */
 interface Invocation {

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from '../store/redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 import { EVENTS_PER_READ, readRunEvents, waitForRunEvents, type RunEvent } from '../store/run-events.js';
 
 export { STREAM_ID_PATTERN, type RunEvent } from '../store/run-events.js';

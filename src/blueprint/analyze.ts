@@ -1,4 +1,4 @@
-import type { NodeKindRegistry } from '../nodes/types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
 import { ConditionError, parseCondition } from './condition.js';
 import type { Blueprint, NodeDefinition } from './schema.js';
 

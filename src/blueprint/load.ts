@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { ValidationError, type ValidationIssue } from '../errors.js';
-import type { NodeKindRegistry } from '../nodes/types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
 import { analyzeBlueprint, jsonPath, type BlueprintAnalysis } from './analyze.js';
 import { BLUEPRINT_ID_PATTERN, BlueprintSchema, type Blueprint } from './schema.js';
 

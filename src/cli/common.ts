@@ -1,19 +1,31 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createLlmProvider, llmConfigFromEnv } from '../llm/index.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../logger.js';
 import { createNodeKinds } from '../nodes/index.js';
-import type { NodeKindRegistry } from '../nodes/types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
+import { connectRedis, DEFAULT_REDIS_URL, probeRedis, redisTargetFromEnv, withAuthToken, type ConnectionRole, type RedisTarget } from '../redis-connection.js';
+import type { RedisClient } from '../store/redis-store.js';
+
+export { DEFAULT_REDIS_URL };
 
 /** Thrown for wrong command-line use: printed as one line, exit code 2. */
 export class UsageError extends Error {}
 
 /** Everything the CLI takes from the environment, read once by the entry point. */
 export interface CliEnv {
-  /** REDIS_URL; undefined when unset (commands that need Redis default to redis://127.0.0.1:6379, `dev` starts one). */
+  /**
+   * REDIS_URL as given, or undefined. Only for `npm run demo`; commands connect through `openRedis`,
+   * which reads every REDIS_* variable.
+   */
   redisUrl: string | undefined;
+  /** SWITCHYARD_RUN_TTL_SECONDS: how long runs this process starts are kept; undefined: the default (7 days). */
+  runTtlSeconds: number | undefined;
+  /** SWITCHYARD_HEARTBEAT_FILE: the file a worker touches while it is alive (`switchyard health` reads it). */
+  heartbeatFile: string | undefined;
+  /** SWITCHYARD_HEARTBEAT_MS: how often the worker writes it. @default 5000 */
+  heartbeatMs: number;
   prefix: string;
   queueName: string;
   logLevel: LogLevel;
@@ -28,7 +40,7 @@ export interface CliEnv {
   vars: NodeJS.ProcessEnv;
 }
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_HEARTBEAT_MS = 5_000;
 
 /** Resolves the CLI's settings from environment variables (SWITCHYARD_LLM* are checked here too). */
 export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
@@ -38,6 +50,9 @@ export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
   if (format !== undefined && format !== 'json' && format !== 'pretty') throw new UsageError(`SWITCHYARD_LOG_FORMAT="${format}" must be json or pretty`);
   return {
     redisUrl: env.REDIS_URL || undefined,
+    runTtlSeconds: env.SWITCHYARD_RUN_TTL_SECONDS ? envInt('SWITCHYARD_RUN_TTL_SECONDS', env.SWITCHYARD_RUN_TTL_SECONDS, 1) : undefined,
+    heartbeatFile: env.SWITCHYARD_HEARTBEAT_FILE || undefined,
+    heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS ? envInt('SWITCHYARD_HEARTBEAT_MS', env.SWITCHYARD_HEARTBEAT_MS, 10) : DEFAULT_HEARTBEAT_MS,
     prefix: env.SWITCHYARD_PREFIX || 'sy',
     queueName: env.SWITCHYARD_QUEUE || 'switchyard',
     logLevel: level,
@@ -47,6 +62,37 @@ export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
     api: { url: env.SWITCHYARD_API_URL || undefined, key: env.SWITCHYARD_API_KEY || undefined },
     vars: env,
   };
+}
+
+function envInt(name: string, raw: string, min: number): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`${name}="${raw}" must be a whole number >= ${min}`);
+  return value;
+}
+
+/**
+ * The Redis of every command that needs one, from the same resolver as the worker and the functions:
+ * REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_CLUSTER with REDIS_AUTH_TOKEN or
+ * REDIS_AUTH_SECRET_ARN. An incomplete or contradictory set is a usage error naming the variables; only
+ * with no REDIS_* variable at all is it redis://127.0.0.1:6379.
+ */
+export function redisTarget(env: CliEnv): RedisTarget {
+  try {
+    return redisTargetFromEnv(env.vars);
+  } catch (err) {
+    if (err instanceof SwitchyardError && err.code === ErrorCodes.CONFIG) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/**
+ * Connects a command to its Redis after checking that Redis answers, so an unreachable Redis (or a wrong
+ * password) is one line naming host:port, never the password. The AUTH secret is read once.
+ */
+export async function openRedis(env: CliEnv, options: { role?: ConnectionRole; onError?: (message: string) => void } = {}): Promise<RedisClient> {
+  const target = await withAuthToken(redisTarget(env));
+  await probeRedis(target);
+  return connectRedis(target, { role: options.role ?? 'cli', ...(options.onError ? { onError: options.onError } : {}) });
 }
 
 /** Node kinds with the LLM provider and Lambda settings the environment chooses. */
@@ -98,26 +144,6 @@ export function intOption(name: string, raw: string | undefined, fallback: numbe
   return value;
 }
 
-/**
- * Checks that Redis answers before a command starts work, so an unreachable Redis is one clear line
- * instead of a client that reconnects forever.
- */
-export async function checkRedis(url: string): Promise<void> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  let cause: Error | undefined;
-  probe.on('error', (err: Error) => (cause ??= err));
-  try {
-    await probe.connect();
-    await probe.ping();
-  } catch (err) {
-    const first = (cause ?? err) as NodeJS.ErrnoException;
-    const reason = first.code ?? first.message;
-    throw new SwitchyardError(ErrorCodes.CONFIG, `cannot reach Redis at ${url} (${reason}): start one, or set REDIS_URL (switchyard dev starts a private one)`);
-  } finally {
-    probe.disconnect();
-  }
-}
-
 /** Colours for a terminal; plain text elsewhere (and with NO_COLOR). */
 export interface Palette {
   dim(s: string): string;
@@ -150,5 +176,6 @@ export function table(rows: readonly (readonly string[])[]): string[] {
 }
 
 function visibleLength(s: string): number {
+  // eslint-disable-next-line no-control-regex -- the ANSI colour codes are what it strips
   return s.replace(/\u001b\[\d+m/g, '').length;
 }

@@ -2,7 +2,8 @@ import type { BlueprintRegistry } from '../blueprint/load.js';
 import { RedisNotInstalledError } from '../local/redis-server.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { DEFAULT_CONCURRENCY } from '../executor/worker.js';
-import { blueprintPaths, cliLogger, intOption, loadRegistry, palette, UsageError, type CliEnv } from './common.js';
+import { hasRedisSettings, describeRedisTarget } from '../redis-connection.js';
+import { blueprintPaths, cliLogger, intOption, loadRegistry, openRedis, palette, redisTarget, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
 
 export const DEFAULT_DEV_PORT = 4280;
@@ -27,6 +28,12 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
   const paths = blueprintPaths(values.blueprints);
   const registry = await loadRegistry(paths, env);
   const c = palette(process.stdout.isTTY === true);
+  // Any REDIS_* setting: that Redis, resolved as for every command (REDIS_URL alone keeps its URL form, as
+  // the demo and the printed hints use it); none: a private Redis.
+  const target = hasRedisSettings(env.vars) ? redisTarget(env) : undefined;
+  const plainUrl = target?.kind === 'url' && !target.cluster ? target.url : undefined;
+  const redisConnection =
+    target && !plainUrl ? { address: describeRedisTarget(target), connect: () => openRedis(env, { role: 'api' }) } : undefined;
 
   // Ctrl-C while starting: stop what has started so far, then leave.
   let interrupted = false;
@@ -36,7 +43,8 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
   let stack: LocalStack;
   try {
     stack = await startLocalStack({
-      redisUrl: env.redisUrl,
+      redisUrl: plainUrl,
+      redisConnection,
       prefix: env.prefix,
       queueName: env.queueName,
       registry,
@@ -47,7 +55,7 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
       api: { port, host, auth: values.auth ? 'keys' : 'off', logger: cliLogger(env, { component: 'api' }) },
     });
   } catch (err) {
-    if (err instanceof RedisNotInstalledError) throw new Error(err.message);
+    if (err instanceof RedisNotInstalledError) throw new Error(err.message, { cause: err });
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use on ${host}: pass --port <P> (0 picks a free one)`);
     throw err;
   } finally {
@@ -62,7 +70,7 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
   const { redis, api } = stack;
   const redisLine = redis.server
     ? `${redis.url}  ${c.dim(`(private ${redis.server.binary.split('/').pop()}, pid ${redis.server.pid}, stopped on exit)`)}`
-    : `${redis.url}  ${c.dim('(REDIS_URL)')}`;
+    : `${redis.url}  ${c.dim(redis.client ? '(REDIS_* settings)' : '(REDIS_URL)')}`;
   const authLine = values.auth
     ? 'API keys required (switchyard keys create --tenant <tenant>)'
     : c.yellow('off, for local development only: anyone who can reach the port may start and cancel runs (--auth to require API keys)');

@@ -4,7 +4,7 @@ import { parseBlueprint } from '../blueprint/load.js';
 import type { Blueprint } from '../blueprint/schema.js';
 import { toMermaid } from '../api/mermaid.js';
 import { ValidationError } from '../errors.js';
-import { layoutBlueprint, renderSvg } from '../graph/index.js';
+import { layoutBlueprint, renderSvg } from '../drawing/index.js';
 import { blueprintPaths, loadRegistry, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
 

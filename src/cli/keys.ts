@@ -1,6 +1,5 @@
-import { Redis } from 'ioredis';
 import { API_SCOPES, ApiKeyStore, type ApiScope } from '../api/keys.js';
-import { checkRedis, DEFAULT_REDIS_URL, table, UsageError, type CliEnv } from './common.js';
+import { openRedis, table, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
 
 export async function keys(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
@@ -17,9 +16,7 @@ export async function keys(positionals: string[], values: Parsed, env: CliEnv): 
   const scopes = action === 'create' ? parseScopes(values.scopes) : [];
   if (action === 'create' && !values.tenant) throw new UsageError('--tenant <tenant> is required: whose runs the key may start and read');
 
-  const url = env.redisUrl ?? DEFAULT_REDIS_URL;
-  await checkRedis(url);
-  const redis = new Redis(url, { maxRetriesPerRequest: 2 });
+  const redis = await openRedis(env, { role: 'api' });
   try {
     const store = new ApiKeyStore(redis, env.prefix);
     switch (action) {

@@ -4,16 +4,16 @@ import { formatIssues, ValidationError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
 import { DEFAULT_CONCURRENCY, SwitchyardWorker } from '../executor/worker.js';
 import { WORKER_READY_MESSAGE, type WorkerReadyMessage } from '../local/stack.js';
-import { checkRedis, cliLogger, DEFAULT_REDIS_URL, intOption, loadRegistry, resolveCliEnv, UsageError, type CliEnv } from './common.js';
-import { connectRedis, redisTargetFromEnv } from '../redis-connection.js';
-import { DEFAULT_RUN_TTL_SECONDS } from '../options.js';
-import type { RedisClient } from '../store/redis-store.js';
+import { cliLogger, DEFAULT_HEARTBEAT_MS, DEFAULT_REDIS_URL, intOption, loadRegistry, openRedis, redisTarget, resolveCliEnv, UsageError, type CliEnv } from './common.js';
+import { describeRedisTarget } from '../redis-connection.js';
+import { checkHeartbeat, startHeartbeat, type Heartbeat } from './heartbeat.js';
 import { blueprints } from './blueprints.js';
 import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
 import { cancel, events, run, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
+import { workerOpsFromEnv } from './worker-ops.js';
 
 const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + BullMQ
 
@@ -26,13 +26,22 @@ Usage:
   switchyard events <runId> [--follow] [--json]             a run's timeline
   switchyard graph <blueprintId|file> [--out file.svg|file.png]
   switchyard keys create --tenant T | keys list | keys revoke <id>
+  switchyard health [--max-age-seconds N]                   exit 0 while the worker's heartbeat file is fresh
   switchyard validate <file-or-dir>...
   switchyard blueprints push <dir|file>... | blueprints list   store blueprint versions through the HTTP API
 
 Blueprints come from --blueprints <dir> (repeatable; default ./workflows when it exists).
 
-Environment:
-  REDIS_URL              Redis to use (default ${DEFAULT_REDIS_URL}; dev starts a private one when unset)
+Environment (Redis: the same settings for the worker and every command; set REDIS_URL or REDIS_HOST):
+  REDIS_URL              redis://[:password@]host:port, or rediss:// for TLS
+  REDIS_HOST             or an endpoint (ElastiCache): REDIS_HOST, REDIS_PORT (default 6379),
+  REDIS_PORT, REDIS_TLS    REDIS_TLS (true|false, default false) and the AUTH token as REDIS_AUTH_TOKEN
+  REDIS_AUTH_TOKEN         or REDIS_AUTH_SECRET_ARN (a Secrets Manager secret, read once)
+  REDIS_AUTH_SECRET_ARN
+  REDIS_CLUSTER          true: cluster mode (ElastiCache cluster mode, Serverless), with REDIS_URL or REDIS_HOST
+                         With no REDIS_* variable at all: ${DEFAULT_REDIS_URL} (dev starts a private Redis
+                         instead). With some set, exactly those are used: an incomplete or contradictory set
+                         (REDIS_PORT without REDIS_HOST, REDIS_URL and REDIS_HOST) is refused, never guessed.
   SWITCHYARD_PREFIX      prefix of Switchyard's Redis keys (default sy)
   SWITCHYARD_QUEUE       BullMQ queue name (default switchyard)
   SWITCHYARD_LOG_LEVEL   debug | info | warn | error | silent (default info)
@@ -40,6 +49,8 @@ Environment:
   SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
   SWITCHYARD_LLM_MODEL   model id for openai/bedrock; OPENAI_API_KEY, OPENAI_BASE_URL, AWS_REGION
   SWITCHYARD_LLM_CONCURRENCY  LLM requests in flight per worker (default 8)
+  SWITCHYARD_RUN_TTL_SECONDS  how long finished runs (and child runs a worker starts) are kept (default 604800)
+  SWITCHYARD_HEARTBEAT_FILE   worker: touch this file every 5 s while alive (for switchyard health)
   SWITCHYARD_API_URL     the HTTP API for switchyard blueprints (default http://127.0.0.1:4280); SWITCHYARD_API_KEY its key
 
 Every command takes --help (options and examples) and --verbose (stack traces on errors).`;
@@ -55,20 +66,39 @@ Examples:
   switchyard validate ../shared/seed-workflows workflows/blog.json`,
   worker: `switchyard worker [--blueprints <dir>] [--concurrency N]
 
-Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and lets running nodes finish.
+Consumes node jobs from Redis until SIGINT/SIGTERM, then stops taking jobs and lets running nodes finish
+within the drain timeout; nodes still running then are aborted and handed back to the queue at once.
+Redis: REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_CLUSTER with REDIS_AUTH_TOKEN or
+REDIS_AUTH_SECRET_ARN (switchyard --help); ${DEFAULT_REDIS_URL} only when no REDIS_* variable is set.
 
 Options:
   --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows); needed by subflows
   --concurrency <N>    node jobs at once (default 64; none taken while its LLM slots are all busy)
   --lock-duration <ms> how long a claim on a running node lasts unrenewed; after a worker dies, its
                        nodes run again elsewhere once this passes (default 30000)
+  --drain-timeout <ms> grace period for running nodes on SIGTERM (default SWITCHYARD_DRAIN_TIMEOUT_MS, else
+                       90000: under ECS's StopTimeout of 120 s)
+
+Environment (on ECS):
+  SWITCHYARD_DRAIN_TIMEOUT_MS  as --drain-timeout
+  SWITCHYARD_TASK_PROTECTION   true: protect the task from scale-in while it holds node jobs (through
+                               $ECS_AGENT_URI/task-protection/v1/state; skipped when ECS_AGENT_URI is unset)
+  SWITCHYARD_METRIC_SERVICE    print one EMF line (Switchyard/RunsFailed, dimension Service) per failed run
+
+Environment:
+  SWITCHYARD_RUN_TTL_SECONDS  how long the child runs it starts are kept after they end (default 7 days)
+  SWITCHYARD_HEARTBEAT_FILE   rewritten every SWITCHYARD_HEARTBEAT_MS (default ${DEFAULT_HEARTBEAT_MS}) while the worker
+                              runs and is not draining; switchyard health checks it
 
 Examples:
   REDIS_URL=redis://127.0.0.1:6380 switchyard worker --blueprints workflows/ --concurrency 32
+  REDIS_HOST=my-cache.example.com REDIS_TLS=true REDIS_AUTH_TOKEN=... switchyard worker --blueprints workflows/
   SWITCHYARD_LLM=openai OPENAI_API_KEY=sk-... switchyard worker --blueprints workflows/`,
   run: `switchyard run <blueprintId> [options]
 
 Starts a run. Exit code 0 when the run was started (without --wait) or completed (with --wait), 1 otherwise.
+Redis: the worker's settings (REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_CLUSTER and the AUTH
+token; see switchyard --help); ${DEFAULT_REDIS_URL} only when no REDIS_* variable is set.
 
 Options:
   --blueprints <dir>   blueprint files or directories (repeatable; default ./workflows)
@@ -83,6 +113,7 @@ Options:
 
 Examples:
   switchyard run greeting --input '{"name":"Ada"}' --wait
+  REDIS_HOST=10.0.1.5 REDIS_CLUSTER=true REDIS_AUTH_TOKEN=... switchyard run greeting --wait
   switchyard run content-moderation --input @post.json --wait --json
   switchyard run 100 --blueprints ../shared/seed-workflows --input @topic.json --local --json`,
   status: `switchyard status <runId> [--json]
@@ -134,6 +165,9 @@ switchyard keys revoke <keyId>
 
 API keys for the HTTP API (switchyard dev --auth, the Lambda API). Only a key's SHA-256 is stored: create
 prints the key once (alone on stdout, so it can be captured); list shows ids, tenants, scopes and names.
+Redis: the worker's settings (REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_CLUSTER and the AUTH
+token); ${DEFAULT_REDIS_URL} only when no REDIS_* variable is set. On AWS, where Redis is reachable only
+inside the VPC, use the keys function instead: serverless invoke -f keys --data '{"action":"list"}'.
 
 Options:
   --tenant <tenant>    whose runs the key starts and reads (letters, digits, ".", "_", "-")
@@ -164,10 +198,26 @@ Examples:
   switchyard blueprints push workflows/
   SWITCHYARD_API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com SWITCHYARD_API_KEY=sy_... switchyard blueprints push workflows/use-cases/blog-post.json
   switchyard blueprints list`,
+  health: `switchyard health [--max-age-seconds N] [--file <path>]
+
+A worker's health check (ECS, Docker HEALTHCHECK, Kubernetes exec probe): exit 0 when the worker's
+heartbeat file was written within N seconds, else 1 with one line saying why. A worker started with
+SWITCHYARD_HEARTBEAT_FILE rewrites that file every 5 s from a timer, only while its event loop turns and
+it is not draining, so a hung or stopped worker fails the check. Reads no Redis and no network.
+
+Options:
+  --max-age-seconds <N>  how old the heartbeat may be (default 30)
+  --file <path>          the heartbeat file (default: SWITCHYARD_HEARTBEAT_FILE)
+
+Examples:
+  SWITCHYARD_HEARTBEAT_FILE=/tmp/switchyard-heartbeat switchyard worker --blueprints workflows/ &
+  SWITCHYARD_HEARTBEAT_FILE=/tmp/switchyard-heartbeat switchyard health
+  switchyard health --file /tmp/switchyard-heartbeat --max-age-seconds 15`,
   dev: `switchyard dev [--blueprints <dir>] [--workers N] [--port P] [--host H] [--auth]
 
-Runs a whole Switchyard on this machine until Ctrl-C: Redis (REDIS_URL, else a private redis-server or
-valkey-server on a free port in a temp dir), the HTTP API and the dashboard, and N worker processes.
+Runs a whole Switchyard on this machine until Ctrl-C: Redis (the REDIS_* settings when any is set, as for
+every command; else a private redis-server or valkey-server on a free port in a temp dir), the HTTP API
+and the dashboard, and N worker processes.
 Ctrl-C stops the workers (they finish their running nodes), the API and the Redis it started.
 
 Options:
@@ -187,13 +237,14 @@ Examples:
 /** The options each command takes (besides --help and --verbose). */
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   validate: [],
-  worker: ['blueprints', 'concurrency', 'lock-duration'],
+  worker: ['blueprints', 'concurrency', 'lock-duration', 'drain-timeout'],
   run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'json', 'local', 'tenant'],
   status: ['json'],
   cancel: [],
   events: ['follow', 'json'],
   graph: ['blueprints', 'out'],
   keys: ['tenant', 'scopes', 'name', 'json'],
+  health: ['max-age-seconds', 'file'],
   dev: ['blueprints', 'workers', 'concurrency', 'port', 'host', 'auth'],
   blueprints: ['api', 'key', 'json'],
 };
@@ -242,6 +293,8 @@ export async function main(argv: string[]): Promise<number> {
         return await graph(positionals, values, env);
       case 'keys':
         return await keys(positionals, values, env);
+      case 'health':
+        return health(positionals, values, env);
       case 'dev':
         return await dev(positionals, values, env);
       case 'blueprints':
@@ -285,20 +338,14 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const concurrency = intOption('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1);
   const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
+  // Drain grace period, ECS task scale-in protection, the RunsFailed metric line.
+  const ops = workerOpsFromEnv(process.env, values, cliLogger(env));
   const registry = await loadRegistry(values.blueprints, env);
   // REDIS_URL, or an ElastiCache endpoint (REDIS_HOST, REDIS_PORT, REDIS_TLS, REDIS_AUTH_TOKEN as ECS
   // injects it from Secrets Manager, REDIS_CLUSTER) as the Fargate task definition sets it.
-  const target = redisTargetFromEnv(process.env);
-  let redis: string | RedisClient;
-  if (target.kind === 'url' && !target.cluster) {
-    await checkRedis(target.url);
-    redis = target.url;
-  } else {
-    const warn = cliLogger(env);
-    redis = await connectRedis(target, { role: 'worker', onError: (error) => warn.warn('redis connection error', { error }) });
-  }
-  const ttl = process.env.SWITCHYARD_RUN_TTL_SECONDS;
-  const runTtlSeconds = ttl ? intOption('SWITCHYARD_RUN_TTL_SECONDS', ttl, DEFAULT_RUN_TTL_SECONDS, 1) : undefined;
+  const warn = cliLogger(env);
+  const redis = await openRedis(env, { role: 'worker', onError: (error) => warn.warn('redis connection error', { error }) });
+  const runTtlSeconds = env.runTtlSeconds;
   const w = new SwitchyardWorker({
     redis,
     prefix: env.prefix,
@@ -310,6 +357,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     lockDurationMs,
     runTtlSeconds,
     logger: cliLogger(env),
+    ...ops,
   });
   const log = cliLogger(env, { worker: w.id });
   // Signal handlers first, so a SIGTERM that arrives while the worker starts still drains it. They stay
@@ -324,12 +372,17 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
   process.on('SIGTERM', onSigterm);
   process.on('SIGINT', onSigint);
   await w.ready();
-  log.info('worker ready', { concurrency, blueprints: registry.ids().length });
+  log.info('worker ready', { concurrency, blueprints: registry.ids().length, redis: describeRedisTarget(redisTarget(env)) });
+  const heartbeat: Heartbeat | undefined = env.heartbeatFile
+    ? startHeartbeat(env.heartbeatFile, env.heartbeatMs, { workerId: w.id }, (error) => log.warn('heartbeat', { error }))
+    : undefined;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (reason: string) => {
       if (stopping) return;
       stopping = true;
+      // A draining worker is not healthy any more: its heartbeat goes stale.
+      heartbeat?.stop();
       log.info('draining: finishing running nodes, taking no new ones', { signal: reason });
       resolve();
     };
@@ -344,7 +397,19 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     }
   });
   await w.close();
-  if (typeof redis !== 'string') await redis.quit().catch(() => undefined);
+  await redis.quit().catch(() => undefined);
   log.info('worker stopped');
   return 0;
+}
+
+/** `switchyard health`: the worker's heartbeat file is fresh (exit 0) or not (exit 1, one line why). */
+function health(positionals: string[], values: Parsed, env: CliEnv): number {
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const maxAgeSeconds = intOption('max-age-seconds', values['max-age-seconds'], 30, 1);
+  const file = values.file ?? env.heartbeatFile;
+  if (!file) throw new UsageError('name the heartbeat file: --file <path>, or SWITCHYARD_HEARTBEAT_FILE as the worker has it');
+  const result = checkHeartbeat(file, maxAgeSeconds);
+  if (result.ok) console.log(result.message);
+  else console.error(`switchyard health: ${result.message}`);
+  return result.ok ? 0 : 1;
 }

@@ -6,18 +6,30 @@ import { BlueprintRegistry } from '../blueprint/load.js';
 import { SwitchyardClient } from '../client/client.js';
 import { compileGraph } from '../engine/graph.js';
 import { runInMemory } from '../executor/memory-executor.js';
-import type { RunView } from '../engine/run-view.js';
+import type { RunView } from '../types/run-view.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
-import { blueprintPaths, checkRedis, cliLogger, DEFAULT_REDIS_URL, formatDuration, loadRegistry, palette, parseInput, table, UsageError, type CliEnv } from './common.js';
+import { blueprintPaths, cliLogger, formatDuration, loadRegistry, openRedis, palette, parseInput, table, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
 import { createProgressPrinter, followRunEvents } from './progress.js';
 
-/** A client on the environment's Redis, after checking that Redis answers. */
+/** A client on the environment's Redis (every REDIS_* setting, as the worker reads them), after checking that Redis answers. */
 async function openClient(env: CliEnv, registry?: BlueprintRegistry): Promise<SwitchyardClient> {
-  const url = env.redisUrl ?? DEFAULT_REDIS_URL;
-  await checkRedis(url);
-  return new SwitchyardClient({ redis: url, prefix: env.prefix, queueName: env.queueName, blueprints: registry ?? new BlueprintRegistry(createNodeKinds()) });
+  const redis = await openRedis(env);
+  const client = new SwitchyardClient({
+    redis,
+    prefix: env.prefix,
+    queueName: env.queueName,
+    runTtlSeconds: env.runTtlSeconds,
+    blueprints: registry ?? new BlueprintRegistry(createNodeKinds()),
+  });
+  // The client does not close a connection it was given: closing the client closes ours too.
+  const closeClient = client.close.bind(client);
+  client.close = async () => {
+    await closeClient();
+    await redis.quit().catch(() => undefined);
+  };
+  return client;
 }
 
 function onePositional(positionals: string[], what: string, usage: string): string {

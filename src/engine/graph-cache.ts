@@ -1,7 +1,7 @@
 import { analyzeBlueprint } from '../blueprint/analyze.js';
 import { BlueprintSchema, type Blueprint } from '../blueprint/schema.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import type { NodeKindRegistry } from '../nodes/types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
 import { compileGraph, type Graph } from './graph.js';
 
 /**

@@ -2,7 +2,7 @@ import type { BlueprintAnalysis } from '../blueprint/analyze.js';
 import { parseCondition, type Condition } from '../blueprint/condition.js';
 import type { Blueprint, NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import type { NodeKindRegistry, NodeReads } from '../nodes/types.js';
+import type { NodeKindRegistry, NodeReads } from '../types/node-kind.js';
 import type { RunTopology } from '../store/run-state.js';
 import { encodeTopology, type NodeNeeds, type NodeScriptArgs } from '../store/script-args.js';
 

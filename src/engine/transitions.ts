@@ -1,8 +1,8 @@
 import type { ConditionScope } from '../blueprint/condition.js';
 import type { SerializedError } from '../errors.js';
-import type { NodeResult } from '../nodes/types.js';
+import type { NodeResult } from '../types/node-kind.js';
 import type { CompiledNode, Graph } from './graph.js';
-import { isTerminalNodeStatus, type NodeStatus, type RunStatus } from './statuses.js';
+import { isTerminalNodeStatus, type NodeStatus, type RunStatus } from '../types/statuses.js';
 
 /**
  * Pure run-state transitions. The in-memory executor applies them directly; the Redis store applies the

@@ -1,7 +1,7 @@
 import type { NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
-import type { RunView } from '../engine/run-view.js';
-import type { NodeResult } from '../nodes/types.js';
+import type { RunView } from '../types/run-view.js';
+import type { NodeResult } from '../types/node-kind.js';
 import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, NonRetryableError, SwitchyardError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ChildRuns, NodeContext, NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import type { RunView } from '../engine/run-view.js';
+import type { ChildRuns, NodeContext, NodeKindRegistry, NodeResult } from '../types/node-kind.js';
+import type { RunView } from '../types/run-view.js';
 
 /** What running one node definition needs: where it runs, its inputs, its attempt, signal and limits. */
 export interface ExecuteNodeOptions {
@@ -63,7 +63,7 @@ export function resumeNode(options: ExecuteNodeOptions, child: RunView): Promise
 
 type Kind = NonNullable<ReturnType<NodeKindRegistry['get']>>;
 
-async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeContext<any>) => Promise<NodeResult> | NodeResult): Promise<NodeResult> {
+async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeContext<unknown>) => Promise<NodeResult> | NodeResult): Promise<NodeResult> {
   const { definition, nodeId, runId } = options;
   const kind = options.kinds.get(definition.uses);
   if (!kind) {
@@ -74,7 +74,7 @@ async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeC
   if (options.timeoutMs !== undefined) signals.push(AbortSignal.timeout(options.timeoutMs));
   const signal = signals.length === 1 ? options.signal : AbortSignal.any(signals);
   const { context, outputs } = options;
-  const ctx: NodeContext<any> = {
+  const ctx: NodeContext<unknown> = {
     runId,
     nodeId,
     blueprintId: options.blueprintId,

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult } from '../nodes/types.js';
-import { sumUsage } from '../llm/usage.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult } from '../types/node-kind.js';
+import { sumUsage } from '../types/usage.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
-import { childRunId } from '../engine/ids.js';
-import type { RunView } from '../engine/run-view.js';
+import { childRunId } from '../types/ids.js';
+import type { RunView } from '../types/run-view.js';
 import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from '../engine/transitions.js';
 import { runAttempt, serializeFailure } from './attempt-policy.js';
 

@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
-import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError } from '../errors.js';
-import { childRunId } from '../engine/ids.js';
+import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
+import { childRunId } from '../types/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
-import type { RunView } from '../engine/run-view.js';
+import type { RunView } from '../types/run-view.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../nodes/types.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { BlueprintStore } from '../store/blueprint-store.js';
 import { RedisStore } from '../store/redis-store.js';
@@ -18,6 +18,7 @@ import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
 import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { errorMessage, runAttempt, serializeFailure } from './attempt-policy.js';
+import { TaskProtection, type TaskProtectionOptions } from './task-protection.js';
 
 export interface WorkerOptions extends SwitchyardOptions {
   /** Node kinds this worker can run. */
@@ -46,6 +47,31 @@ export interface WorkerOptions extends SwitchyardOptions {
   /** Shown in run views and events. @default `<hostname>-<pid>-<random>` */
   workerId?: string;
   logger?: Logger;
+  /**
+   * The grace period of {@link SwitchyardWorker.close}: running steps may finish for this long; then their
+   * AbortSignal fires and their nodes go back to the queue at once, so another worker runs them without
+   * waiting for this worker's lock to lapse. Keep it under the time the platform gives a stopping process
+   * (ECS: the container's StopTimeout). `Infinity` waits for every step however long. @default 90000
+   */
+  drainTimeoutMs?: number;
+  /**
+   * ECS task scale-in protection while this worker holds node jobs (set through the ECS agent endpoint,
+   * cleared a little after the last job ends). @default none
+   */
+  taskProtection?: TaskProtectionOptions;
+  /**
+   * Called once for each run this worker fails (a node failed after its retries and fallback): the worker
+   * process turns it into a metric. Errors it throws are logged and ignored. @default none
+   */
+  onRunFailed?: (failure: RunFailure) => void;
+}
+
+/** A run that a worker failed, for {@link WorkerOptions.onRunFailed}. */
+export interface RunFailure {
+  runId: string;
+  /** The node whose failure failed the run. */
+  nodeId: string;
+  error: SerializedError;
 }
 
 /**
@@ -74,6 +100,11 @@ export class SwitchyardWorker {
   private closing: Promise<void> | undefined;
   /** Set on close(): running steps finish, but no further successor is claimed. */
   private stopping = false;
+  /** Set when close()'s grace period ends: running steps are aborted and handed back, none starts. */
+  private handingBack = false;
+  private readonly drainTimeoutMs: number;
+  private readonly protection: TaskProtection | undefined;
+  private readonly onRunFailed: ((failure: RunFailure) => void) | undefined;
   /** Node steps running in this worker now, over all jobs. */
   private steps = 0;
   /** Steps this worker runs at once before successors go to the queue instead (4 x concurrency). */
@@ -109,6 +140,13 @@ export class SwitchyardWorker {
     }
     this.localLimit = concurrency * 4;
     this.concurrency = concurrency;
+    const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    if (Number.isNaN(drainTimeoutMs) || drainTimeoutMs < 0) {
+      throw new SwitchyardError(ErrorCodes.CONFIG, `drainTimeoutMs must be a number of ms >= 0 or Infinity (got ${drainTimeoutMs})`);
+    }
+    this.drainTimeoutMs = drainTimeoutMs;
+    this.protection = options.taskProtection ? new TaskProtection(options.taskProtection, this.logger) : undefined;
+    this.onRunFailed = options.onRunFailed;
     // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes itself.
     this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false });
     this.subscriber.on('error', (err: Error) => this.logger.warn('abort subscription connection error', { error: err.message }));
@@ -131,16 +169,50 @@ export class SwitchyardWorker {
     await Promise.all([this.worker.waitUntilReady(), this.subscribed, this.seeding]);
   }
 
-  /** Stops taking jobs, lets in-flight nodes finish, then disconnects. Safe to call twice. */
+  /**
+   * Stops taking jobs and lets running nodes finish for up to `drainTimeoutMs`; then aborts the rest and
+   * hands their nodes back to the queue, clears task protection, and disconnects. Safe to call twice.
+   */
   close(): Promise<void> {
     this.stopping = true;
     this.closing ??= (async () => {
-      await this.worker.close();
+      await this.drain(this.worker.close());
+      await this.protection?.close();
       await this.queue.close();
       await this.subscriber.quit().catch(() => undefined);
       if (this.options.ownsRedis) await this.options.redis.quit().catch(() => undefined);
     })();
     return this.closing;
+  }
+
+  /** Waits for BullMQ's close (which waits for the running jobs) up to the grace period, then hands back what still runs. */
+  private async drain(closed: Promise<void>): Promise<void> {
+    if (this.drainTimeoutMs === Infinity) return closed;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), this.drainTimeoutMs)));
+    try {
+      if ((await Promise.race([closed, expired])) !== 'expired') return;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.logger.warn('drain timeout: aborting running nodes and handing them back to the queue', { drainTimeoutMs: this.drainTimeoutMs, steps: this.steps, jobs: this.jobs });
+    this.handingBack = true;
+    // The steps' attempts end as cancelled (their signal fired); attempt() then hands each back.
+    for (const entry of this.running.values()) entry.controller.abort();
+    await closed;
+  }
+
+  /**
+   * Gives a node this worker claimed but will not finish back to the queue, as a job another worker takes
+   * next, after releasing its claim (release-node): queued again with its attempt undone, so the next worker
+   * runs the same attempt (no failure, no back-off, no retry used up). The release goes first so that no
+   * other worker can claim the node before it. A subflow node waiting for its child keeps its claim (its
+   * resume job finishes it).
+   */
+  private async handBack(data: NodeJobData, logger: Logger): Promise<void> {
+    if (!data.childRunId) await this.store.releaseNodes(data.runId, this.id, [data.nodeId]);
+    await this.queue.enqueueHandBack(data);
+    logger.info('node handed back to the queue', { runId: data.runId, nodeId: data.nodeId });
   }
 
   private abortRun(runId: string): void {
@@ -180,17 +252,17 @@ export class SwitchyardWorker {
   }
 
   private async process(job: Job<NodeJobData>): Promise<void> {
-    this.jobs++;
+    if (this.jobs++ === 0) this.protection?.busy();
     try {
       await this.processJob(job);
     } finally {
-      this.jobs--;
+      if (--this.jobs === 0) this.protection?.idle();
       this.adjustIntake();
     }
   }
 
   private async processJob(job: Job<NodeJobData>): Promise<void> {
-    const { runId, nodeId, version, childRunId, siblings } = job.data;
+    const { runId, nodeId, version } = job.data;
     let graph: Graph;
     try {
       graph = await this.graphs.get(version);
@@ -215,6 +287,8 @@ export class SwitchyardWorker {
 
   private async runJob(job: Job<NodeJobData>, graph: Graph, node: CompiledNode, holdFirst: () => void): Promise<void> {
     const { runId, version, childRunId, siblings } = job.data;
+    // Fetched as the grace period ended: hand the job back as it is, before it claims (and counts) anything.
+    if (this.handingBack) return this.handBack(job.data, this.logger);
     const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
     const begin = await this.store.startNode(runId, node, this.id, childRunId ? 'resume' : 'start', others);
     switch (begin.kind) {
@@ -237,6 +311,13 @@ export class SwitchyardWorker {
     let steps = 0;
     const running = new Set<Promise<void>>();
     const launch = (step: Step, release = this.hold(step.node)) => {
+      if (this.handingBack) {
+        // Claimed (a successor, a sibling) but not started when the grace period ended.
+        release();
+        const task = this.handBack(stepJob(runId, version, step), this.logger).finally(() => running.delete(task));
+        running.add(task);
+        return;
+      }
       if (++steps > MAX_STEPS_PER_JOB) {
         release();
         void this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
@@ -320,6 +401,8 @@ export class SwitchyardWorker {
           await this.fail(runId, node.id, outcome.error, attempt, logger);
           return undefined;
         case 'cancelled':
+          // Its signal fired: the run was cancelled or failed elsewhere, or this worker's grace period ended.
+          if (this.handingBack) await this.handBack(stepJob(runId, graph.version, step), logger);
           return undefined;
       }
     } finally {
@@ -391,7 +474,16 @@ export class SwitchyardWorker {
   private async fail(runId: string, nodeId: string, err: unknown, attempt: number, logger: Logger): Promise<void> {
     const error = serializeFailure(err, attempt);
     logger.error('node failed; failing the run', { nodeId, error: error.message });
-    await this.runs.afterEnding(await this.store.failNode(runId, nodeId, error), runId);
+    const ending = await this.store.failNode(runId, nodeId, error);
+    // Only when this call failed the run (not when it had ended already): one report per failed run.
+    if (ending && this.onRunFailed) {
+      try {
+        this.onRunFailed({ runId, nodeId, error });
+      } catch (hookErr) {
+        logger.warn('onRunFailed threw', { error: errorMessage(hookErr) });
+      }
+    }
+    await this.runs.afterEnding(ending, runId);
   }
 
   private async enqueue(runId: string, graph: Graph, nodeIds: readonly string[]): Promise<void> {
@@ -424,6 +516,16 @@ interface Step {
 }
 
 const NO_RELEASE = () => undefined;
+
+/** The job that runs `step` again elsewhere: a resume job for a subflow node whose child ended, else a start job. */
+function stepJob(runId: string, version: string, step: Step): NodeJobData {
+  const data: NodeJobData = { runId, nodeId: step.node.id, version };
+  if (step.childRunId) data.childRunId = step.childRunId;
+  return data;
+}
+
+/** How long close() lets running nodes finish before handing them back, unless told otherwise. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 90_000;
 
 /** Node jobs a worker runs at once unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 64;

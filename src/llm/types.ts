@@ -1,8 +1,6 @@
-/** Token counts reported for one completion. */
-export interface TokenUsage {
-  promptTokens: number;
-  completionTokens: number;
-}
+import type { TokenUsage } from '../types/usage.js';
+
+export type { TokenUsage };
 
 export interface CompletionRequest {
   /** The filled prompt, sent as the user message. */

@@ -7,6 +7,7 @@ import { ApiKeyStore } from '../api/keys.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { SwitchyardClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
+import type { RedisClient } from '../store/redis-store.js';
 import { startApiServer, type ApiServer } from './dev-server.js';
 import { startLocalRedis, type LocalRedis } from './redis-server.js';
 
@@ -29,9 +30,12 @@ export function isWorkerReadyMessage(value: unknown): value is WorkerReadyMessag
 
 /** A Redis to use: the one the user named, or a private one this process started (and must stop). */
 export interface RedisChoice {
+  /** The URL; for a `connection` its `host:port` (never a password). */
   url: string;
   /** Set when this process started the server. */
   server?: LocalRedis;
+  /** Set when the caller's connection is used (the stack closes it). */
+  client?: RedisClient;
 }
 
 /**
@@ -175,6 +179,11 @@ export function isProcessAlive(pid: number): boolean {
 export interface LocalStackOptions {
   /** Use this Redis; else a private one is started (and stopped with the stack). */
   redisUrl?: string;
+  /**
+   * Or a Redis the caller connects to (REDIS_HOST, cluster mode, an AUTH token): the API's client uses
+   * it (the stack closes it), and the workers find the same Redis from the REDIS_* variables in workerEnv.
+   */
+  redisConnection?: { address: string; connect(): Promise<RedisClient> };
   /** Where to look for redis-server/valkey-server. @default process.env.PATH */
   redisSearchPath?: string;
   prefix: string;
@@ -224,9 +233,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     })());
   };
   try {
-    const redis = await provideRedis(options.redisUrl, { path: options.redisSearchPath });
+    const given = options.redisConnection;
+    const redis: RedisChoice = given ? { url: given.address, client: await given.connect() } : await provideRedis(options.redisUrl, { path: options.redisSearchPath });
     if (redis.server) undo.push(() => redis.server!.stop());
-    const client = new SwitchyardClient({ redis: redis.url, prefix: options.prefix, queueName: options.queueName, blueprints: options.registry });
+    if (redis.client) undo.push(() => redis.client!.quit().then(() => undefined, () => undefined));
+    const client = new SwitchyardClient({ redis: redis.client ?? redis.url, prefix: options.prefix, queueName: options.queueName, blueprints: options.registry });
     undo.push(() => client.close());
     // The blueprints given become the first stored version of their ids (a pushed version wins).
     await client.seedBlueprints();
@@ -235,7 +246,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     undo.push(() => handler.close());
     const api = await startApiServer(handler, { port: options.api.port, host: options.api.host });
     undo.push(() => api.close());
-    const workerEnv = { ...options.workerEnv, REDIS_URL: redis.url, SWITCHYARD_PREFIX: options.prefix, SWITCHYARD_QUEUE: options.queueName };
+    const workerEnv = { ...options.workerEnv, ...(redis.client ? {} : { REDIS_URL: redis.url }), SWITCHYARD_PREFIX: options.prefix, SWITCHYARD_QUEUE: options.queueName };
     const workers = await startWorkerProcesses(options.workers, {
       blueprints: options.blueprintPaths,
       env: workerEnv,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ConditionError, parseCondition, type Condition } from '../blueprint/condition.js';
 import { NonRetryableError } from '../errors.js';
 import { InputsSchema, renderTemplate, templateSources } from './template-text.js';
-import { NodeKindRegistry, type NodeKind, type NodeReads } from './types.js';
+import { NodeKindRegistry, type NodeKind, type NodeReads } from '../types/node-kind.js';
 
 /** `template` and `output` accept the seed's `promptTemplate` as well as `template`. */
 const TemplateParams = z

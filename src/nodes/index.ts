@@ -4,7 +4,7 @@ import { builtinNodeKinds } from './builtin.js';
 import { createLambdaKind, type LambdaKindOptions } from './lambda.js';
 import { createLlmKinds } from './llm.js';
 import { subflowKind } from './subflow.js';
-import type { NodeKindRegistry } from './types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
 
 export interface NodeKindsOptions {
   /** The provider behind the llm-* kinds. @default the offline provider */

@@ -2,7 +2,7 @@ import type { LambdaClient, LambdaClientConfig } from '@aws-sdk/client-lambda';
 import { z } from 'zod';
 import { NodeError, NonRetryableError } from '../errors.js';
 import { InputsSchema, renderTemplate, resolveInputs, templateSources } from './template-text.js';
-import type { NodeContext, NodeKind, NodeReads } from './types.js';
+import type { NodeContext, NodeKind, NodeReads } from '../types/node-kind.js';
 
 /** How the `lambda` node kind reaches AWS Lambda. Anything left out comes from the SDK's default chain. */
 export interface LambdaKindOptions {

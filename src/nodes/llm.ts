@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { LlmProvider } from '../llm/types.js';
 import { InputsSchema, renderTemplate, templateSources } from './template-text.js';
-import type { NodeContext, NodeKind, NodeResult } from './types.js';
+import type { NodeContext, NodeKind, NodeResult } from '../types/node-kind.js';
 
 const LlmParams = z
   .object({

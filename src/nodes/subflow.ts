@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { NonRetryableError } from '../errors.js';
 import { InputsSchema, resolveInput, templateSources } from './template-text.js';
-import type { NodeKind } from './types.js';
+import type { NodeKind } from '../types/node-kind.js';
 
 const SubflowParams = z
   .object({

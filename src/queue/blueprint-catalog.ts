@@ -2,7 +2,7 @@ import { analyzeBlueprint } from '../blueprint/analyze.js';
 import { blueprintVersion, parseBlueprint, type BlueprintRegistry, type LoadedBlueprint } from '../blueprint/load.js';
 import { BlueprintSchema, type Blueprint } from '../blueprint/schema.js';
 import { ErrorCodes, SwitchyardError, ValidationError } from '../errors.js';
-import type { NodeKindRegistry } from '../nodes/types.js';
+import type { NodeKindRegistry } from '../types/node-kind.js';
 import type { BlueprintStore, StoredVersion } from '../store/blueprint-store.js';
 import type { BlueprintPins } from '../store/run-state.js';
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Queue, type JobsOptions } from 'bullmq';
 import type { CompiledNode } from '../engine/graph.js';
 import type { ResolvedOptions } from '../options.js';
@@ -68,6 +69,16 @@ export class NodeQueue {
       { runId: parent.runId, nodeId: parent.nodeId, version: parent.version, childRunId },
       { jobId: `${nodeJobId(parent.runId, parent.nodeId)}.${childRunId}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
     );
+  }
+
+  /**
+   * Adds a job that a stopping worker hands back (a node it claimed but did not finish in its drain, or a
+   * job it fetched but did not start): another worker takes it next (LIFO), at once. A fresh job id: the
+   * job that carried the node may still be active, and BullMQ ignores an add whose id exists.
+   */
+  async enqueueHandBack(data: NodeJobData): Promise<void> {
+    const jobId = `${nodeJobId(data.runId, data.nodeId)}.handback-${randomBytes(4).toString('hex')}`;
+    await this.queue.add(data.nodeId, data, { jobId, lifo: true, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } });
   }
 
   async close(): Promise<void> {

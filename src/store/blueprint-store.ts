@@ -1,7 +1,7 @@
 import type { Blueprint } from '../blueprint/schema.js';
 import type { StoreKeys } from './keys.js';
 import { BLUEPRINT_SCRIPTS } from './lua/blueprints/scripts.generated.js';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 
 /** A stored version of a blueprint id, and when it was first pushed (or seeded). */
 export interface StoredVersion {

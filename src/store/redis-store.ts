@@ -1,16 +1,17 @@
 import type { Blueprint } from '../blueprint/schema.js';
 import type { SerializedError } from '../errors.js';
-import type { RunView } from '../engine/run-view.js';
-import type { RunStatus } from '../engine/statuses.js';
+import type { RunView } from '../types/run-view.js';
+import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 import { readRun, readRunPins, readRunStatus, type BlueprintPins } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
   encodeCompleteNode,
   encodeFailNode,
+  encodeReleaseNode,
   encodeRetryNode,
   encodeStartNode,
   encodeStartRun,
@@ -27,6 +28,7 @@ import {
   decodeFailNode,
   decodeStartNode,
   decodeStartRun,
+  decodeReleaseNode,
   decodeWaitNode,
   type CancelRunReply,
   type CompleteNodeReply,
@@ -34,11 +36,12 @@ import {
   type ScriptReply,
   type StartNodeReply,
   type StartRunReply,
+  type ReleaseNodeReply,
   type WaitNodeReply,
 } from './script-replies.js';
 
-export type { RedisClient } from './redis-client.js';
-export { sumUsage } from '../llm/usage.js';
+export type { RedisClient } from '../types/redis-client.js';
+export { sumUsage } from '../types/usage.js';
 export type { BlueprintPins, ParentLink } from './run-state.js';
 export type { NodeScriptArgs, StartRunInput, StoreNode } from './script-args.js';
 export type { ClaimedNode, CompleteNodeReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
@@ -55,6 +58,7 @@ const SCRIPTS = {
   sy2RetryNode: LUA_SCRIPTS['retry-node'],
   sy2CancelRun: LUA_SCRIPTS['cancel-run'],
   sy2WaitNode: LUA_SCRIPTS['wait-node'],
+  sy2ReleaseNode: LUA_SCRIPTS['release-node'],
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -134,6 +138,14 @@ export class RedisStore {
   }
 
   /** Records a failed attempt that will be retried after `delayMs`. */
+  /**
+   * Gives back nodes this worker claimed but will not finish (it is stopping): those still running for it
+   * go back to queued with their attempt undone. The caller enqueues their jobs.
+   */
+  async releaseNodes(runId: string, workerId: string, nodeIds: readonly string[]): Promise<ReleaseNodeReply> {
+    return decodeReleaseNode(await this.call('sy2ReleaseNode', encodeReleaseNode(this.keys, runId, workerId, nodeIds)));
+  }
+
   async retryNode(runId: string, nodeId: string, error: SerializedError, delayMs: number): Promise<void> {
     await this.call('sy2RetryNode', encodeRetryNode(this.keys, runId, nodeId, error, delayMs));
   }

@@ -1,9 +1,9 @@
 import type { Redis, Cluster } from 'ioredis';
-import { childRunId } from '../engine/ids.js';
-import { isTerminalRunStatus } from '../engine/statuses.js';
+import { childRunId } from '../types/ids.js';
+import { isTerminalRunStatus } from '../types/statuses.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import type { StoreKeys } from './keys.js';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 import { readRunStatus } from './run-state.js';
 
 /**
@@ -45,6 +45,8 @@ export type NodeRetryingEvent = EventHead & AttemptFields & { type: 'node.retryi
 export type NodeFailedEvent = EventHead & AttemptFields & { type: 'node.failed'; error: string };
 /** wait-node: a subflow node gave up its worker slot until its child run ends. */
 export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child: string };
+/** release-node: a stopping worker gave the node back, its attempt undone (`attempt` is the one before). */
+export type NodeReleasedEvent = EventHead & { type: 'node.released'; node: string; attempt: string; worker: string };
 /** fail-node and cancel-run: the run's unfinished nodes, comma-joined, were cancelled. */
 export type NodesCancelledEvent = EventHead & { type: 'nodes.cancelled'; nodes: string };
 
@@ -57,6 +59,7 @@ export type RunEvent =
   | NodeRetryingEvent
   | NodeFailedEvent
   | NodeWaitingEvent
+  | NodeReleasedEvent
   | NodesCancelledEvent;
 
 export type RunEventType = RunEvent['type'];

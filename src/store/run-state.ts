@@ -1,10 +1,10 @@
 import type { SerializedError } from '../errors.js';
-import type { NodeView, RunView } from '../engine/run-view.js';
-import { NodeStatuses, type NodeStatus, type RunStatus } from '../engine/statuses.js';
-import type { TokenUsage } from '../llm/types.js';
-import { sumUsage } from '../llm/usage.js';
+import type { NodeView, RunView } from '../types/run-view.js';
+import { NodeStatuses, type NodeStatus, type RunStatus } from '../types/statuses.js';
+import type { TokenUsage } from '../types/usage.js';
+import { sumUsage } from '../types/usage.js';
 import type { StoreKeys } from './keys.js';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from '../types/redis-client.js';
 
 /**
  * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own

@@ -206,6 +206,13 @@ export function encodeCompleteNode(
   return call;
 }
 
+/** release-node-4.lua */
+export function encodeReleaseNode(keys: StoreKeys, runId: string, workerId: string, nodeIds: readonly string[]): ScriptCall {
+  const call = head(keys, runId);
+  call.push(workerId, ...nodeIds);
+  return call;
+}
+
 /** retry-node-4.lua */
 export function encodeRetryNode(keys: StoreKeys, runId: string, nodeId: string, error: SerializedError, delayMs: number): ScriptCall {
   const call = head(keys, runId);

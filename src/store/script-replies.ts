@@ -1,4 +1,4 @@
-import type { RunStatus } from '../engine/statuses.js';
+import type { RunStatus } from '../types/statuses.js';
 import { parseParentLink, type ParentLink } from './run-state.js';
 import type { NodeNeeds, StoreNode } from './script-args.js';
 
@@ -134,6 +134,14 @@ export function decodeCancelRun(reply: ScriptReply): CancelRunReply {
 export function decodeWaitNode(reply: ScriptReply): WaitNodeReply {
   if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
   return { outcome: reply[0] === 'waiting' ? 'waiting' : 'not-running' };
+}
+
+/** release-node-4.lua: the nodes given back (queued again, their attempt undone). */
+export type ReleaseNodeReply = { outcome: 'ok'; released: string[] } | { outcome: 'stale'; runStatus: string };
+
+export function decodeReleaseNode(reply: ScriptReply): ReleaseNodeReply {
+  if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
+  return { outcome: 'ok', released: splitCsv(reply[1]) };
 }
 
 function splitCsv(value: ScriptReply[number] | undefined): string[] {

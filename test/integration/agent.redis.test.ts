@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlueprintRegistry } from '../../src/blueprint/load.js';
 import { createNodeKinds } from '../../src/nodes/index.js';
-import type { RunView } from '../../src/engine/run-view.js';
+import type { RunView } from '../../src/types/run-view.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { requireSeeds, SEED_INPUTS, WORKFLOWS_DIR } from '../support/seeds.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileGraph } from '../../src/engine/graph.js';
 import { runInMemory } from '../../src/executor/memory-executor.js';
-import type { RunView } from '../../src/engine/run-view.js';
+import type { RunView } from '../../src/types/run-view.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { Probe, testKinds } from '../support/test-kinds.js';
 

@@ -20,10 +20,17 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
 }
 
 /** A long-running CLI process (a worker), resolved once a stderr log line matches `readyWhen`. */
-export function startCli(args: string[], env: Record<string, string>, readyWhen: RegExp): Promise<{ child: ChildProcess; log: () => string; exited: Promise<number | null> }> {
+export function startCli(
+  args: string[],
+  env: Record<string, string>,
+  readyWhen: RegExp,
+): Promise<{ child: ChildProcess; log: () => string; stdout: () => string; exited: Promise<number | null> }> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let log = '';
+  // stdout alone too (metric lines), besides the interleaved log of both streams.
+  let stdout = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     started.delete(child);
     resolve(code);
@@ -31,7 +38,7 @@ export function startCli(args: string[], env: Record<string, string>, readyWhen:
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => {
       log += d;
-      if (readyWhen.test(log)) resolve({ child, log: () => log, exited });
+      if (readyWhen.test(log)) resolve({ child, log: () => log, stdout: () => stdout, exited });
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NonRetryableError } from '../../src/errors.js';
-import type { NodeKind } from '../../src/nodes/types.js';
+import type { NodeKind } from '../../src/types/node-kind.js';
 
 /**
  * Node kinds for tests. They record what happened per `<runId>:<nodeId>` (the idempotency key) in

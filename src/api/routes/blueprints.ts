@@ -3,7 +3,7 @@ import { Hono } from 'hono/tiny';
 import { z } from 'zod';
 import type { BlueprintRegistry, LoadedBlueprint } from '../../blueprint/load.js';
 import { BLUEPRINT_ID_PATTERN } from '../../blueprint/schema.js';
-import { layoutBlueprint } from '../../graph/layout.js';
+import { layoutBlueprint } from '../../drawing/layout.js';
 import { VERSION_PATTERN, type BlueprintCatalog, type CatalogEntry } from '../../queue/blueprint-catalog.js';
 import { clip, type ApiEnv } from '../env.js';
 import { parseJsonBody, validate, validationError } from '../json-body.js';

@@ -540,6 +540,108 @@ redis.call('PUBLISH', abortChannel, runId)
 return {'failed', parentOf(), unpack(children)}
 `,
   },
+  /** release-node-4.lua, includes inlined. */
+  "release-node": {
+    numberOfKeys: 4,
+    lua: `--[[
+releaseNode: a stopping worker gives back nodes it claimed but will not finish (its grace period ended).
+Each node still running for that worker goes back to queued with its attempt undone, so the next claim
+runs the same attempt again: no failure, no back-off, no retry used up, and a subflow's child run id
+(derived from the attempt) stays the same. A node waiting for its child run stays as it is (its resume
+job finishes it), and so does one another worker has claimed meanwhile.
+
+KEYS: state, ctx, outputs, events (see includes/run-context.lua)
+ARGV: runId, now, endedChannel, abortChannel, [5] workerId, [6..] node ids
+Returns: {'ok', releasedCsv} | {'stale', runStatus}
+Events: node.released (attempt undone, worker) per node released
+]]
+-- [included "state-cache"]
+--[[
+Reads of the state hash go through a cache, and every change is written with one HSET at the end
+(\`flush\`), so a transition costs a handful of commands however many fields it touches.
+]]
+-- [included "run-context"]
+--[[
+The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
+
+  KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
+
+(src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
+
+The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
+node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+src/store/run-state.ts is the one reader of these fields outside the scripts.
+]]
+-- Every script names all of them, whether or not it uses each one.
+local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
+local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+
+local cache, dirty, dirtyList = {}, {}, {}
+local function load(...)
+  local fields = {...}
+  local values = redis.call('HMGET', stateKey, unpack(fields))
+  -- A field changed in this script keeps its new value: Redis has not seen it yet.
+  for i, field in ipairs(fields) do if not dirty[field] then cache[field] = values[i] end end
+end
+local function get(field)
+  if cache[field] == nil then cache[field] = redis.call('HGET', stateKey, field) end
+  return cache[field]
+end
+local function set(field, value)
+  cache[field] = value
+  if not dirty[field] then
+    dirty[field] = true
+    dirtyList[#dirtyList + 1] = field
+  end
+end
+local function flush()
+  if #dirtyList == 0 then return end
+  local args = {}
+  for _, field in ipairs(dirtyList) do
+    args[#args + 1] = field
+    args[#args + 1] = cache[field]
+  end
+  redis.call('HSET', stateKey, unpack(args))
+  dirty, dirtyList = {}, {}
+end
+-- [included "emit"]
+-- Appends an event to the run's capped stream: type, at, node (when given), then \`extra\` as field, value, ...
+-- (src/store/run-events.ts types every event the scripts emit.)
+
+local function emit(kind, nodeId, extra)
+  local fields = {'type', kind, 'at', now}
+  if nodeId then fields[#fields + 1] = 'node'; fields[#fields + 1] = nodeId end
+  if extra then for i = 1, #extra do fields[#fields + 1] = extra[i] end end
+  redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
+end
+
+local workerId = ARGV[5]
+local fields = {'status'}
+for i = 6, #ARGV do
+  for _, suffix in ipairs({'.status', '.attempts', '.worker', '.child'}) do fields[#fields + 1] = ARGV[i] .. suffix end
+end
+load(unpack(fields))
+local runStatus = get('status')
+if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
+local released = {}
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  if get(id .. '.status') == 'running' and get(id .. '.worker') == workerId and not get(id .. '.child') then
+    local attempt = tonumber(get(id .. '.attempts')) or 1
+    set(id .. '.status', 'queued')
+    set(id .. '.attempts', math.max(0, attempt - 1))
+    set(id .. '.worker', '')
+    released[#released + 1] = id
+  end
+end
+flush()
+for _, id in ipairs(released) do emit('node.released', id, {'attempt', get(id .. '.attempts'), 'worker', workerId}) end
+return {'ok', table.concat(released, ',')}
+`,
+  },
   /** retry-node-4.lua, includes inlined. */
   "retry-node": {
     numberOfKeys: 4,

@@ -1,4 +1,4 @@
-import { NodeStatuses, type NodeStatus } from '../engine/statuses.js';
+import { NodeStatuses, type NodeStatus } from '../types/statuses.js';
 import type { GraphLayout, LaidOutEdge, LaidOutNode } from './layout.js';
 
 /** Fill, border and text colour of a node in each state (the dashboard's style.css uses the same). */

@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.js';
-import type { TokenUsage } from '../llm/types.js';
+import type { TokenUsage } from './usage.js';
 import type { NodeStatus, RunStatus } from './statuses.js';
 
 /** One node of a run as users see it. */

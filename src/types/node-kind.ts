@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { RunView } from '../engine/run-view.js';
-import type { TokenUsage } from '../llm/types.js';
+import type { RunView } from './run-view.js';
+import type { TokenUsage } from './usage.js';
 
 /** What a node's run returns. */
 export interface NodeResult {
@@ -95,21 +95,28 @@ export interface NodeKind<P = Record<string, unknown>> {
   resume?(ctx: NodeContext<P>, child: RunView): Promise<NodeResult> | NodeResult;
 }
 
+/**
+ * A node kind of any params: kinds take different params, and the registry holds them all (a kind's own
+ * code sees its params typed; the registry only passes them through after the kind's schema parsed them).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above; `unknown` would reject every typed kind
+export type AnyNodeKind = NodeKind<any>;
+
 /** Node kinds by name. */
 export class NodeKindRegistry {
-  private readonly kinds = new Map<string, NodeKind<any>>();
+  private readonly kinds = new Map<string, AnyNodeKind>();
 
-  constructor(kinds: Iterable<NodeKind<any>> = []) {
+  constructor(kinds: Iterable<AnyNodeKind> = []) {
     for (const kind of kinds) this.register(kind);
   }
 
   /** Adds a node kind; a later registration with the same name replaces the earlier one. */
-  register(kind: NodeKind<any>): this {
+  register(kind: AnyNodeKind): this {
     this.kinds.set(kind.name, kind);
     return this;
   }
 
-  get(name: string): NodeKind<any> | undefined {
+  get(name: string): AnyNodeKind | undefined {
     return this.kinds.get(name);
   }
 
@@ -122,7 +129,7 @@ export class NodeKindRegistry {
   }
 
   /** A copy with more kinds added (for tests and plugins). */
-  with(...kinds: NodeKind<any>[]): NodeKindRegistry {
+  with(...kinds: AnyNodeKind[]): NodeKindRegistry {
     const copy = new NodeKindRegistry(this.kinds.values());
     for (const kind of kinds) copy.register(kind);
     return copy;

@@ -366,7 +366,6 @@ function edgePoints(
 ): Array<{ x: number; y: number }> {
   const { nodeHeight } = LAYOUT_METRICS;
   const s = vertices.get(source)!;
-  const t = vertices.get(target)!;
   if (source === target) {
     // A self-loop: out of the right side and back in.
     const right = s.cx + s.width / 2;

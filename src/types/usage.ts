@@ -1,4 +1,8 @@
-import type { TokenUsage } from './types.js';
+/** Tokens a model call used, as the provider reported them. */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
 
 /**
  * Token usage summed over nodes; undefined when no node reported any. Dependency-free, so both the Redis
