@@ -82,11 +82,19 @@ export interface BuiltApi {
   close(): Promise<void>;
 }
 
-/** Builds the API once: Redis connection (secret read once), bundled blueprints, client and key store. */
+/** Builds the API once: Redis connection (secret read once), bundled blueprints (seeded into Redis), client and key store. */
 export async function createApiFromConfig(config: FunctionConfig, readSecret?: SecretReader): Promise<BuiltApi> {
   const blueprints = loadBundledBlueprints(createNodeKinds());
   const redis = await connectRedis(config.redis, readSecret);
   const client = new SwitchyardClient({ redis, prefix: config.prefix, queueName: config.queueName, runTtlSeconds: config.runTtlSeconds, blueprints });
+  // The bundled blueprints become the first stored version of their ids (once; a pushed version wins).
+  try {
+    await client.seedBlueprints();
+  } catch (err) {
+    await client.close();
+    await redis.quit().catch(() => undefined);
+    throw err;
+  }
   const api = createApi({
     client,
     blueprints,

@@ -23,22 +23,33 @@ const dir = join(root, 'src', 'store', 'lua');
 const target = join(dir, 'scripts.generated.ts');
 const { values } = parseArgs({ options: { check: { type: 'boolean' }, lint: { type: 'boolean' } } });
 
-const scripts = loadLuaScripts(dir);
-const text = renderScriptsModule(scripts);
-const current = existsSync(target) ? readFileSync(target, 'utf8') : undefined;
-if (values.check) {
-  if (current !== text) {
-    console.error('src/store/lua/scripts.generated.ts is out of date with the .lua files: run `npm run lua`');
-    process.exit(1);
+// The run scripts (four keys each, the run's), and the blueprint registry's (src/store/lua/blueprints).
+const blueprintsDir = join(dir, 'blueprints');
+const modules = [
+  { target, scripts: loadLuaScripts(dir), module: undefined },
+  {
+    target: join(blueprintsDir, 'scripts.generated.ts'),
+    scripts: loadLuaScripts(blueprintsDir),
+    module: { name: 'BLUEPRINT_SCRIPTS', description: 'The blueprint registry\'s scripts by name, as Redis runs them.', from: 'src/store/lua/blueprints/*.lua' },
+  },
+];
+for (const { target: file, scripts, module } of modules) {
+  const text = renderScriptsModule(scripts, module);
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  if (values.check) {
+    if (current !== text) {
+      console.error(`${file} is out of date with the .lua files: run \`npm run lua\``);
+      process.exit(1);
+    }
+  } else if (current !== text) {
+    writeFileSync(file, text);
+    console.log(`wrote ${file} (${scripts.length} scripts)`);
   }
-} else if (current !== text) {
-  writeFileSync(target, text);
-  console.log(`wrote ${target} (${scripts.length} scripts)`);
 }
 
 if (values.lint) {
   const out = mkdtempSync(join(tmpdir(), 'switchyard-lua-'));
-  for (const script of scripts) writeFileSync(join(out, script.file), script.lua);
+  for (const script of modules.flatMap((m) => m.scripts)) writeFileSync(join(out, script.file), script.lua);
   const lint = spawnSync('luacheck', ['--config', join(root, '.luacheckrc'), '--no-color', out], { stdio: 'inherit' });
   if (lint.error) {
     console.error(`luacheck could not run (${lint.error.message}): apt-get install lua-check`);

@@ -26,7 +26,10 @@ export { LOCAL_TENANT };
 export interface ApiOptions {
   /** Starts, reads, awaits and cancels runs. The API's own keys (an `ApiStore`) use its Redis connection and key prefix. */
   client: SwitchyardClient;
-  /** The blueprints `POST /runs` can name and `GET /blueprints` lists (the client's registry). */
+  /**
+   * The blueprints bundled with this deployment (the client's registry). `POST /runs` and `GET /blueprints`
+   * see the stored blueprints (the client's catalog) first, then these.
+   */
   blueprints: BlueprintRegistry;
   /** API keys, or no authentication at all (every request is tenant `local` with every scope): for local development only. */
   auth: { mode: 'keys'; keys: ApiKeyStore } | { mode: 'off' };
@@ -134,8 +137,9 @@ export function createApiApp(options: ApiOptions): { app: Hono<ApiEnv>; close():
   const app = new Hono<ApiEnv>({ strict: false });
   app.use(limitBody(opts.maxBodyBytes));
   app.route('/', dashboardRoutes({ dir: opts.dashboardDir }));
-  app.route('/', runsRoutes({ client, blueprints, store, feed, guard, inlineBlueprints: opts.inlineBlueprints, maxWaitSeconds: opts.maxWaitSeconds }));
-  app.route('/', blueprintsRoutes({ blueprints, guard }));
+  const { catalog } = client;
+  app.route('/', runsRoutes({ client, blueprints, catalog, store, feed, guard, inlineBlueprints: opts.inlineBlueprints, maxWaitSeconds: opts.maxWaitSeconds }));
+  app.route('/', blueprintsRoutes({ blueprints, catalog, guard }));
   allowOnlyRoutedMethods(app);
   app.notFound(notFound);
   app.onError(handleErrors(opts.logger));

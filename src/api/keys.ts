@@ -3,8 +3,11 @@ import { z } from 'zod';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import type { RedisClient } from '../store/redis-store.js';
 
-/** What a key may do: start and cancel runs (`runs:write`), read runs and their events (`runs:read`). */
-export const API_SCOPES = ['runs:read', 'runs:write'] as const;
+/**
+ * What a key may do: start and cancel runs (`runs:write`), read runs and their events (`runs:read`), and,
+ * for operators (an admin scope, never a default), store new blueprint versions (`blueprints:write`).
+ */
+export const API_SCOPES = ['runs:read', 'runs:write', 'blueprints:write'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 
 /** Tenants become part of stored values and of idempotency and rate-limit keys, so they are kept plain. */

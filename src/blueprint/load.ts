@@ -213,6 +213,38 @@ function sortByFile(issues: ValidationIssue[], files: string[]): ValidationIssue
     .map((entry) => entry.issue);
 }
 
+/** A blueprint file read and parsed as JSON, not yet validated. */
+export interface BlueprintFile {
+  file: string;
+  json: unknown;
+  /** The id it gets unless it sets one: the file name without `.json`. */
+  defaultId: string;
+}
+
+/**
+ * Reads blueprint files and directories (directories recursively, every `*.json`, in name order) as JSON,
+ * without validating them: what cannot be read or parsed is an issue (JSON errors with line and column).
+ * A file named both directly and through its directory is read once.
+ */
+export async function readBlueprintFiles(paths: readonly string[]): Promise<{ entries: BlueprintFile[]; issues: ValidationIssue[]; files: string[] }> {
+  const issues: ValidationIssue[] = [];
+  const files: string[] = [];
+  const seenFiles = new Set<string>();
+  for (const path of paths) {
+    for (const file of await listFiles(path, issues)) {
+      if (seenFiles.has(resolve(file))) continue;
+      seenFiles.add(resolve(file));
+      files.push(file);
+    }
+  }
+  const entries: BlueprintFile[] = [];
+  for (const file of files) {
+    const read = await readJson(file, issues);
+    if (read) entries.push({ file, json: read.json, defaultId: basename(file, '.json') });
+  }
+  return { entries, issues, files };
+}
+
 /** The blueprints a process knows, by id. Everything in it passed validation. */
 export class BlueprintRegistry {
   readonly kinds: NodeKindRegistry;
@@ -241,23 +273,12 @@ export class BlueprintRegistry {
     paths: string[],
     kinds: NodeKindRegistry,
   ): Promise<{ registry: BlueprintRegistry; issues: ValidationIssue[]; files: string[] }> {
-    const issues: ValidationIssue[] = [];
-    const files: string[] = [];
     // A file named both directly and through its directory is read once, not reported as its own duplicate.
-    const seenFiles = new Set<string>();
-    for (const path of paths) {
-      for (const file of await listFiles(path, issues)) {
-        if (seenFiles.has(resolve(file))) continue;
-        seenFiles.add(resolve(file));
-        files.push(file);
-      }
-    }
+    const { entries, issues, files } = await readBlueprintFiles(paths);
 
     const byId = new Map<string, { file: string; blueprint: Blueprint }>();
-    for (const file of files) {
-      const read = await readJson(file, issues);
-      if (!read) continue;
-      const { blueprint, issues: found } = parseBlueprint(read.json, file, basename(file, '.json'));
+    for (const { file, json, defaultId } of entries) {
+      const { blueprint, issues: found } = parseBlueprint(json, file, defaultId);
       issues.push(...found);
       if (!blueprint) continue;
       const earlier = byId.get(blueprint.id);

@@ -34,6 +34,8 @@ export interface CliEnv {
   /** SWITCHYARD_LLM, or 'offline'. The rest of the LLM settings are read (and checked) when node kinds are built. */
   llmProvider: string;
   lambda: { region?: string; endpoint?: string };
+  /** SWITCHYARD_API_URL and SWITCHYARD_API_KEY: the HTTP API that `switchyard blueprints` talks to. */
+  api: { url?: string; key?: string };
   /** The environment as given, for child processes. */
   vars: NodeJS.ProcessEnv;
 }
@@ -57,6 +59,7 @@ export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
     logFormat: format,
     llmProvider: env.SWITCHYARD_LLM || 'offline',
     lambda: { region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined, endpoint: env.SWITCHYARD_LAMBDA_ENDPOINT || undefined },
+    api: { url: env.SWITCHYARD_API_URL || undefined, key: env.SWITCHYARD_API_KEY || undefined },
     vars: env,
   };
 }

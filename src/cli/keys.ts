@@ -58,10 +58,13 @@ export async function keys(positionals: string[], values: Parsed, env: CliEnv): 
   }
 }
 
+/** A tenant's scopes, the default of `keys create`; `blueprints:write` (admin) is only ever given by name. */
+const RUN_SCOPES: readonly ApiScope[] = ['runs:read', 'runs:write'];
+
 function parseScopes(raw: string | undefined): ApiScope[] {
-  if (raw === undefined) return [...API_SCOPES];
+  if (raw === undefined) return [...RUN_SCOPES];
   const scopes = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = scopes.find((s) => !(API_SCOPES as readonly string[]).includes(s));
-  if (unknown !== undefined || scopes.length === 0) throw new UsageError(`--scopes must list ${API_SCOPES.join(' and/or ')}, comma-separated (got "${raw}")`);
+  if (unknown !== undefined || scopes.length === 0) throw new UsageError(`--scopes must list ${RUN_SCOPES.join(' and/or ')}, comma-separated (got "${raw}")`);
   return [...new Set(scopes)] as ApiScope[];
 }

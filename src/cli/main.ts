@@ -7,6 +7,7 @@ import { WORKER_READY_MESSAGE, type WorkerReadyMessage } from '../local/stack.js
 import { cliLogger, DEFAULT_HEARTBEAT_MS, DEFAULT_REDIS_URL, intOption, loadRegistry, openRedis, redisTarget, resolveCliEnv, UsageError, type CliEnv } from './common.js';
 import { describeRedisTarget } from '../redis-connection.js';
 import { checkHeartbeat, startHeartbeat, type Heartbeat } from './heartbeat.js';
+import { blueprints } from './blueprints.js';
 import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
@@ -27,6 +28,7 @@ Usage:
   switchyard keys create --tenant T | keys list | keys revoke <id>
   switchyard health [--max-age-seconds N]                   exit 0 while the worker's heartbeat file is fresh
   switchyard validate <file-or-dir>...
+  switchyard blueprints push <dir|file>... | blueprints list   store blueprint versions through the HTTP API
 
 Blueprints come from --blueprints <dir> (repeatable; default ./workflows when it exists).
 
@@ -49,6 +51,7 @@ Environment (Redis: the same settings for the worker and every command; set REDI
   SWITCHYARD_LLM_CONCURRENCY  LLM requests in flight per worker (default 8)
   SWITCHYARD_RUN_TTL_SECONDS  how long finished runs (and child runs a worker starts) are kept (default 604800)
   SWITCHYARD_HEARTBEAT_FILE   worker: touch this file every 5 s while alive (for switchyard health)
+  SWITCHYARD_API_URL     the HTTP API for switchyard blueprints (default http://127.0.0.1:4280); SWITCHYARD_API_KEY its key
 
 Every command takes --help (options and examples) and --verbose (stack traces on errors).`;
 
@@ -168,7 +171,8 @@ inside the VPC, use the keys function instead: serverless invoke -f keys --data 
 
 Options:
   --tenant <tenant>    whose runs the key starts and reads (letters, digits, ".", "_", "-")
-  --scopes <list>      comma-separated: runs:read, runs:write (default both)
+  --scopes <list>      comma-separated: runs:read, runs:write (default both); blueprints:write (admin:
+                       switchyard blueprints push) only when named
   --name <name>        a label to recognise the key by (default "cli")
 
 Examples:
@@ -176,6 +180,24 @@ Examples:
   KEY=$(switchyard keys create --tenant acme --scopes runs:read)
   switchyard keys list
   switchyard keys revoke key_Q2x9v0aLk1sP`,
+  blueprints: `switchyard blueprints push <dir|file>... [--api <url>] [--key <apiKey>] [--json]
+switchyard blueprints list [--api <url>] [--key <apiKey>] [--json]
+
+push validates and stores each blueprint file (directories: every *.json below them) as a new version in
+the deployment's Redis, through its HTTP API (PUT /blueprints/{id}): new runs of the id start it on the
+workers already running, with no deploy. Blueprints that others call are pushed first. Prints one line per
+blueprint: id, version, created | unchanged; every problem as <file>: <json-path>: <message>, exit 1.
+list shows every blueprint a run can start: id, the version it runs, when that was pushed.
+
+Options:
+  --api <url>      the HTTP API (default SWITCHYARD_API_URL, else http://127.0.0.1:4280: switchyard dev)
+  --key <apiKey>   an API key with the blueprints:write scope for push (default SWITCHYARD_API_KEY)
+  --json           print JSON instead
+
+Examples:
+  switchyard blueprints push workflows/
+  SWITCHYARD_API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com SWITCHYARD_API_KEY=sy_... switchyard blueprints push workflows/use-cases/blog-post.json
+  switchyard blueprints list`,
   health: `switchyard health [--max-age-seconds N] [--file <path>]
 
 A worker's health check (ECS, Docker HEALTHCHECK, Kubernetes exec probe): exit 0 when the worker's
@@ -224,6 +246,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   keys: ['tenant', 'scopes', 'name', 'json'],
   health: ['max-age-seconds', 'file'],
   dev: ['blueprints', 'workers', 'concurrency', 'port', 'host', 'auth'],
+  blueprints: ['api', 'key', 'json'],
 };
 
 /** Entry point: returns the process exit code. Only this file reads process.env and argv. */
@@ -274,6 +297,8 @@ export async function main(argv: string[]): Promise<number> {
         return health(positionals, values, env);
       case 'dev':
         return await dev(positionals, values, env);
+      case 'blueprints':
+        return await blueprints(positionals, values, env);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -327,6 +352,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     queueName: env.queueName,
     kinds: registry.kinds,
     blueprints: registry,
+    seedBlueprints: true,
     concurrency,
     lockDurationMs,
     runTtlSeconds,

@@ -28,6 +28,8 @@ export const OPTIONS = {
   file: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   verbose: { type: 'boolean' },
+  api: { type: 'string' },
+  key: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 export type OptionName = keyof typeof OPTIONS;

@@ -5,8 +5,10 @@ import { ErrorCodes, SwitchyardError } from '../errors.js';
 import type { RunView } from '../types/run-view.js';
 import { isTerminalRunStatus, type RunStatus } from '../types/statuses.js';
 import { NodeQueue } from '../queue/node-queue.js';
+import { BlueprintCatalog, type PushResult } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
+import { BlueprintStore } from '../store/blueprint-store.js';
 import { RedisStore } from '../store/redis-store.js';
 
 export interface ClientOptions extends SwitchyardOptions {
@@ -15,6 +17,11 @@ export interface ClientOptions extends SwitchyardOptions {
 }
 
 export interface StartOptions {
+  /**
+   * The blueprint version to run (its content hash): a stored version of the id, or the one this client
+   * has. Only with a blueprint id. @default the latest stored version, else this client's
+   */
+  version?: string;
   /** Your own run id (letters, digits, "_", "-"; up to 128). Starting the same id twice returns the same run. @default a random UUID */
   runId?: string;
   /** Seconds a finished run is kept. @default the client's runTtlSeconds */
@@ -57,6 +64,11 @@ export class SwitchyardClient {
   private readonly queue: NodeQueue;
   private readonly registry: BlueprintRegistry;
   private readonly runs: RunService;
+  /**
+   * Blueprints as this client sees them: stored ones (pushed, or seeded from a deployment's bundle) by id
+   * and version, then its own registry's.
+   */
+  readonly catalog: BlueprintCatalog;
   private subscriber: Redis | undefined;
   private readonly waiters = new Map<string, { wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
 
@@ -65,18 +77,24 @@ export class SwitchyardClient {
     this.registry = options.blueprints;
     this.store = new RedisStore(this.options.redis, this.options.prefix);
     this.queue = new NodeQueue(this.options);
-    this.runs = new RunService(this.store, this.queue, this.registry, this.options.runTtlSeconds);
+    this.catalog = new BlueprintCatalog(new BlueprintStore(this.store.redis, this.store.keys), this.registry, this.registry.kinds);
+    this.runs = new RunService(this.store, this.queue, this.catalog, this.options.runTtlSeconds);
   }
 
   /**
-   * Starts a run of a registered blueprint (by id) or of an inline blueprint object (validated first), with
-   * `input` as its initial context. Idempotent per `runId`.
+   * Starts a run of a blueprint by id (the latest stored version, else this client's; or `options.version`)
+   * or of an inline blueprint object (validated first), with `input` as its initial context. The run pins
+   * the versions of every blueprint its subflows can reach, so its child runs execute those wherever they
+   * run. Idempotent per `runId`.
    */
   async start(blueprint: string | object, input: Record<string, unknown> = {}, options: StartOptions = {}): Promise<RunHandle> {
-    const loaded = typeof blueprint === 'string' ? this.runs.blueprint(blueprint) : this.validateInline(blueprint);
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
       throw new SwitchyardError(ErrorCodes.VALIDATION, 'input must be a JSON object (the run\'s initial context)');
     }
+    if (options.version !== undefined && typeof blueprint !== 'string') {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, 'version names a stored version of a blueprint id: give the id, not an inline blueprint');
+    }
+    const loaded = typeof blueprint === 'string' ? await this.catalog.resolve(blueprint, options.version) : await this.validateInline(blueprint);
     const runId = options.runId ?? randomUUID();
     const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds });
     return new RunHandle(this, runId, started.graph.blueprintId, started.created);
@@ -137,10 +155,28 @@ export class SwitchyardClient {
     if (this.options.ownsRedis) await this.options.redis.quit().catch(() => undefined);
   }
 
+  /**
+   * Validates a blueprint and stores it as a new version of its id (the same content again: `created:
+   * false`); from then on, starts of the id run it, on any worker. Its subflows may name stored blueprints
+   * and this client's.
+   * @throws {ValidationError} listing every issue
+   */
+  pushBlueprint(blueprint: object): Promise<PushResult> {
+    return this.catalog.push(blueprint, { file: '<pushed>' });
+  }
+
+  /**
+   * Stores this client's blueprints whose ids have no stored version yet (the first start of a
+   * deployment); never replaces a stored version. Returns the ids it stored.
+   */
+  seedBlueprints(): Promise<string[]> {
+    return this.catalog.seed(this.registry);
+  }
+
   /** Inline blueprints are validated for this run only; they never replace a registered blueprint. */
-  private validateInline(blueprint: object): LoadedBlueprint {
+  private validateInline(blueprint: object): Promise<LoadedBlueprint> {
     const id = createHash('sha256').update(JSON.stringify(blueprint)).digest('hex').slice(0, 12);
-    return this.registry.validate(blueprint, '<inline>', `inline-${id}`);
+    return this.catalog.validate(blueprint, '<inline>', `inline-${id}`);
   }
 
   private async addWaiter(channel: string, wake: (status: string) => void): Promise<void> {

@@ -12,8 +12,10 @@ import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
+import { BlueprintStore } from '../store/blueprint-store.js';
 import { RedisStore } from '../store/redis-store.js';
 import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
+import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { errorMessage, runAttempt, serializeFailure } from './attempt-policy.js';
 import { TaskProtection, type TaskProtectionOptions } from './task-protection.js';
@@ -21,8 +23,16 @@ import { TaskProtection, type TaskProtectionOptions } from './task-protection.js
 export interface WorkerOptions extends SwitchyardOptions {
   /** Node kinds this worker can run. */
   kinds: NodeKindRegistry;
-  /** Blueprints that subflow nodes can start as child runs. */
+  /**
+   * Blueprints this worker has at hand (their graphs need no fetch). Optional: a worker runs every stored
+   * version, whatever it was started with, and child runs execute the versions their run pinned.
+   */
   blueprints?: BlueprintRegistry;
+  /**
+   * Store `blueprints` whose ids have no stored version yet, as their first version, when the worker starts
+   * (a deployment's bundled blueprints; a stored version is never replaced). @default false
+   */
+  seedBlueprints?: boolean;
   /**
    * Node jobs run at once. While steps here hold every slot of a kind's pool (the LLM kinds: this
    * worker's LLM limit) the worker takes no new jobs and claims no extra successors, so other workers
@@ -78,6 +88,8 @@ export class SwitchyardWorker {
   private readonly store: RedisStore;
   private readonly queue: NodeQueue;
   private readonly runs: RunService;
+  /** Stored blueprints (and this worker's own): for runs started before runs pinned their subflows. */
+  private readonly catalog: BlueprintCatalog;
   private readonly graphs: GraphCache;
   private readonly worker: Worker<NodeJobData>;
   private readonly subscriber: Redis;
@@ -103,6 +115,7 @@ export class SwitchyardWorker {
   /** Steps holding (or about to hold) each slot pool's slots, by pool. */
   private readonly held = new Map<SlotPool, number>();
   private readonly subscribed: Promise<void>;
+  private readonly seeding: Promise<unknown> | undefined;
 
   constructor(options: WorkerOptions) {
     this.options = resolveOptions(options);
@@ -111,7 +124,12 @@ export class SwitchyardWorker {
     this.logger = (options.logger ?? silentLogger).child({ worker: this.id });
     this.store = new RedisStore(this.options.redis, this.options.prefix);
     this.queue = new NodeQueue(this.options);
-    this.runs = new RunService(this.store, this.queue, options.blueprints, this.options.runTtlSeconds);
+    this.catalog = new BlueprintCatalog(new BlueprintStore(this.store.redis, this.store.keys), options.blueprints, this.kinds);
+    this.runs = new RunService(this.store, this.queue, this.catalog, this.options.runTtlSeconds);
+    if (options.seedBlueprints && options.blueprints) {
+      this.seeding = this.catalog.seed(options.blueprints);
+      this.seeding.catch(() => undefined); // reported by ready()
+    }
     this.graphs = new GraphCache(this.kinds, (version) => this.store.loadBlueprint(version));
     // Blueprints this worker was given need no fetch: a first job finds its graph (and its node's kind,
     // which back-pressure counts) at once.
@@ -146,9 +164,9 @@ export class SwitchyardWorker {
     this.worker.on('error', (err) => this.logger.error('worker error', { err: err.message }));
   }
 
-  /** Resolves once the worker is connected and taking jobs. */
+  /** Resolves once the worker is connected and taking jobs (and has seeded its blueprints, when asked to). */
   async ready(): Promise<void> {
-    await Promise.all([this.worker.waitUntilReady(), this.subscribed]);
+    await Promise.all([this.worker.waitUntilReady(), this.subscribed, this.seeding]);
   }
 
   /**
@@ -418,12 +436,35 @@ export class SwitchyardWorker {
     return child;
   }
 
-  /** Child runs started by a node: deterministic ids per attempt, linked back to the node. */
+  /**
+   * Child runs started by a node: deterministic ids per attempt, linked back to the node, each running the
+   * version its run pinned when it started (read here, where a subflow starts: no ordinary node pays for
+   * it) and inheriting the pins, so this worker's own blueprints never decide what a run executes.
+   */
   private childRuns(runId: string, node: CompiledNode, version: string, attempt: number): ChildRuns {
     return {
       start: async (blueprintId, input) => {
         const id = childRunId(runId, node.id, attempt);
-        await this.runs.start(this.runs.blueprint(blueprintId), input, { runId: id, parent: { runId, nodeId: node.id, version } });
+        const pinned = await this.store.readPins(runId);
+        let graph: Graph;
+        let pinsJson = pinned?.json;
+        const pin = pinned?.pins[blueprintId];
+        if (pin !== undefined) {
+          graph = await this.graphs.get(pin);
+        } else if (pinned === undefined) {
+          // A run started before runs pinned their subflows: the version a start runs now, pinned from here on.
+          const closure = await this.catalog.closure(await this.catalog.resolve(blueprintId));
+          graph = this.runs.graphFor(closure.root);
+          pinsJson = closure.pins && JSON.stringify(closure.pins);
+        } else {
+          throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `subflow blueprint "${blueprintId}" is not among the versions run ${runId} pinned`, {
+            runId,
+            nodeId: node.id,
+            blueprintId,
+            retryable: false,
+          });
+        }
+        await this.runs.startGraph(graph, input, { runId: id, parent: { runId, nodeId: node.id, version }, pinsJson, store: [graph] });
         return id;
       },
     };

@@ -239,6 +239,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (redis.client) undo.push(() => redis.client!.quit().then(() => undefined, () => undefined));
     const client = new SwitchyardClient({ redis: redis.client ?? redis.url, prefix: options.prefix, queueName: options.queueName, blueprints: options.registry });
     undo.push(() => client.close());
+    // The blueprints given become the first stored version of their ids (a pushed version wins).
+    await client.seedBlueprints();
     const auth = options.api.auth === 'keys' ? { mode: 'keys' as const, keys: new ApiKeyStore(client.store.redis, options.prefix) } : { mode: 'off' as const };
     const handler = createApi({ client, blueprints: options.registry, auth, logger: options.api.logger });
     undo.push(() => handler.close());

@@ -1,15 +1,17 @@
-import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
+import type { LoadedBlueprint } from '../blueprint/load.js';
+import type { Blueprint } from '../blueprint/schema.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { compileGraph, type Graph } from '../engine/graph.js';
 import { RUN_ID_PATTERN } from '../types/ids.js';
 import type { RunStatus } from '../types/statuses.js';
 import type { ParentLink, RedisStore, RunEnding } from '../store/redis-store.js';
+import type { BlueprintCatalog } from './blueprint-catalog.js';
 import type { NodeQueue } from './node-queue.js';
 
 /**
  * Starting and ending runs, shared by the client (runs users start) and the worker (child runs of
- * subflow nodes): store the blueprint version, create the run, enqueue its start nodes; on the end of a
- * run, cancel its children and tell its parent.
+ * subflow nodes): store the blueprint versions the run pins, create the run, enqueue its start nodes; on
+ * the end of a run, cancel its children and tell its parent.
  */
 export class RunService {
   private readonly graphs = new WeakMap<LoadedBlueprint, Graph>();
@@ -19,7 +21,8 @@ export class RunService {
   constructor(
     readonly store: RedisStore,
     readonly queue: NodeQueue,
-    readonly registry: BlueprintRegistry | undefined,
+    /** Blueprints by id and version: the stored registry first, then this process's own. */
+    readonly catalog: BlueprintCatalog,
     private readonly defaultTtlSeconds: number,
   ) {}
 
@@ -27,43 +30,58 @@ export class RunService {
   graphFor(loaded: LoadedBlueprint): Graph {
     let graph = this.graphs.get(loaded);
     if (!graph) {
-      graph = compileGraph(loaded, this.registry?.kinds ?? failNoRegistry());
+      graph = compileGraph(loaded, this.catalog.kinds);
       this.graphs.set(loaded, graph);
     }
     return graph;
   }
 
-  /** A registered blueprint by id, or a clear error naming the known ones. */
-  blueprint(id: string): LoadedBlueprint {
-    const loaded = this.registry?.get(id);
-    if (!loaded) {
-      throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${id}" (known: ${this.registry?.ids().join(', ') || 'none'})`, {
-        blueprintId: id,
-        retryable: false,
-      });
-    }
-    return loaded;
-  }
-
   /**
-   * Creates the run (or finds the one with this id) and enqueues its start nodes. Enqueueing again for an
-   * existing running run is harmless (same job ids) and recovers a start that died in between.
+   * Starts a run of `loaded` (a user's start): pins the versions of every blueprint its subflows can reach
+   * (as this process sees them now: stored, else its own), stores them, creates the run and enqueues its
+   * start nodes.
    */
   async start(
     loaded: LoadedBlueprint,
     input: Record<string, unknown>,
-    options: { runId: string; ttlSeconds?: number; parent?: ParentLink },
+    options: { runId: string; ttlSeconds?: number },
+  ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
+    const closure = await this.catalog.closure(loaded);
+    return this.startGraph(this.graphFor(loaded), input, {
+      ...options,
+      store: closure.members.map((m) => ({ version: m.version, blueprint: m.blueprint })),
+      pinsJson: closure.pins && JSON.stringify(closure.pins),
+    });
+  }
+
+  /**
+   * Creates the run (or finds the one with this id) and enqueues its start nodes, after storing the
+   * blueprint versions it runs (`store`; a child run stores its own, whose JSON the worker has). Enqueueing
+   * again for an existing running run is harmless (same job ids) and recovers a start that died in between.
+   */
+  async startGraph(
+    graph: Graph,
+    input: Record<string, unknown>,
+    options: {
+      runId: string;
+      ttlSeconds?: number;
+      parent?: ParentLink;
+      /** The run's pins as stored (a child run inherits its parent's). */
+      pinsJson?: string;
+      store: ReadonlyArray<{ version: string; blueprint: Blueprint }>;
+    },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
     if (!RUN_ID_PATTERN.test(options.runId)) {
       throw new SwitchyardError(ErrorCodes.VALIDATION, `runId "${options.runId}" must be 1-128 letters, digits, "_" or "-"`);
     }
-    const graph = this.graphFor(loaded);
     const ttlSeconds = options.ttlSeconds ?? this.defaultTtlSeconds;
-    const savedAt = this.saved.get(graph.version);
-    if (savedAt === undefined || Date.now() - savedAt > 3_600_000 || ttlSeconds > this.defaultTtlSeconds) {
-      await this.store.saveBlueprint(graph.version, loaded.blueprint, Math.max(ttlSeconds, this.defaultTtlSeconds));
-      this.saved.set(graph.version, Date.now());
-    }
+    const due = options.store.filter(({ version }) => {
+      const savedAt = this.saved.get(version);
+      return savedAt === undefined || Date.now() - savedAt > 3_600_000 || ttlSeconds > this.defaultTtlSeconds;
+    });
+    // Written back to back: one round trip however many versions the run pins.
+    await Promise.all(due.map(({ version, blueprint }) => this.store.saveBlueprint(version, blueprint, Math.max(ttlSeconds, this.defaultTtlSeconds))));
+    for (const { version } of due) this.saved.set(version, Date.now());
     const started = await this.store.startRun({
       runId: options.runId,
       blueprintId: graph.blueprintId,
@@ -73,6 +91,7 @@ export class RunService {
       input,
       ttlSeconds,
       parent: options.parent,
+      pinsJson: options.pinsJson,
     });
     if (started.status === 'running' && started.version === graph.version) {
       // One job starts them all: the worker that takes it claims the other start nodes itself.
@@ -101,6 +120,3 @@ export class RunService {
   }
 }
 
-function failNoRegistry(): never {
-  throw new SwitchyardError(ErrorCodes.CONFIG, 'no blueprint registry configured');
-}

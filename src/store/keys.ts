@@ -46,8 +46,42 @@ export class StoreKeys {
     return `${this.prefix}:aborts`;
   }
 
-  /** A blueprint version by content hash (its own slot; never read inside a run script). */
+  /**
+   * A run's pinned copy of a blueprint version by content hash, stored when a run starts, with a TTL that
+   * outlives the runs using it (its own slot; never read inside a run script).
+   */
   blueprint(version: string): string {
     return `${this.prefix}:blueprint:${version}`;
   }
+
+  /**
+   * The stored (pushed or seeded) blueprints, which never expire. All share the hash tag `{bp}`, so the
+   * push script touches one slot: `latest` (hash: blueprint id -> its latest version), `versions` (sorted
+   * set per id: version -> first push time, epoch ms) and `stored` (string per version: the blueprint JSON).
+   */
+  blueprintRegistry(id: string, version: string): BlueprintRegistryKeys {
+    return { latest: this.blueprintLatest(), versions: this.blueprintVersions(id), stored: this.storedBlueprint(version) };
+  }
+
+  /** Hash: blueprint id -> latest stored version. */
+  blueprintLatest(): string {
+    return `${this.prefix}:{bp}:latest`;
+  }
+
+  /** Sorted set: the stored versions of one blueprint id, scored by first push time (epoch ms). */
+  blueprintVersions(id: string): string {
+    return `${this.prefix}:{bp}:versions:${id}`;
+  }
+
+  /** String: a stored blueprint version's JSON (never expires). */
+  storedBlueprint(version: string): string {
+    return `${this.prefix}:{bp}:stored:${version}`;
+  }
+}
+
+/** The keys the push script takes (KEYS[1..3] of push-blueprint-3.lua), by name. */
+export interface BlueprintRegistryKeys {
+  latest: string;
+  versions: string;
+  stored: string;
 }

@@ -5,7 +5,7 @@ import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
 import type { RedisClient } from '../types/redis-client.js';
-import { readRun, readRunStatus } from './run-state.js';
+import { readRun, readRunPins, readRunStatus, type BlueprintPins } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
@@ -42,7 +42,7 @@ import {
 
 export type { RedisClient } from '../types/redis-client.js';
 export { sumUsage } from '../types/usage.js';
-export type { ParentLink } from './run-state.js';
+export type { BlueprintPins, ParentLink } from './run-state.js';
 export type { NodeScriptArgs, StartRunInput, StoreNode } from './script-args.js';
 export type { ClaimedNode, CompleteNodeReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
 
@@ -87,9 +87,18 @@ export class RedisStore {
     await this.redis.set(this.keys.blueprint(version), JSON.stringify(blueprint), 'EX', ttlSeconds + 86_400);
   }
 
+  /**
+   * A blueprint version's JSON: a run's pinned copy, else the registry's (stored blueprints never
+   * expire), so any worker can run any stored version. Undefined when neither is stored.
+   */
   async loadBlueprint(version: string): Promise<unknown | undefined> {
-    const json = await this.redis.get(this.keys.blueprint(version));
+    const json = (await this.redis.get(this.keys.blueprint(version))) ?? (await this.redis.get(this.keys.storedBlueprint(version)));
     return json === null ? undefined : JSON.parse(json);
+  }
+
+  /** The blueprint versions the run pinned for its subflows (one HGET); undefined when it has none. */
+  readPins(runId: string): Promise<{ json: string; pins: BlueprintPins } | undefined> {
+    return readRunPins(this.redis, this.keys, runId);
   }
 
   /** Creates the run (start nodes queued) or finds the existing one with that id. */

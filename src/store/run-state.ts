@@ -8,8 +8,8 @@ import type { RedisClient } from '../types/redis-client.js';
 
 /**
  * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own
- * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, error,
- * cancelReason) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error, startedAt,
+ * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, pins,
+ * error, cancelReason) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error, startedAt,
  * endedAt, worker, readied, meta, child); a node without a status is pending. The scripts that write them
  * are src/store/lua (the layout is described in lua/includes/run-context.lua).
  */
@@ -84,6 +84,28 @@ export async function readRunHead(redis: RedisClient, keys: StoreKeys, runId: st
 export async function readRunBlueprint(redis: RedisClient, keys: StoreKeys, runId: string): Promise<{ blueprintId: string | null; version: string | null }> {
   const [blueprintId = null, version = null] = await redis.hmget(keys.runKeys(runId).state, 'blueprintId', 'version');
   return { blueprintId, version };
+}
+
+/** Blueprint id -> version (content hash): the blueprints a run's subflows start, pinned when the run started. */
+export type BlueprintPins = Readonly<Record<string, string>>;
+
+/**
+ * The run's pins as stored (the `pins` field, JSON): undefined when the run has none (its blueprint calls
+ * no other, or it started before runs pinned their blueprints), or when the run does not exist.
+ */
+export async function readRunPins(redis: RedisClient, keys: StoreKeys, runId: string): Promise<{ json: string; pins: BlueprintPins } | undefined> {
+  const json = await redis.hget(keys.runKeys(runId).state, 'pins');
+  return json ? { json, pins: parsePins(json) } : undefined;
+}
+
+/** Parses a stored `pins` field; malformed entries are left out (a child then reports its blueprint missing). */
+export function parsePins(json: string): BlueprintPins {
+  const pins: Record<string, string> = Object.create(null);
+  const parsed: unknown = JSON.parse(json);
+  if (typeof parsed === 'object' && parsed !== null) {
+    for (const [id, version] of Object.entries(parsed)) if (typeof version === 'string') pins[id] = version;
+  }
+  return pins;
 }
 
 /** The whole run in one round trip; undefined when there is no such run (or it expired). */

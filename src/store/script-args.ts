@@ -120,6 +120,11 @@ export interface StartRunInput {
   input: Record<string, unknown>;
   ttlSeconds: number;
   parent?: ParentLink;
+  /**
+   * The versions of every blueprint the run's subflows can reach (id -> version), as JSON: its child runs
+   * start these versions. Absent when the blueprint calls no other.
+   */
+  pinsJson?: string;
 }
 
 /** What a node's completion stores. */
@@ -155,6 +160,7 @@ export function encodeStartRun(keys: StoreKeys, input: StartRunInput): ScriptCal
     input.parent ? JSON.stringify(input.parent) : '',
     input.topology.ids.length,
     startNodesOf(input.topology).join(','),
+    input.pinsJson ?? '',
   );
   pushJsonPairs(call, input.input);
   return call;

@@ -9,6 +9,7 @@ import type { RunView } from '../../types/run-view.js';
 import { isTerminalRunStatus, RunStatuses, type RunStatus } from '../../types/statuses.js';
 import { ErrorCodes, SwitchyardError, ValidationError } from '../../errors.js';
 import { layoutBlueprint } from '../../drawing/layout.js';
+import { VERSION_PATTERN, type BlueprintCatalog } from '../../queue/blueprint-catalog.js';
 import { sha256, type ApiStore } from '../api-store.js';
 import { clip, type ApiEnv, type Principal } from '../env.js';
 import { STREAM_ID_PATTERN, type EventFeed } from '../event-feed.js';
@@ -18,7 +19,7 @@ import { ApiError, ApiErrorCodes, jsonResponse } from '../respond.js';
 
 /** What the runs routes need of the client (a `SwitchyardClient` has all of it). */
 export interface RunsClient {
-  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string }): Promise<{ created: boolean }>;
+  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string }): Promise<{ created: boolean }>;
   get(runId: string): Promise<RunView | undefined>;
   result(runId: string, options: { timeoutMs?: number }): Promise<RunView>;
   cancel(runId: string): Promise<boolean>;
@@ -32,6 +33,11 @@ export interface RunsRoutesOptions {
   client: RunsClient;
   /** The blueprints `POST /runs` can name, and what inline blueprints are validated with. */
   blueprints: BlueprintRegistry;
+  /**
+   * Stored blueprints, then `blueprints`: what `POST /runs` can name (and its `version`), and what the
+   * subflows of inline blueprints may call. Without it, `blueprints` alone.
+   */
+  catalog?: BlueprintCatalog;
   /** Tenant tags, idempotency claims, the tenant's run index, a run's blueprint and events keys. */
   store: ApiStore;
   feed: EventFeed;
@@ -47,6 +53,7 @@ const StartRunBody = z
   .object({
     blueprintId: z.string().regex(BLUEPRINT_ID_PATTERN, 'must be 1-100 letters, digits, ".", "_" or "-"').optional(),
     blueprint: z.record(z.string(), z.unknown()).optional(),
+    version: z.string().regex(VERSION_PATTERN, 'must be a blueprint version (64 hex digits; GET /blueprints/{id} lists them)').optional(),
     input: z.record(z.string(), z.unknown()).optional(),
     idempotencyKey: z.string().min(1, 'must be 1-200 characters').max(200, 'must be 1-200 characters').optional(),
   })
@@ -115,6 +122,9 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     if (isObject(raw) && ('blueprintId' in raw) === ('blueprint' in raw)) {
       issues.push({ path: '$', message: 'give exactly one of "blueprintId" (a registered blueprint) and "blueprint" (inline)' });
     }
+    if (isObject(raw) && 'version' in raw && 'blueprint' in raw) {
+      issues.push({ path: '$.version', message: 'a version names a stored version of "blueprintId"; an inline blueprint has none' });
+    }
     // JSON.parse keeps "__proto__" as an own key, but copying the input (zod does) would set a prototype instead.
     if (isObject(raw) && isObject(raw.input) && Object.hasOwn(raw.input, '__proto__')) {
       issues.push({ path: '$.input', message: 'the key "__proto__" is not allowed' });
@@ -123,16 +133,32 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     const body = parsed.data;
 
     let target: string | object;
+    let version: string | undefined = body.version;
     if (body.blueprint !== undefined) {
       if (!options.inlineBlueprints) {
         throw new ApiError(403, ApiErrorCodes.INLINE_BLUEPRINTS_DISABLED, 'inline blueprints are disabled on this server: start a registered blueprint with "blueprintId"');
       }
       // The blueprint as parsed, not zod's copy, so the blueprint schema sees exactly what was sent.
       target = (raw as { blueprint: object }).blueprint;
-      checkInlineBlueprint(blueprints, target);
+      await checkInlineBlueprint(options.catalog ?? blueprints, target);
     } else {
       const id = body.blueprintId as string;
-      if (!blueprints.get(id)) throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${id}" (GET /blueprints lists them)`);
+      const notFound = () => new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${id}" (GET /blueprints lists them)`);
+      if (options.catalog) {
+        // The version to start, settled (and checked) before the idempotency claim: the latest stored, else the bundled one.
+        try {
+          version = (await options.catalog.resolve(id, body.version)).version;
+        } catch (err) {
+          if (!(err instanceof SwitchyardError && err.code === ErrorCodes.BLUEPRINT_NOT_FOUND)) throw err;
+          throw body.version === undefined ? notFound() : new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, err.message);
+        }
+      } else {
+        const loaded = blueprints.get(id);
+        if (!loaded) throw notFound();
+        if (body.version !== undefined && body.version !== loaded.version) {
+          throw new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, `blueprint "${id}" has no version ${body.version}`);
+        }
+      }
       target = id;
     }
     const input = body.input ?? {};
@@ -142,7 +168,7 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     let runId: string = randomUUID();
     let replayed = false;
     if (body.idempotencyKey !== undefined) {
-      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, input }));
+      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, version: body.version, input }));
       const claim = await store.reserveIdempotencyKey(principal.tenant, body.idempotencyKey, bodyHash, runId);
       if (claim.outcome === 'conflict') {
         throw new ApiError(409, ApiErrorCodes.IDEMPOTENCY_CONFLICT, 'this idempotencyKey was already used with a different request body');
@@ -151,7 +177,7 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
       replayed = claim.outcome === 'replay';
     }
     const startedAt = Date.now();
-    const handle = await client.start(target, input, { runId });
+    const handle = await client.start(target, input, version === undefined ? { runId } : { runId, version });
     const tagged = await store.tagRun(runId, principal.tenant);
     if (tagged.outcome !== 'ok') throw new Error(`run ${runId} could not be tagged with its tenant (${tagged.outcome})`);
     await store.indexRun(principal.tenant, runId, startedAt, tagged.ttlSeconds);
@@ -237,9 +263,9 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
 }
 
 /** Validates an inline blueprint before anything is stored, listing every issue at its place in the body. */
-function checkInlineBlueprint(blueprints: BlueprintRegistry, blueprint: object): void {
+async function checkInlineBlueprint(blueprints: Pick<BlueprintRegistry | BlueprintCatalog, 'validate'>, blueprint: object): Promise<void> {
   try {
-    blueprints.validate(blueprint, '<inline>', 'inline');
+    await blueprints.validate(blueprint, '<inline>', 'inline');
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
     const issues = err.issues.map((i) => ({ path: i.path.replace(/^\$/, '$.blueprint'), message: i.message }));

@@ -31,7 +31,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -178,7 +178,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -423,7 +423,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -570,7 +570,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -668,7 +668,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -779,7 +779,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -903,7 +903,9 @@ startRun: creates a run, or finds it when it already exists (starting is idempot
 KEYS: state, ctx, outputs, events (see includes/run-context.lua)
 ARGV: runId, now, endedChannel, abortChannel,
       [5] blueprintId, [6] version, [7] topology JSON, [8] ttl seconds, [9] parent JSON or '',
-      [10] number of nodes, [11] start node ids, comma-joined, [12..] context pairs: key, JSON value, ...
+      [10] number of nodes, [11] start node ids, comma-joined,
+      [12] pins JSON (blueprint id -> version of every blueprint the run's subflows can reach) or '',
+      [13..] context pairs: key, JSON value, ...
 Only the start nodes get a status (queued); a node without one is pending.
 Returns: {'created'} or {'exists', version, status}
 Events: run.started
@@ -923,7 +925,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
@@ -981,9 +983,10 @@ set('remaining', ARGV[10])
 set('createdAt', now)
 set('ttl', ARGV[8])
 if ARGV[9] ~= '' then set('parent', ARGV[9]) end
+if ARGV[12] ~= '' then set('pins', ARGV[12]) end
 for id in string.gmatch(ARGV[11], '[^,]+') do set(id .. '.status', 'queued') end
 flush()
-if #ARGV >= 12 then redis.call('HSET', ctxKey, unpack(ARGV, 12)) end
+if #ARGV >= 13 then redis.call('HSET', ctxKey, unpack(ARGV, 13)) end
 emit('run.started')
 return {'created'}
 `,
@@ -1015,7 +1018,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
+endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
 contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
 node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.

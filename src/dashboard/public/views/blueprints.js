@@ -1,4 +1,4 @@
-// Every registered blueprint, drawn, with its analysis; each can be started from here.
+// Every blueprint a run can start (stored, else bundled), drawn, with its analysis, version and push time; each can be started from here.
 import { api, ApiError } from '../api.js';
 import { drawGraph } from '../graph.js';
 import { h, replace } from '../util.js';
@@ -50,7 +50,7 @@ function card(detail) {
     h('div', { class: 'card-head' },
       h('div', {},
         h('h2', { id: headingId, tabindex: -1 }, detail.title ?? detail.id),
-        h('p', { class: 'subtle small' }, h('code', {}, detail.id), ' · version ', h('code', { title: detail.version }, detail.version.slice(0, 12)))),
+        h('p', { class: 'subtle small' }, h('code', {}, detail.id), ' · version ', h('code', { class: 'blueprint-version', title: detail.version }, detail.version.slice(0, 12)), pushed(detail))),
       h('div', { class: 'toolbar' },
         h('a', { class: 'button ghost', href: `#/?blueprint=${encodeURIComponent(detail.id)}` }, 'Runs'),
         h('button', { type: 'button', class: 'button', onclick: () => openStart(detail) }, 'Start run'))),
@@ -63,6 +63,17 @@ function card(detail) {
         analysis.subflows.length > 0 ? fact('Calls', analysis.subflows.map((id, i) => [i > 0 ? ', ' : '', h('a', { href: `#/blueprints/${encodeURIComponent(id)}` }, id)])) : null,
         analysis.fallbackOnly.length > 0 ? fact('Fallback only', nodes(analysis.fallbackOnly)) : null),
       h('div', { class: 'graph-host' }, drawGraph(detail.layout, { label: `Graph of ${detail.id}` }))));
+}
+
+/** When the version shown was pushed (stored blueprints only; bundled ones have no push time), and how many there are. */
+function pushed(detail) {
+  if (detail.pushedAt === undefined) return ' · bundled';
+  const at = new Date(detail.pushedAt);
+  const count = detail.versions?.length ?? 1;
+  return [
+    ' · pushed ', h('time', { class: 'blueprint-pushed', datetime: at.toISOString(), title: at.toISOString() }, at.toLocaleString()),
+    count > 1 ? ` · ${count} versions` : null,
+  ];
 }
 
 /** A dialog to start a run with a JSON input (the blueprint's sample input, when it has one). */
