@@ -269,6 +269,9 @@ function done(args: DeployArgs, io: Io): number {
     `curl -s -X POST "$URL/runs" -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d '{"blueprintId":"greeting","input":{"name":"AWS"}}'`,
     `curl -s "$URL/runs/$RUN_ID?wait=20" -H "authorization: Bearer $KEY"`,
     `npx serverless logs -f backlog ${stage.join(' ')} --tail`,
+    // A blueprint change needs no deploy: push it with a key that has blueprints:write.
+    `npx serverless invoke -f keys ${stage.join(' ')} --data '{"action":"create","tenant":"ops","scopes":["blueprints:write"]}'`,
+    'SWITCHYARD_API_URL=$URL SWITCHYARD_API_KEY=$OPS_KEY npx switchyard blueprints push workflows/',
   ]) {
     io.out(`  ${line}`);
   }
