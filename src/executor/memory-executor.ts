@@ -26,6 +26,13 @@ export interface MemoryRunOptions {
   signals?: MemorySignals;
 }
 
+/** A parked node of an in-memory run. */
+export interface ParkedNotice {
+  status: 'waiting' | 'sleeping';
+  /** For a waiting node: what the run view lists. */
+  waiting?: WaitingNode;
+}
+
 type SignalHandler = (nodeId: string, signal: NodeSignal) => SignalOutcome;
 
 /**
@@ -35,8 +42,8 @@ type SignalHandler = (nodeId: string, signal: NodeSignal) => SignalOutcome;
  */
 export class MemorySignals {
   private readonly runs = new Map<string, SignalHandler>();
-  private readonly waiting = new Map<string, WaitingNode>();
-  private readonly waiters = new Map<string, Array<(node: WaitingNode) => void>>();
+  private readonly parked = new Map<string, ParkedNotice>();
+  private readonly waiters = new Map<string, Array<(notice: ParkedNotice) => void>>();
 
   /** Completes a waiting node of a run in this process. */
   signal(runId: string, nodeId: string, signal: NodeSignal = {}): SignalOutcome {
@@ -45,10 +52,13 @@ export class MemorySignals {
     return handler(nodeId, signal);
   }
 
-  /** Resolves once the node waits for a signal (at once if it already does), with what the run view lists. */
-  whenWaiting(runId: string, nodeId: string): Promise<WaitingNode> {
+  /**
+   * Resolves once the node is parked (at once if it is now): `waiting`, with what the run view lists of
+   * it, or `sleeping`.
+   */
+  whenParked(runId: string, nodeId: string): Promise<ParkedNotice> {
     const key = `${runId}\u0000${nodeId}`;
-    const now = this.waiting.get(key);
+    const now = this.parked.get(key);
     if (now) return Promise.resolve(now);
     return new Promise((resolve) => this.waiters.set(key, [...(this.waiters.get(key) ?? []), resolve]));
   }
@@ -58,15 +68,15 @@ export class MemorySignals {
     this.runs.set(runId, handler);
   }
 
-  /** @internal A node started (`node`) or stopped (undefined) waiting. */
-  noteWaiting(runId: string, nodeId: string, node: WaitingNode | undefined): void {
+  /** @internal A node parked (`notice`) or its park ended (undefined). */
+  noteParked(runId: string, nodeId: string, notice: ParkedNotice | undefined): void {
     const key = `${runId}\u0000${nodeId}`;
-    if (!node) {
-      this.waiting.delete(key);
+    if (!notice) {
+      this.parked.delete(key);
       return;
     }
-    this.waiting.set(key, node);
-    for (const wake of this.waiters.get(key) ?? []) wake(node);
+    this.parked.set(key, notice);
+    for (const wake of this.waiters.get(key) ?? []) wake(notice);
     this.waiters.delete(key);
   }
 }
@@ -181,7 +191,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
         abort.signal.removeEventListener('abort', end);
         parked.delete(node.index);
         delete extras[node.index]!.wakeAt;
-        if (request.signal) options.signals?.noteWaiting(runId, node.id, undefined);
+        options.signals?.noteParked(runId, node.id, undefined);
         resolve();
       };
       parked.set(node.index, { end });
@@ -192,15 +202,14 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
           finish(node, request.wakeAction === undefined ? {} : { action: request.wakeAction });
         }, Math.max(0, request.until - Date.now()));
       }
-      if (request.signal) {
-        options.signals?.noteWaiting(runId, node.id, {
-          nodeId: node.id,
-          prompt: request.signal.prompt,
-          since,
-          ...(request.until === undefined ? {} : { timeoutAt: request.until }),
-          actions: actionsOf(node),
-        });
-      }
+      const waiting: WaitingNode | undefined = request.signal && {
+        nodeId: node.id,
+        prompt: request.signal.prompt,
+        since,
+        ...(request.until === undefined ? {} : { timeoutAt: request.until }),
+        actions: actionsOf(node),
+      };
+      options.signals?.noteParked(runId, node.id, waiting ? { status: 'waiting', waiting } : { status: 'sleeping' });
     });
   }
 
