@@ -14,6 +14,12 @@ export const ErrorCodes = {
   ROUTE_NO_MATCH: 'ROUTE_NO_MATCH',
   UNKNOWN_NODE_KIND: 'UNKNOWN_NODE_KIND',
   WAIT_TIMEOUT: 'WAIT_TIMEOUT',
+  /** The run passed its deadline (`timeoutSeconds` / `timeoutMs` at start) and failed. */
+  RUN_TIMEOUT: 'RUN_TIMEOUT',
+  /** A signal named a node the run does not have. */
+  NODE_NOT_FOUND: 'NODE_NOT_FOUND',
+  /** A signal reached a node that is not waiting for one (not yet, no longer, or not a `wait` node). */
+  NODE_NOT_WAITING: 'NODE_NOT_WAITING',
   CONFIG: 'CONFIG',
   INTERNAL: 'INTERNAL',
 } as const;
@@ -45,6 +51,18 @@ export class SwitchyardError extends Error {
     this.retryable = options.retryable ?? false;
     const { retryable: _r, cause: _c, ...context } = options;
     this.context = context;
+  }
+}
+
+/** A signal reached a node that is not `waiting`: `status` is the node's (or the run's, once it ended). */
+export class NodeNotWaitingError extends SwitchyardError {
+  constructor(
+    message: string,
+    readonly status: string,
+    options: SwitchyardErrorOptions = {},
+  ) {
+    super(ErrorCodes.NODE_NOT_WAITING, message, options);
+    this.name = 'NodeNotWaitingError';
   }
 }
 

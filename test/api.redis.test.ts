@@ -14,6 +14,16 @@ import { WORKFLOWS_DIR } from './support/seeds.js';
 
 /** A run that stays running until it is cancelled. */
 const SLEEPY = { id: 'test-sleepy', nodes: [{ id: 'nap', uses: 'sleep', params: { ms: 60_000 } }], edges: [] };
+/** A wait node and its two answers. */
+const APPROVAL = {
+  id: 'test-approval',
+  nodes: [
+    { id: 'ask', uses: 'wait', params: { prompt: 'Approve {{item}}?', inputs: { item: 'item' } } },
+    { id: 'approved', uses: 'output', params: { template: 'approved' } },
+    { id: 'rejected', uses: 'output', params: { template: 'rejected' } },
+  ],
+  edges: [{ source: 'ask', target: 'approved', action: 'approve' }, { source: 'ask', target: 'rejected', action: 'reject' }],
+};
 const INLINE = {
   id: 'inline-hello',
   nodes: [{ id: 'say', uses: 'output', params: { template: 'hi {{who}}', inputs: { who: 'who' } } }],
@@ -58,6 +68,17 @@ async function call(
   return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
 }
 
+/** Follows the run's events (long poll, no sleeps) until its node "ask" waits; returns the run view's entry. */
+async function waitForWaiting(runId: string): Promise<any> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await call('GET', `/runs/${runId}/events?wait=20${after ? `&after=${after}` : ''}`, { key: key.acme });
+    if (page.json.events.some((e: { type: string; node?: string }) => e.type === 'node.waiting' && e.node === 'ask')) break;
+    after = page.json.cursor ?? after;
+  }
+  return (await call('GET', `/runs/${runId}`, { key: key.acme })).json.waiting.find((w: { nodeId: string }) => w.nodeId === 'ask');
+}
+
 async function startSleepy(tenantKey = key.acme): Promise<string> {
   const started = await call('POST', '/runs', { key: tenantKey, body: { blueprintId: SLEEPY.id } });
   expect(started.status).toBe(202);
@@ -68,6 +89,7 @@ async function startSleepy(tenantKey = key.acme): Promise<string> {
 beforeAll(async () => {
   const registry = await BlueprintRegistry.load([WORKFLOWS_DIR], createNodeKinds());
   registry.add(SLEEPY);
+  registry.add(APPROVAL);
   h = await startHarness({ blueprints: registry });
   keys = new ApiKeyStore(h.client.store.redis, h.prefix);
   key.acme = (await keys.create({ tenant: 'acme', scopes: ['runs:read', 'runs:write'], name: 'acme ci' })).key;
@@ -145,10 +167,48 @@ describe('runs', () => {
     expect(again.json.error).toMatchObject({ code: 'RUN_ENDED', details: { runId, status: 'cancelled' } });
   });
 
-  it('answers signals with 501 until the wait node exists', async () => {
-    const reply = await call('POST', '/runs/some-run/signals/approve', { key: key.acme, body: { action: 'yes' } });
-    expect(reply.status).toBe(501);
-    expect(reply.json).toEqual({ error: { code: 'NOT_IMPLEMENTED', message: 'signals arrive with the wait node' } });
+  it('signals: 200 with the node\'s new state; 409 for a second signal; 404 for an unknown run or node or another tenant\'s run; 400 for an action no edge has; 413 for a large payload', async () => {
+    const started = await call('POST', '/runs', { key: key.acme, body: { blueprintId: APPROVAL.id, input: { item: 'the invoice' } } });
+    expect(started.status).toBe(202);
+    const runId = started.json.runId as string;
+    const waiting = await waitForWaiting(runId);
+    expect(waiting).toMatchObject({ nodeId: 'ask', prompt: 'Approve the invoice?', actions: ['approve', 'reject'] });
+    expect(typeof waiting.since).toBe('number');
+    expect((await call('GET', `/runs/${runId}`, { key: key.acme })).json.nodes.ask.status).toBe('waiting');
+
+    expect((await call('POST', '/runs/no-such-run/signals/ask', { key: key.acme, body: { action: 'approve' } })).status).toBe(404);
+    expect((await call('POST', `/runs/${runId}/signals/ask`, { key: key.globex, body: { action: 'approve' } })).json.error.code).toBe('RUN_NOT_FOUND');
+    const unknownNode = await call('POST', `/runs/${runId}/signals/nope`, { key: key.acme, body: { action: 'approve' } });
+    expect([unknownNode.status, unknownNode.json.error.code]).toEqual([404, 'NODE_NOT_FOUND']);
+    const badAction = await call('POST', `/runs/${runId}/signals/ask`, { key: key.acme, body: { action: 'maybe' } });
+    expect([badAction.status, badAction.json.error.code]).toEqual([400, 'VALIDATION']);
+    expect(badAction.json.error.details.issues[0].message).toMatch(/no edge of node "ask" has the action "maybe"/);
+    expect((await call('POST', `/runs/${runId}/signals/ask`, { key: key.acme, body: { action: 'approve', extra: 1 } })).status).toBe(400);
+    expect((await call('POST', `/runs/${runId}/signals/ask`, { key: key.acmeReadOnly, body: { action: 'approve' } })).status).toBe(403);
+    const large = await call('POST', `/runs/${runId}/signals/ask`, { key: key.acme, body: { action: 'approve', payload: 'x'.repeat(70_000) } });
+    expect([large.status, large.json.error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+
+    const answered = await call('POST', `/runs/${runId}/signals/ask`, { key: key.acme, body: { action: 'approve', payload: { by: 'ann' } } });
+    expect(answered.status).toBe(200);
+    expect(answered.json).toMatchObject({ runId, nodeId: 'ask', status: 'done', action: 'approve' });
+    const again = await call('POST', `/runs/${runId}/signals/ask`, { key: key.acme, body: { action: 'reject' } });
+    expect(again.status).toBe(409);
+    expect(again.json.error).toMatchObject({ code: 'NODE_NOT_WAITING', details: { status: 'done' } });
+    expect(again.json.error.message).toMatch(/node "ask" is done/);
+    const done = await call('GET', `/runs/${runId}?wait=20`, { key: key.acme });
+    expect(done.json).toMatchObject({ status: 'completed', outputs: { ask: { by: 'ann' } }, nodes: { approved: { status: 'done' }, rejected: { status: 'skipped' } } });
+    // Not a wait node: 409 with its status.
+    const notWait = await call('POST', `/runs/${runId}/signals/approved`, { key: key.acme, body: {} });
+    expect([notWait.status, notWait.json.error.details.status]).toEqual([409, 'done']);
+  });
+
+  it('timeoutSeconds on POST /runs: past it the run fails with RUN_TIMEOUT', async () => {
+    expect((await call('POST', '/runs', { key: key.acme, body: { blueprintId: APPROVAL.id, timeoutSeconds: -1 } })).status).toBe(400);
+    const started = await call('POST', '/runs', { key: key.acme, body: { blueprintId: APPROVAL.id, input: { item: 'x' }, timeoutSeconds: 0.3 } });
+    expect(started.status).toBe(202);
+    const done = await call('GET', `/runs/${started.json.runId}?wait=20`, { key: key.acme });
+    expect(done.json).toMatchObject({ status: 'failed', error: { code: 'RUN_TIMEOUT' }, nodes: { ask: { status: 'cancelled' } } });
+    expect(typeof done.json.deadline).toBe('number');
   });
 });
 

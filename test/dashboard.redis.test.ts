@@ -73,6 +73,17 @@ const DASHBOARD_TEST = {
   ],
 };
 
+/** A wait node with two answers: the page shows its prompt, a button per action and a payload box. */
+const DASHBOARD_APPROVAL = {
+  id: 'dashboard-approval',
+  nodes: [
+    { id: 'review', uses: 'wait', params: { prompt: 'Publish the post by {{who}}?', inputs: { who: 'who' }, timeout: '1h' } },
+    { id: 'publish', uses: 'output', params: { template: 'published' } },
+    { id: 'discard', uses: 'output', params: { template: 'discarded' } },
+  ],
+  edges: [{ source: 'review', target: 'publish', action: 'approve' }, { source: 'review', target: 'discard', action: 'reject' }],
+};
+
 const gates = new Gates();
 let h: Harness;
 let api: Api;
@@ -126,6 +137,7 @@ beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const registry = await BlueprintRegistry.load([WORKFLOWS_DIR], createNodeKinds().with(gates.kind()));
   registry.add(DASHBOARD_TEST);
+  registry.add(DASHBOARD_APPROVAL);
   h = await startHarness({ blueprints: registry });
   const keys = new ApiKeyStore(h.client.store.redis, h.prefix);
   apiKey = (await keys.create({ tenant: 'acme', scopes: ['runs:read', 'runs:write'], name: 'dashboard test' })).key;
@@ -247,6 +259,33 @@ describe('dashboard in Chromium', () => {
     await page.waitForURL(/status=cancelled/);
     await page.locator(`tr[data-run-id="${runId}"]`).waitFor();
     expect(await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-status')))).toEqual(['cancelled']);
+  });
+
+  it('shows a waiting node\'s prompt with a button per action and a payload box, and signals it', async () => {
+    const { runId } = await call('POST', '/runs', { blueprintId: DASHBOARD_APPROVAL.id, input: { who: 'Ada' } });
+    await page.goto(`${server.url}/dashboard/#/runs/${runId}`);
+    const form = page.locator('#signals [data-signal-node="review"]');
+    await form.waitFor();
+    expect(await form.locator('[data-signal-prompt="review"]').innerText()).toBe('Publish the post by Ada?');
+    expect(await form.locator('button[data-signal-action]').allInnerTexts()).toEqual(['approve', 'reject']);
+    await page.locator('svg.graph [data-node-id="review"][data-status="waiting"]').waitFor();
+    await waitForFill('review', STATUS_COLOURS.waiting.fill);
+
+    // Not JSON: refused in the page, nothing sent.
+    await form.locator('textarea').fill('{not json');
+    await form.locator('button[data-signal-action="approve"]').click();
+    await form.getByRole('alert').getByText(/not valid JSON/).waitFor();
+    expect((await call('GET', `/runs/${runId}`)).nodes.review.status).toBe('waiting');
+
+    await form.locator('textarea').fill('{"by": "chromium"}');
+    await screenshot('07a-waiting-for-signal');
+    await form.locator('button[data-signal-action="approve"]').click();
+    await page.locator('#run-status[data-run-status="completed"]').waitFor();
+    await page.locator('#signals').waitFor({ state: 'hidden' });
+    await page.locator('svg.graph [data-node-id="publish"][data-status="done"]').waitFor();
+    expect(await page.locator('svg.graph [data-node-id="discard"]').getAttribute('data-status')).toBe('skipped');
+    const view = await call('GET', `/runs/${runId}`);
+    expect(view).toMatchObject({ status: 'completed', outputs: { review: { by: 'chromium' } } });
   });
 
   it('links a subflow node to its child run and the child back to its parent', async () => {

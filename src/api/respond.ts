@@ -11,6 +11,9 @@ export const ApiErrorCodes = {
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   RUN_ENDED: 'RUN_ENDED',
+  /** A signal to a node that is not waiting for one (its status is in the details). */
+  NODE_NOT_WAITING: 'NODE_NOT_WAITING',
+  NODE_NOT_FOUND: 'NODE_NOT_FOUND',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   RATE_LIMITED: 'RATE_LIMITED',
   INTERNAL: 'INTERNAL',

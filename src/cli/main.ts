@@ -11,7 +11,7 @@ import { blueprints } from './blueprints.js';
 import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
-import { cancel, events, run, status } from './runs.js';
+import { cancel, events, run, signal, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
 import { workerOpsFromEnv } from './worker-ops.js';
 
@@ -23,6 +23,7 @@ Usage:
   switchyard run <blueprintId> [--input <json>] [--wait] [--json] [--local]
   switchyard status <runId> [--json]                        a run's state, nodes, result
   switchyard cancel <runId>
+  switchyard signal <runId> <nodeId> [--action A] [--payload <json>]   answer a waiting node
   switchyard events <runId> [--follow] [--json]             a run's timeline
   switchyard graph <blueprintId|file> [--out file.svg|file.png]
   switchyard keys create --tenant T | keys list | keys revoke <id>
@@ -106,6 +107,8 @@ Options:
   --wait               wait for the run to end and print its result (with live progress on a terminal)
   --progress           show live progress while waiting, also when not on a terminal (on stderr)
   --timeout <s>        with --wait: give up waiting after this many seconds (the run goes on)
+  --timeout-run <s>    the run's deadline: past it the run fails with RUN_TIMEOUT (running nodes are
+                       aborted, waiting and sleeping nodes and child runs end)
   --json               print one JSON object: { runId, blueprintId, status, context, nodes, error? }
   --local              run in this process with the in-memory executor (no Redis, no workers)
   --tenant <tenant>    whose run it is in the HTTP API and dashboard (default local: the tenant of
@@ -134,6 +137,22 @@ Exit code 0 when it was cancelled, 1 when it had already ended or does not exist
 
 Examples:
   switchyard cancel 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d`,
+  signal: `switchyard signal <runId> <nodeId> [--action <action>] [--payload <json>]
+
+Answers a waiting \`wait\` node: --action chooses which of its outgoing edges are taken (as a router's
+action does), --payload (JSON, or @path to a JSON file; at most 64 KiB) becomes the node's output.
+Exit code 0 when the node was completed; 1 when it is not waiting (already answered, timed out,
+cancelled, or not a wait node), the run or node does not exist, or no edge has the action.
+\`switchyard run --wait\` prints this command for each node that waits. The run's status (\`status --json\`)
+lists what is waiting, with its prompt and actions.
+
+Options:
+  --action <action>    one of the actions of the node's outgoing edges
+  --payload <json>     the node's output: any JSON value, or @path to a file holding one
+
+Examples:
+  switchyard signal 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d approve --action approve
+  switchyard signal 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d review --action reject --payload '{"reason":"too long"}'`,
   events: `switchyard events <runId> [--follow] [--json]
 
 Prints the run's timeline, one event per line: time, type, node and details (worker, attempt, action, the
@@ -238,9 +257,10 @@ Examples:
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   validate: [],
   worker: ['blueprints', 'concurrency', 'lock-duration', 'drain-timeout'],
-  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'json', 'local', 'tenant'],
+  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'timeout-run', 'json', 'local', 'tenant'],
   status: ['json'],
   cancel: [],
+  signal: ['action', 'payload', 'json'],
   events: ['follow', 'json'],
   graph: ['blueprints', 'out'],
   keys: ['tenant', 'scopes', 'name', 'json'],
@@ -287,6 +307,8 @@ export async function main(argv: string[]): Promise<number> {
         return await status(positionals, values, env);
       case 'cancel':
         return await cancel(positionals, env);
+      case 'signal':
+        return await signal(positionals, values, env);
       case 'events':
         return await events(positionals, values, env);
       case 'graph':

@@ -81,6 +81,7 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
     done: c.green,
     skipped: c.yellow,
     waiting: c.magenta,
+    sleeping: c.dim,
     retrying: c.yellow,
     failed: c.red,
     cancelled: c.red,
@@ -117,8 +118,20 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
         if (f.skipped) line(event, 'skipped', f.skipped.split(',').join(', '));
         return;
       }
-      case 'node.waiting':
-        line(event, 'waiting', node, c.dim(`for child run ${f.child ?? '?'}`));
+      case 'node.waiting': {
+        if (f.child !== undefined) {
+          line(event, 'waiting', node, c.dim(`for child run ${f.child}`));
+          return;
+        }
+        const actions = f.actions ? f.actions.split(',') : [];
+        const until = f.wake ? `; times out in ${formatDuration(Number(f.wake) - event.at)}` : '';
+        line(event, 'waiting', node, `for a signal${f.prompt ? `: ${JSON.stringify(f.prompt)}` : ''}${c.dim(` (actions: ${actions.join(', ') || 'none'}${until})`)}`);
+        // How to answer it, ready to copy.
+        options.write(`${' '.repeat(10)}signal it: switchyard signal ${event.runId} ${node}${actions.length ? ` --action ${actions[0]}` : ''}${actions.length > 1 ? c.dim(`   (or ${actions.slice(1).join(', ')})`) : ''}`);
+        return;
+      }
+      case 'node.sleeping':
+        line(event, 'sleeping', node, c.dim(`until ${new Date(Number(f.wake)).toISOString()} (${formatDuration(Number(f.wake) - event.at)}; no worker slot held)`));
         return;
       case 'node.retrying':
         line(event, 'retrying', node, `attempt ${f.attempt ?? '?'} failed: ${errorMessage(f.error)}; again in ${formatDuration(Number(f.delayMs ?? 0))}`);

@@ -7,7 +7,9 @@ import { SwitchyardClient } from '../client/client.js';
 import { compileGraph } from '../engine/graph.js';
 import { runInMemory } from '../executor/memory-executor.js';
 import type { RunView } from '../types/run-view.js';
-import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { ErrorCodes, NodeNotWaitingError, SwitchyardError } from '../errors.js';
+import type { NodeSignal } from '../types/node-kind.js';
+import { readFileSync } from 'node:fs';
 import { createNodeKinds } from '../nodes/index.js';
 import { blueprintPaths, cliLogger, formatDuration, loadRegistry, openRedis, palette, parseInput, table, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
@@ -44,12 +46,15 @@ export async function run(positionals: string[], values: Parsed, env: CliEnv): P
   const input = parseInput(values.input);
   const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a number of seconds > 0 (got "${values.timeout}")`);
+  const runTimeoutSeconds = values['timeout-run'] === undefined ? undefined : Number(values['timeout-run']);
+  if (runTimeoutSeconds !== undefined && !(runTimeoutSeconds > 0)) throw new UsageError(`--timeout-run must be a number of seconds > 0 (got "${values['timeout-run']}")`);
+  const runTimeout = runTimeoutSeconds === undefined ? {} : { timeoutMs: Math.round(runTimeoutSeconds * 1000) };
   const registry = await loadRegistry(values.blueprints, env);
   const loaded = registry.get(blueprintId);
   if (!loaded) throw new UsageError(`no blueprint "${blueprintId}" in ${blueprintPaths(values.blueprints).join(', ')} (known: ${registry.ids().join(', ') || 'none'})`);
 
   if (values.local) {
-    const view = await runInMemory(compileGraph(loaded, registry.kinds), { kinds: registry.kinds, blueprints: registry, input, logger: cliLogger(env) });
+    const view = await runInMemory(compileGraph(loaded, registry.kinds), { kinds: registry.kinds, blueprints: registry, input, logger: cliLogger(env), ...runTimeout });
     return report(view, values);
   }
   const tenant = values.tenant ?? LOCAL_TENANT;
@@ -57,7 +62,7 @@ export async function run(positionals: string[], values: Parsed, env: CliEnv): P
   const client = await openClient(env, registry);
   try {
     const startedAt = Date.now();
-    const handle = await client.start(blueprintId, input);
+    const handle = await client.start(blueprintId, input, runTimeout);
     await recordForTenant(client, handle.runId, tenant, startedAt);
     if (!values.wait) {
       if (values.json) console.log(JSON.stringify({ runId: handle.runId, blueprintId, status: 'running' }));
@@ -189,6 +194,47 @@ export async function cancel(positionals: string[], env: CliEnv): Promise<number
     return 1;
   } finally {
     await client.close();
+  }
+}
+
+export async function signal(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+  const [runId, nodeId, ...extra] = positionals;
+  if (!runId || !nodeId) throw new UsageError('name the run and the waiting node: switchyard signal <runId> <nodeId> [--action A] [--payload <json>]');
+  if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const body: NodeSignal = {};
+  if (values.action !== undefined) body.action = values.action;
+  if (values.payload !== undefined) body.payload = parsePayload(values.payload);
+  const client = await openClient(env);
+  try {
+    const done = await client.signal(runId, nodeId, body);
+    if (values.json) console.log(JSON.stringify(done));
+    else console.log(`signalled ${nodeId} of run ${runId}${done.action ? ` with action ${done.action}` : ''}: node ${done.status}, run ${done.runStatus}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof NodeNotWaitingError) {
+      console.error(`switchyard signal: node ${nodeId} of run ${runId} is ${err.status}, not waiting for a signal`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await client.close();
+  }
+}
+
+/** --payload: any JSON value, or @path to a file holding one. */
+function parsePayload(raw: string): unknown {
+  let text = raw;
+  if (raw.startsWith('@')) {
+    try {
+      text = readFileSync(raw.slice(1), 'utf8');
+    } catch (err) {
+      throw new UsageError(`--payload ${raw}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--payload is not valid JSON: ${(err as Error).message}`);
   }
 }
 

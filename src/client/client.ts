@@ -2,7 +2,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import type { RunView } from '../types/run-view.js';
+import { GraphCache } from '../engine/graph-cache.js';
+import { actionsOf } from '../engine/graph.js';
+import type { NodeSignal } from '../types/node-kind.js';
+import type { RunView, SignalOutcome } from '../types/run-view.js';
+import { readRunBlueprint } from '../store/run-state.js';
 import { isTerminalRunStatus, type RunStatus } from '../types/statuses.js';
 import { NodeQueue } from '../queue/node-queue.js';
 import { BlueprintCatalog, type PushResult } from '../queue/blueprint-catalog.js';
@@ -26,7 +30,15 @@ export interface StartOptions {
   runId?: string;
   /** Seconds a finished run is kept. @default the client's runTtlSeconds */
   ttlSeconds?: number;
+  /**
+   * The run's deadline, from now: past it the run fails with RUN_TIMEOUT (running nodes see their abort
+   * signal, waiting and sleeping nodes and child runs end). @default none
+   */
+  timeoutMs?: number;
 }
+
+/** Largest signal payload, as JSON. */
+export const MAX_SIGNAL_PAYLOAD_BYTES = 64 * 1024;
 
 export interface ResultOptions {
   /** Give up waiting after this long (the run goes on). @default no limit */
@@ -55,6 +67,10 @@ export class RunHandle {
   cancel(): Promise<boolean> {
     return this.client.cancel(this.runId);
   }
+
+  signal(nodeId: string, signal: NodeSignal = {}): Promise<SignalOutcome> {
+    return this.client.signal(this.runId, nodeId, signal);
+  }
 }
 
 /** Starts runs, awaits them, reads and cancels them. Needs no worker in the same process. */
@@ -71,6 +87,8 @@ export class SwitchyardClient {
   readonly catalog: BlueprintCatalog;
   private subscriber: Redis | undefined;
   private readonly waiters = new Map<string, { wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
+  /** Compiled graphs by version, for signals (a run's version may be one this client never started). */
+  private readonly graphs: GraphCache;
 
   constructor(options: ClientOptions) {
     this.options = resolveOptions(options);
@@ -79,6 +97,7 @@ export class SwitchyardClient {
     this.queue = new NodeQueue(this.options);
     this.catalog = new BlueprintCatalog(new BlueprintStore(this.store.redis, this.store.keys), this.registry, this.registry.kinds);
     this.runs = new RunService(this.store, this.queue, this.catalog, this.options.runTtlSeconds);
+    this.graphs = new GraphCache(this.registry.kinds, (version) => this.store.loadBlueprint(version));
   }
 
   /**
@@ -96,7 +115,11 @@ export class SwitchyardClient {
     }
     const loaded = typeof blueprint === 'string' ? await this.catalog.resolve(blueprint, options.version) : await this.validateInline(blueprint);
     const runId = options.runId ?? randomUUID();
-    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds });
+    if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, `timeoutMs must be a number of milliseconds > 0 (got ${options.timeoutMs})`);
+    }
+    const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds, deadline });
     return new RunHandle(this, runId, started.graph.blueprintId, started.created);
   }
 
@@ -110,6 +133,32 @@ export class SwitchyardClient {
     const outcome = await this.runs.cancel(runId);
     if (outcome === 'missing') throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
     return outcome === 'cancelled';
+  }
+
+  /**
+   * Answers a `wait` node: `action` routes its outgoing edges (as a router's action does), `payload` (any
+   * JSON, at most 64 KiB) becomes its output. Then enqueues what became ready. Resolves with the node's
+   * new state. Throws a `NodeNotWaitingError` (its `status` says why) when the node is not waiting (also
+   * for a second signal, or one that lost to the node's timeout), RUN_NOT_FOUND / NODE_NOT_FOUND, and
+   * VALIDATION for an action none of its edges has or a payload too large.
+   */
+  async signal(runId: string, nodeId: string, signal: NodeSignal = {}): Promise<SignalOutcome> {
+    const { version } = await readRunBlueprint(this.store.redis, this.store.keys, runId);
+    if (!version) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+    const graph = await this.graphs.get(version);
+    const node = graph.byId.get(nodeId);
+    if (!node) throw new SwitchyardError(ErrorCodes.NODE_NOT_FOUND, `run "${runId}" has no node "${nodeId}"`, { runId, nodeId });
+    if (signal.action !== undefined && !actionsOf(node).includes(signal.action)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, `no edge of node "${nodeId}" has the action "${signal.action}" (it has: ${actionsOf(node).join(', ') || 'none'})`, { runId, nodeId });
+    }
+    if (signal.payload !== undefined) {
+      const bytes = Buffer.byteLength(JSON.stringify(signal.payload) ?? '', 'utf8');
+      if (bytes > MAX_SIGNAL_PAYLOAD_BYTES) {
+        throw new SwitchyardError(ErrorCodes.VALIDATION, `the payload is ${bytes} bytes of JSON; at most ${MAX_SIGNAL_PAYLOAD_BYTES}`, { runId, nodeId });
+      }
+    }
+    const done = await this.runs.completeParked(runId, graph, node, { signal });
+    return { runId, nodeId, ...done };
   }
 
   /** The run's timeline, oldest first. */

@@ -6,6 +6,8 @@ export const STATUS_COLOURS: Record<NodeStatus, { fill: string; stroke: string; 
   pending: { fill: '#f8f9fa', stroke: '#adb5bd', text: '#495057' },
   queued: { fill: '#e7f5ff', stroke: '#4dabf7', text: '#1864ab' },
   running: { fill: '#fff3bf', stroke: '#f08c00', text: '#7c4a03' },
+  waiting: { fill: '#fff0f6', stroke: '#d6336c', text: '#a61e4d' },
+  sleeping: { fill: '#e6fcf5', stroke: '#0ca678', text: '#087f5b' },
   done: { fill: '#ebfbee', stroke: '#2f9e44', text: '#1b5e20' },
   skipped: { fill: '#f1f3f5', stroke: '#ced4da', text: '#868e96' },
   failed: { fill: '#fff5f5', stroke: '#e03131', text: '#a61e1e' },

@@ -172,3 +172,8 @@ function computeNeeds(node: CompiledNode, kinds: NodeKindRegistry): NodeNeeds {
   }
   return { context: wholeContext ? '*' : [...context], outputs: wholeOutputs ? '*' : [...outputs] };
 }
+
+/** The actions a signal may choose for a `wait` node: those of its outgoing edges, each once, in edge order. */
+export function actionsOf(node: CompiledNode): string[] {
+  return [...new Set(node.outgoing.map((e) => e.action).filter((a): a is string => a !== undefined))];
+}

@@ -2,7 +2,7 @@ import type { ConditionScope } from '../blueprint/condition.js';
 import type { SerializedError } from '../errors.js';
 import type { NodeResult } from '../types/node-kind.js';
 import type { CompiledNode, Graph } from './graph.js';
-import { isTerminalNodeStatus, type NodeStatus, type RunStatus } from '../types/statuses.js';
+import { isParkedNodeStatus, isTerminalNodeStatus, type NodeStatus, type RunStatus } from '../types/statuses.js';
 
 /**
  * Pure run-state transitions. The in-memory executor applies them directly; the Redis store applies the
@@ -64,20 +64,33 @@ export function decideEdges(node: CompiledNode, result: NodeResult, scope: Omit<
 /** Marks a queued node running; false when it must not run (run over, node finished). */
 export function beginNode(state: RunState, index: number): boolean {
   const node = state.nodes[index]!;
-  if (state.status !== 'running' || isTerminalNodeStatus(node.status) || node.status === 'pending') return false;
+  if (state.status !== 'running' || isTerminalNodeStatus(node.status) || node.status === 'pending' || isParkedNodeStatus(node.status)) return false;
   node.status = 'running';
   node.attempts += 1;
   return true;
 }
 
 /**
+ * Parks a running node: `waiting` for a signal (or its timeout), `sleeping` until its timer. False when
+ * the run is over or the node is not running (nothing changes).
+ */
+export function parkNode(state: RunState, index: number, status: 'waiting' | 'sleeping'): boolean {
+  const node = state.nodes[index]!;
+  if (state.status !== 'running' || node.status !== 'running') return false;
+  node.status = status;
+  return true;
+}
+
+/**
  * Applies a node's completion: marks it done, records each outgoing edge's arrival (taken or skipped),
  * propagates skips (dead-path elimination), collects nodes that became ready and completes the run when
- * nothing is left. Returns undefined, changing nothing, when the completion is stale or a duplicate.
+ * nothing is left. A parked node (`waiting`, `sleeping`) completes the same way, from its signal or
+ * timer: whichever comes first wins, the other is a duplicate. Returns undefined, changing nothing, when
+ * the completion is stale or a duplicate.
  */
 export function completeNode(graph: Graph, state: RunState, index: number, taken: readonly boolean[]): Transition | undefined {
   const node = state.nodes[index]!;
-  if (state.status !== 'running' || (node.status !== 'running' && node.status !== 'queued')) return undefined;
+  if (state.status !== 'running' || (node.status !== 'running' && node.status !== 'queued' && !isParkedNodeStatus(node.status))) return undefined;
   node.status = 'done';
   state.remaining -= 1;
   const transition: Transition = { ready: [], skipped: [] };
@@ -116,6 +129,18 @@ export function failRun(state: RunState, index: number, nodeId: string, error: S
   state.nodes[index]!.error = error;
   state.status = 'failed';
   state.error = { ...error, nodeId };
+  cancelUnfinished(state);
+  return true;
+}
+
+/**
+ * Ends the run `failed` without a failing node (its deadline passed: RUN_TIMEOUT); every unfinished node,
+ * running, waiting or sleeping, becomes `cancelled`.
+ */
+export function timeOutRun(state: RunState, error: SerializedError): boolean {
+  if (state.status !== 'running') return false;
+  state.status = 'failed';
+  state.error = error;
   cancelUnfinished(state);
   return true;
 }

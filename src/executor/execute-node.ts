@@ -148,5 +148,8 @@ function checkResult(result: unknown, nodeId: string): NodeResult {
   if (r.waitFor !== undefined && typeof r.waitFor?.runId !== 'string') {
     throw new NonRetryableError('a node result\'s "waitFor" must be { runId }', { nodeId });
   }
+  if (r.park !== undefined && (typeof r.park !== 'object' || r.park === null || (r.park.until !== undefined && !Number.isFinite(r.park.until)) || (r.park.until === undefined && !r.park.signal))) {
+    throw new NonRetryableError('a node result\'s "park" must be { until?: epoch ms, signal?: { prompt } } with at least one of them', { nodeId });
+  }
   return r;
 }

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { ErrorCodes, NodeNotWaitingError, SwitchyardError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult } from '../types/node-kind.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult, NodeSignal, ParkRequest } from '../types/node-kind.js';
 import { sumUsage } from '../types/usage.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
-import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
+import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import { childRunId } from '../types/ids.js';
-import type { RunView } from '../types/run-view.js';
-import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from '../engine/transitions.js';
+import type { RunView, SignalOutcome, WaitingNode } from '../types/run-view.js';
+import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, parkNode, timeOutRun, type RunState } from '../engine/transitions.js';
 import { runAttempt, serializeFailure } from './attempt-policy.js';
 
 export interface MemoryRunOptions {
@@ -20,6 +20,65 @@ export interface MemoryRunOptions {
   /** Aborting it cancels the run. */
   signal?: AbortSignal;
   logger?: Logger;
+  /** The run's deadline, from its start: past it the run fails with RUN_TIMEOUT. @default none */
+  timeoutMs?: number;
+  /** Where signals for the waiting nodes of this run (and of its child runs) come from. @default none: waits end only by timeout */
+  signals?: MemorySignals;
+}
+
+/** A parked node of an in-memory run. */
+export interface ParkedNotice {
+  status: 'waiting' | 'sleeping';
+  /** For a waiting node: what the run view lists. */
+  waiting?: WaitingNode;
+}
+
+type SignalHandler = (nodeId: string, signal: NodeSignal) => SignalOutcome;
+
+/**
+ * The in-process signal entry point of {@link runInMemory}: what `POST /runs/{runId}/signals/{nodeId}`
+ * is to the distributed engine, with the same answers (a {@link NodeNotWaitingError} for a node that is
+ * not waiting, RUN_NOT_FOUND, NODE_NOT_FOUND, VALIDATION for an action no outgoing edge has).
+ */
+export class MemorySignals {
+  private readonly runs = new Map<string, SignalHandler>();
+  private readonly parked = new Map<string, ParkedNotice>();
+  private readonly waiters = new Map<string, Array<(notice: ParkedNotice) => void>>();
+
+  /** Completes a waiting node of a run in this process. */
+  signal(runId: string, nodeId: string, signal: NodeSignal = {}): SignalOutcome {
+    const handler = this.runs.get(runId);
+    if (!handler) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+    return handler(nodeId, signal);
+  }
+
+  /**
+   * Resolves once the node is parked (at once if it is now): `waiting`, with what the run view lists of
+   * it, or `sleeping`.
+   */
+  whenParked(runId: string, nodeId: string): Promise<ParkedNotice> {
+    const key = `${runId}\u0000${nodeId}`;
+    const now = this.parked.get(key);
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => this.waiters.set(key, [...(this.waiters.get(key) ?? []), resolve]));
+  }
+
+  /** @internal runInMemory's side. */
+  attach(runId: string, handler: SignalHandler): void {
+    this.runs.set(runId, handler);
+  }
+
+  /** @internal A node parked (`notice`) or its park ended (undefined). */
+  noteParked(runId: string, nodeId: string, notice: ParkedNotice | undefined): void {
+    const key = `${runId}\u0000${nodeId}`;
+    if (!notice) {
+      this.parked.delete(key);
+      return;
+    }
+    this.parked.set(key, notice);
+    for (const wake of this.waiters.get(key) ?? []) wake(notice);
+    this.waiters.delete(key);
+  }
 }
 
 /**
@@ -32,7 +91,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const logger = options.logger ?? silentLogger;
   const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
   const outputs: Record<string, unknown> = Object.create(null);
-  const extras = graph.nodes.map(() => ({}) as { childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] });
+  const extras = graph.nodes.map(() => ({}) as NodeExtras);
   const children = new Map<string, Promise<RunView>>();
   const { state, ready } = createRunState(graph);
   const abort = new AbortController();
@@ -42,6 +101,33 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   };
   options.signal?.addEventListener('abort', onCancel, { once: true });
   if (options.signal?.aborted) onCancel();
+  const deadline =
+    options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          const error = { code: ErrorCodes.RUN_TIMEOUT, message: 'the run passed its deadline', retryable: false, name: 'SwitchyardError' };
+          if (timeOutRun(state, error)) abort.abort();
+        }, options.timeoutMs);
+  /** Parked nodes (waiting, sleeping), by node index: how to end the park. */
+  const parked = new Map<number, { end: () => void }>();
+  options.signals?.attach(runId, (nodeId, signal) => {
+    const node = graph.byId.get(nodeId);
+    if (!node) throw new SwitchyardError(ErrorCodes.NODE_NOT_FOUND, `run "${runId}" has no node "${nodeId}"`, { runId, nodeId });
+    if (signal.action !== undefined && !actionsOf(node).includes(signal.action)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, `no edge of node "${nodeId}" has the action "${signal.action}" (it has: ${actionsOf(node).join(', ') || 'none'})`, { runId, nodeId });
+    }
+    const status = state.nodes[node.index]!.status;
+    const entry = parked.get(node.index);
+    if (state.status !== 'running' || status !== 'waiting' || !entry) {
+      throw new NodeNotWaitingError(`node "${nodeId}" is ${status}, not waiting for a signal`, status, { runId, nodeId });
+    }
+    entry.end();
+    const result: NodeResult = {};
+    if (signal.payload !== undefined) result.output = signal.payload;
+    if (signal.action !== undefined) result.action = signal.action;
+    finish(node, result);
+    return { runId, nodeId, status: state.nodes[node.index]!.status, runStatus: state.status, ...(signal.action === undefined ? {} : { action: signal.action }) };
+  });
 
   const inFlight = new Set<Promise<void>>();
   const schedule = (indices: readonly number[]) => {
@@ -76,6 +162,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
       });
       switch (outcome.kind) {
         case 'result':
+          if (outcome.result.park) return park(node, outcome.result.park);
           return finish(node, outcome.result);
         case 'retry':
           state.nodes[node.index]!.status = 'queued';
@@ -87,6 +174,43 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
           return;
       }
     }
+  }
+
+  /**
+   * Parks a node as the distributed engine does (`waiting` or `sleeping`, no attempt running): resolves
+   * when the park ends, by its signal or timer (which complete it; the first wins) or by the run's end.
+   */
+  function park(node: CompiledNode, request: ParkRequest): Promise<void> {
+    if (!parkNode(state, node.index, request.signal ? 'waiting' : 'sleeping')) return Promise.resolve();
+    const since = Date.now();
+    if (request.until !== undefined) extras[node.index]!.wakeAt = request.until;
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const end = () => {
+        clearTimeout(timer);
+        abort.signal.removeEventListener('abort', end);
+        parked.delete(node.index);
+        delete extras[node.index]!.wakeAt;
+        options.signals?.noteParked(runId, node.id, undefined);
+        resolve();
+      };
+      parked.set(node.index, { end });
+      abort.signal.addEventListener('abort', end, { once: true });
+      if (request.until !== undefined) {
+        timer = setTimeout(() => {
+          end();
+          finish(node, request.wakeAction === undefined ? {} : { action: request.wakeAction });
+        }, Math.max(0, request.until - Date.now()));
+      }
+      const waiting: WaitingNode | undefined = request.signal && {
+        nodeId: node.id,
+        prompt: request.signal.prompt,
+        since,
+        ...(request.until === undefined ? {} : { timeoutAt: request.until }),
+        actions: actionsOf(node),
+      };
+      options.signals?.noteParked(runId, node.id, waiting ? { status: 'waiting', waiting } : { status: 'sleeping' });
+    });
   }
 
   /** A subflow node's child run ran in this process: its final state, for the kind's `resume`. */
@@ -106,7 +230,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
         const id = childRunId(runId, node.id, attempt);
         if (!children.has(id)) {
           const childGraph = compileGraph(loaded, options.kinds);
-          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal }));
+          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal, timeoutMs: undefined }));
         }
         return id;
       },
@@ -130,8 +254,17 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
 
   schedule(ready);
   while (inFlight.size > 0) await Promise.race(inFlight);
+  clearTimeout(deadline);
   options.signal?.removeEventListener('abort', onCancel);
   return toView(graph, runId, state, context, outputs, extras);
+}
+
+/** What the run view shows of a node beyond its state. */
+interface NodeExtras {
+  childRunId?: string;
+  usage?: NodeResult['usage'];
+  meta?: NodeResult['meta'];
+  wakeAt?: number;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -153,7 +286,7 @@ function toView(
   state: RunState,
   context: Record<string, unknown>,
   outputs: Record<string, unknown>,
-  extras: Array<{ childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] }>,
+  extras: NodeExtras[],
 ): RunView {
   const view: RunView = {
     runId,

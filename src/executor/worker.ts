@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
-import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
+import { ErrorCodes, NodeNotWaitingError, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
 import { childRunId } from '../types/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
-import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
+import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import type { RunView } from '../types/run-view.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../types/node-kind.js';
+import type { ChildRuns, NodeKindRegistry, NodeResult, ParkRequest, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { BlueprintStore } from '../store/blueprint-store.js';
 import { RedisStore } from '../store/redis-store.js';
@@ -263,6 +263,11 @@ export class SwitchyardWorker {
 
   private async processJob(job: Job<NodeJobData>): Promise<void> {
     const { runId, nodeId, version } = job.data;
+    // A run's deadline: fail it if it is still running (one script call), whatever its nodes are doing.
+    if (job.data.deadline) {
+      if (await this.runs.timeOut(runId)) this.logger.warn('run passed its deadline; failed it', { runId });
+      return;
+    }
     let graph: Graph;
     try {
       graph = await this.graphs.get(version);
@@ -276,6 +281,7 @@ export class SwitchyardWorker {
       const err = new SwitchyardError(ErrorCodes.INTERNAL, `node "${nodeId}" is not in blueprint version ${version}`, { runId, nodeId });
       return this.fail(runId, nodeId, err, 1, this.logger);
     }
+    if (job.data.wake !== undefined) return this.wake(runId, graph, node, job.data.wake);
     // The job's node counts against its kind's slots from now: the next fetch already sees it.
     const holdFirst = this.hold(node);
     try {
@@ -300,6 +306,11 @@ export class SwitchyardWorker {
       case 'ended':
         // Likewise, tell the parent of an ended child run again (resume jobs are idempotent).
         if (begin.parent && !childRunId) await this.runs.notifyParent(begin.parent, runId);
+        return;
+      case 'parked':
+        // A redelivered job of a parked node: add its wake job again, in case the worker that parked it
+        // died before it could (one job id per node and attempt makes this harmless otherwise).
+        if (begin.wake !== undefined) await this.queue.enqueueWake(runId, version, node.id, begin.attempt, begin.wake);
         return;
       case 'skip':
         return;
@@ -353,6 +364,7 @@ export class SwitchyardWorker {
     const result = await this.attempt(runId, graph, step, logger);
     if (!result) return [];
     if (result.waitFor) return this.park(runId, node, result.waitFor.runId);
+    if (result.park) return this.parkTimed(runId, graph, node, step.attempt, result.park, logger);
     const taken = decideStepEdges(step, result);
     const done = await this.complete(runId, graph, node, result, taken);
     if (done.kind !== 'ok') return [];
@@ -415,6 +427,37 @@ export class SwitchyardWorker {
     const waiting = await this.store.waitNode(runId, node.id, childRunId);
     if (waiting.outcome === 'stale') await this.runs.cancel(childRunId, 'parent run ended');
     return [];
+  }
+
+  /**
+   * A wait or durable sleep node parks (one script call: `waiting` or `sleeping`, with its wake time) and
+   * gives up this slot; for a timed park a delayed wake job completes it later, unless a signal, a
+   * cancellation or the run's end comes first. Parked before the wake job is added: a wake job never
+   * finds its node still running, and a redelivery of this job adds a lost wake job again.
+   */
+  private async parkTimed(runId: string, graph: Graph, node: CompiledNode, attempt: number, park: ParkRequest, logger: Logger): Promise<Step[]> {
+    const parked = await this.store.parkNode(runId, node.id, {
+      status: park.signal ? 'waiting' : 'sleeping',
+      wake: park.until,
+      prompt: park.signal?.prompt,
+      actions: park.signal ? actionsOf(node) : undefined,
+      wakeAction: park.wakeAction,
+    });
+    if (parked.outcome !== 'parked') return [];
+    logger.debug(park.signal ? 'node waits for a signal' : 'node sleeps', { wakeAt: park.until });
+    if (park.until !== undefined) await this.queue.enqueueWake(runId, graph.version, node.id, attempt, park.until);
+    return [];
+  }
+
+  /** A wake job: completes its parked node (a wait's timeout, a sleep's end) unless something came first. */
+  private async wake(runId: string, graph: Graph, node: CompiledNode, attempt: number): Promise<void> {
+    try {
+      await this.runs.completeParked(runId, graph, node, { wake: attempt });
+    } catch (err) {
+      // A signal, a cancellation or the run's end came first: nothing to do.
+      if (err instanceof NodeNotWaitingError || (err instanceof SwitchyardError && err.code === ErrorCodes.RUN_NOT_FOUND)) return;
+      throw err;
+    }
   }
 
   /**

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import { ConditionError, parseCondition, type Condition } from '../blueprint/condition.js';
 import { NonRetryableError } from '../errors.js';
 import { InputsSchema, renderTemplate, templateSources } from './template-text.js';
-import { NodeKindRegistry, type NodeKind, type NodeReads } from '../types/node-kind.js';
+import { DurationSchema, parseDuration, parseIsoTime } from './duration.js';
+import { waitKind } from './wait.js';
+import { NodeKindRegistry, type NodeKind, type NodeReads, type NodeResult } from '../types/node-kind.js';
 
 /** `template` and `output` accept the seed's `promptTemplate` as well as `template`. */
 const TemplateParams = z
@@ -106,26 +108,55 @@ export const routeKind: NodeKind<RouteParams> = {
 };
 
 
-const SleepParams = z.object({ ms: z.number().int().min(0).max(86_400_000) }).strict();
+const SleepParams = z
+  .object({
+    /** Milliseconds to pause in the worker (holds its slot; the node's `timeout` applies): pacing, demos, tests. */
+    ms: z.number().int().min(0).max(86_400_000).optional(),
+    /** Durable: milliseconds or a duration string ("90s", "15m", "24h", "7d"). */
+    duration: DurationSchema.optional(),
+    /** Durable: an ISO 8601 time, or a context key / node id holding one. */
+    until: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((p) => [p.ms, p.duration, p.until].filter((v) => v !== undefined).length === 1, { message: 'needs exactly one of "ms", "duration" and "until"' });
 type SleepParams = z.infer<typeof SleepParams>;
 
-/** Waits `ms` milliseconds (ended early by cancellation); for pacing, demos and drain tests. */
+/**
+ * Waits. With `duration` or `until` it is durable: the node parks (`sleeping`) and a delayed job wakes
+ * it, so no worker slot is held, killing every worker loses nothing, and cancelling the run ends it. With
+ * `ms` it pauses in the worker as it always has (ended early by cancellation).
+ */
 export const sleepKind: NodeKind<SleepParams> = {
   name: 'sleep',
   params: SleepParams,
-  reads: () => ({ context: [], outputs: [] }),
+  reads: (params) => (params.until === undefined || parseIsoTime(params.until) !== undefined ? { context: [], outputs: [] } : { context: [params.until], outputs: [params.until] }),
   run(ctx) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => resolve({}), ctx.params.ms);
-      ctx.signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        reject(ctx.signal.reason);
-      }, { once: true });
-    });
+    const { ms, duration, until } = ctx.params;
+    if (ms !== undefined) return pause(ms, ctx.signal);
+    let wakeAt: number;
+    if (duration !== undefined) {
+      wakeAt = Date.now() + parseDuration(duration)!;
+    } else {
+      const held = parseIsoTime(until) ?? parseIsoTime(ctx.resolve(until!));
+      if (held === undefined) throw new NonRetryableError(`"until" is neither an ISO 8601 time nor a context key / node id holding one: ${until}`, { nodeId: ctx.nodeId });
+      wakeAt = held;
+    }
+    // A time already past: done at once, no park.
+    return wakeAt <= Date.now() ? {} : { park: { until: wakeAt } };
   },
 };
 
+function pause(ms: number, signal: AbortSignal): Promise<NodeResult> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve({}), ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
 /** The deterministic node kinds every worker has. */
 export function builtinNodeKinds(): NodeKindRegistry {
-  return new NodeKindRegistry([templateKind, outputKind, routeKind, sleepKind]);
+  return new NodeKindRegistry([templateKind, outputKind, routeKind, sleepKind, waitKind]);
 }

@@ -12,6 +12,13 @@ export interface NodeJobData {
   childRunId?: string;
   /** Set on a run's start job: the other start nodes, which the worker claims alongside `nodeId`. */
   siblings?: string[];
+  /**
+   * Set on a wake job: the attempt whose timed park (a wait's timeout, a durable sleep's end) it ends.
+   * The node completes unless a signal, a cancellation or the run's end came first.
+   */
+  wake?: number;
+  /** Set on a run's deadline job (`nodeId` is ''): the run fails with RUN_TIMEOUT if it is still running. */
+  deadline?: true;
 }
 
 /** Deterministic job id. BullMQ forbids `:` in custom ids; node ids never contain `.`, so the id is unambiguous. */
@@ -79,6 +86,27 @@ export class NodeQueue {
   async enqueueHandBack(data: NodeJobData): Promise<void> {
     const jobId = `${nodeJobId(data.runId, data.nodeId)}.handback-${randomBytes(4).toString('hex')}`;
     await this.queue.add(data.nodeId, data, { jobId, lifo: true, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } });
+  }
+
+  /**
+   * Adds the delayed job that wakes a parked node at `wakeAt` (epoch ms). One id per node and attempt,
+   * so adding it again (a redelivered job of the parked node) is harmless.
+   */
+  async enqueueWake(runId: string, version: string, nodeId: string, attempt: number, wakeAt: number): Promise<void> {
+    await this.queue.add(
+      nodeId,
+      { runId, nodeId, version, wake: attempt },
+      { jobId: `${nodeJobId(runId, nodeId)}.wake${attempt}`, delay: Math.max(0, wakeAt - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+    );
+  }
+
+  /** Adds the run's one deadline job, delayed until `deadline` (epoch ms). */
+  async enqueueDeadline(runId: string, version: string, deadline: number): Promise<void> {
+    await this.queue.add(
+      'deadline',
+      { runId, nodeId: '', version, deadline: true },
+      { jobId: `${runId}.deadline`, delay: Math.max(0, deadline - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+    );
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,11 @@
 import type { LoadedBlueprint } from '../blueprint/load.js';
 import type { Blueprint } from '../blueprint/schema.js';
-import { ErrorCodes, SwitchyardError } from '../errors.js';
-import { compileGraph, type Graph } from '../engine/graph.js';
+import { ErrorCodes, NodeNotWaitingError, SwitchyardError } from '../errors.js';
+import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
+import { decideEdges } from '../engine/transitions.js';
 import { RUN_ID_PATTERN } from '../types/ids.js';
-import type { RunStatus } from '../types/statuses.js';
+import type { NodeResult, NodeSignal } from '../types/node-kind.js';
+import type { NodeStatus, RunStatus } from '../types/statuses.js';
 import type { ParentLink, RedisStore, RunEnding } from '../store/redis-store.js';
 import type { BlueprintCatalog } from './blueprint-catalog.js';
 import type { NodeQueue } from './node-queue.js';
@@ -44,7 +46,7 @@ export class RunService {
   async start(
     loaded: LoadedBlueprint,
     input: Record<string, unknown>,
-    options: { runId: string; ttlSeconds?: number },
+    options: { runId: string; ttlSeconds?: number; /** Epoch ms past which the run fails with RUN_TIMEOUT. */ deadline?: number },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
     const closure = await this.catalog.closure(loaded);
     return this.startGraph(this.graphFor(loaded), input, {
@@ -68,6 +70,8 @@ export class RunService {
       parent?: ParentLink;
       /** The run's pins as stored (a child run inherits its parent's). */
       pinsJson?: string;
+      /** Epoch ms past which the run fails with RUN_TIMEOUT. */
+      deadline?: number;
       store: ReadonlyArray<{ version: string; blueprint: Blueprint }>;
     },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
@@ -92,10 +96,12 @@ export class RunService {
       ttlSeconds,
       parent: options.parent,
       pinsJson: options.pinsJson,
+      deadline: options.deadline,
     });
     if (started.status === 'running' && started.version === graph.version) {
       // One job starts them all: the worker that takes it claims the other start nodes itself.
       await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes);
+      if (options.deadline !== undefined) await this.queue.enqueueDeadline(options.runId, graph.version, options.deadline);
     }
     return { created: started.created, status: started.status, graph };
   }
@@ -112,6 +118,52 @@ export class RunService {
     if (!ending) return;
     await Promise.all(ending.children.map((child) => this.cancel(child, 'parent run ended')));
     if (ending.parent && childRunId) await this.notifyParent(ending.parent, childRunId);
+  }
+
+  /** Fails a run past its deadline (RUN_TIMEOUT), then cancels its children and tells its parent. */
+  async timeOut(runId: string): Promise<boolean> {
+    const ending = await this.store.timeOutRun(runId, {
+      code: ErrorCodes.RUN_TIMEOUT,
+      message: 'the run passed its deadline',
+      retryable: false,
+      name: 'SwitchyardError',
+    });
+    await this.afterEnding(ending, runId);
+    return ending !== undefined;
+  }
+
+  /**
+   * Completes a parked node, from a signal (which needs it `waiting`) or from its wake job (the timed park
+   * of `attempt`; a wait completes with its timeout action, a sleep with nothing): reads what its outgoing
+   * conditions need, decides its edges, applies the completion (one complete-node call: a signal and a
+   * timeout racing, exactly one wins) and enqueues what became ready. Resolves with the node's status after
+   * it (`done`); throws {@link NodeNotWaitingError} when the signal or wake does not apply (any more).
+   */
+  async completeParked(runId: string, graph: Graph, node: CompiledNode, how: { signal: NodeSignal } | { wake: number }): Promise<{ status: NodeStatus; runStatus: RunStatus; action?: string }> {
+    const parked = await this.store.readParked(runId, node);
+    if (parked.runStatus === undefined) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+    const notWaiting = (status: string) =>
+      new NodeNotWaitingError(`node "${node.id}" is ${status}, not waiting for a signal`, status, { runId, nodeId: node.id });
+    if (parked.runStatus !== 'running') throw notWaiting(parked.status);
+    if ('signal' in how ? parked.status !== 'waiting' : parked.status !== 'waiting' && parked.status !== 'sleeping') throw notWaiting(parked.status);
+    if ('wake' in how && parked.attempts !== how.wake) throw notWaiting(`${parked.status} (attempt ${parked.attempts}, not ${how.wake})`);
+    const result: NodeResult = {};
+    if ('signal' in how) {
+      if (how.signal.payload !== undefined) result.output = how.signal.payload;
+      if (how.signal.action !== undefined) result.action = how.signal.action;
+    } else if (parked.wakeAction) {
+      result.action = parked.wakeAction;
+    }
+    const outputs = { ...parked.outputs };
+    if (result.output !== undefined) outputs[node.id] = result.output;
+    const taken = decideEdges(node, result, { context: parked.context, outputs });
+    const done = await this.store.completeNode(runId, node, result, taken);
+    if (done.kind === 'duplicate') throw notWaiting(done.nodeStatus);
+    if (done.kind === 'stale') throw notWaiting(parked.status);
+    const ready = done.ready.map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
+    await this.queue.enqueue(runId, graph.version, ready);
+    if (done.parent) await this.notifyParent(done.parent, runId);
+    return { status: 'done', runStatus: done.runStatus, ...(result.action === undefined ? {} : { action: result.action }) };
   }
 
   /** Enqueues the job that resumes a parent's subflow node with its child's result (idempotent per child). */

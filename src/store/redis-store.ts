@@ -5,12 +5,13 @@ import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
 import type { RedisClient } from '../types/redis-client.js';
-import { readRun, readRunPins, readRunStatus, type BlueprintPins } from './run-state.js';
+import { readParkedNode, readRun, readRunPins, readRunStatus, type BlueprintPins, type ParkedNodeState } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
   encodeCompleteNode,
   encodeFailNode,
+  encodeParkNode,
   encodeReleaseNode,
   encodeRetryNode,
   encodeStartNode,
@@ -18,6 +19,7 @@ import {
   encodeWaitNode,
   type NodeNeeds,
   type NodeResult,
+  type ParkArgs,
   type ScriptCall,
   type StartRunInput,
   type StoreNode,
@@ -26,12 +28,15 @@ import {
   decodeCancelRun,
   decodeCompleteNode,
   decodeFailNode,
+  decodeParkNode,
   decodeStartNode,
   decodeStartRun,
   decodeReleaseNode,
+  decodeTimeOutRun,
   decodeWaitNode,
   type CancelRunReply,
   type CompleteNodeReply,
+  type ParkNodeReply,
   type RunEnding,
   type ScriptReply,
   type StartNodeReply,
@@ -42,8 +47,8 @@ import {
 
 export type { RedisClient } from '../types/redis-client.js';
 export { sumUsage } from '../types/usage.js';
-export type { BlueprintPins, ParentLink } from './run-state.js';
-export type { NodeScriptArgs, StartRunInput, StoreNode } from './script-args.js';
+export type { BlueprintPins, ParentLink, ParkedNodeState } from './run-state.js';
+export type { NodeScriptArgs, ParkArgs, StartRunInput, StoreNode } from './script-args.js';
 export type { ClaimedNode, CompleteNodeReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
 
 /**
@@ -163,6 +168,27 @@ export class RedisStore {
   /** Records that a subflow node now waits for its child run (and frees its worker slot). */
   async waitNode(runId: string, nodeId: string, childRunId: string): Promise<WaitNodeReply> {
     return decodeWaitNode(await this.call('sy2WaitNode', encodeWaitNode(this.keys, runId, nodeId, childRunId)));
+  }
+
+  /**
+   * Parks a running wait or sleep node (status `waiting` or `sleeping`, with its wake time, prompt and
+   * actions) and frees its worker slot; the caller adds the wake job for a timed park.
+   */
+  async parkNode(runId: string, nodeId: string, park: ParkArgs): Promise<ParkNodeReply> {
+    return decodeParkNode(await this.call('sy2WaitNode', encodeParkNode(this.keys, runId, nodeId, park)));
+  }
+
+  /** A parked node and what its outgoing conditions read, for its signal or wake job (one round trip). */
+  readParked(runId: string, node: Pick<StoreNode, 'id' | 'needs'>): Promise<ParkedNodeState> {
+    return readParkedNode(this.redis, this.keys, runId, node.id, node.needs);
+  }
+
+  /**
+   * Fails a running run that passed its deadline (RUN_TIMEOUT): unfinished nodes are cancelled and running
+   * ones told to abort; undefined when the run had already ended.
+   */
+  async timeOutRun(runId: string, error: SerializedError): Promise<RunEnding | undefined> {
+    return decodeTimeOutRun(await this.call('sy2CancelRun', encodeCancelRun(this.keys, runId, 'deadline passed', error)));
   }
 
   /** The run's status alone (cheap); undefined when there is no such run. */

@@ -43,10 +43,15 @@ export type NodeDoneEvent = EventHead & AttemptFields & { type: 'node.done'; act
 export type NodeRetryingEvent = EventHead & AttemptFields & { type: 'node.retrying'; error: string; delayMs: string };
 /** fail-node: the node failed for good; `error` is SerializedError JSON. */
 export type NodeFailedEvent = EventHead & AttemptFields & { type: 'node.failed'; error: string };
-/** wait-node: a subflow node gave up its worker slot until its child run ends. */
-export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child: string };
 /** release-node: a stopping worker gave the node back, its attempt undone (`attempt` is the one before). */
 export type NodeReleasedEvent = EventHead & { type: 'node.released'; node: string; attempt: string; worker: string };
+/**
+ * wait-node: a subflow node gave up its worker slot until its child run ends (`child`), or a wait node
+ * parked until a signal (`prompt`, `actions` comma-joined, and `wake`, epoch ms, when it has a timeout).
+ */
+export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child?: string; attempt?: string; prompt?: string; actions?: string; wake?: string };
+/** wait-node: a durable sleep parked until `wake` (epoch ms). */
+export type NodeSleepingEvent = EventHead & { type: 'node.sleeping'; node: string; attempt: string; wake: string };
 /** fail-node and cancel-run: the run's unfinished nodes, comma-joined, were cancelled. */
 export type NodesCancelledEvent = EventHead & { type: 'nodes.cancelled'; nodes: string };
 
@@ -60,6 +65,7 @@ export type RunEvent =
   | NodeFailedEvent
   | NodeWaitingEvent
   | NodeReleasedEvent
+  | NodeSleepingEvent
   | NodesCancelledEvent;
 
 export type RunEventType = RunEvent['type'];

@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.js';
-import type { NodeView, RunView } from '../types/run-view.js';
+import type { NodeView, RunView, WaitingNode } from '../types/run-view.js';
 import { NodeStatuses, type NodeStatus, type RunStatus } from '../types/statuses.js';
 import type { TokenUsage } from '../types/usage.js';
 import { sumUsage } from '../types/usage.js';
@@ -8,9 +8,10 @@ import type { RedisClient } from '../types/redis-client.js';
 
 /**
  * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own
- * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, pins,
- * error, cancelReason) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error, startedAt,
- * endedAt, worker, readied, meta, child); a node without a status is pending. The scripts that write them
+ * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, pins, error,
+ * cancelReason, deadline) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error,
+ * startedAt, endedAt, worker, readied, meta, child; and for a parked node since, wake, prompt, actions,
+ * wakeAction); a node without a status is pending. The scripts that write them
  * are src/store/lua (the layout is described in lua/includes/run-context.lua).
  */
 
@@ -127,6 +128,7 @@ export function parseRunView(
   if (!state.status) return undefined;
   const topology = parseTopology(state.topo);
   const nodes: Record<string, NodeView> = {};
+  const waiting: WaitingNode[] = [];
   for (const id of topology.ids) {
     const field = (name: string) => state[`${id}.${name}`];
     const view: NodeView = { status: (field('status') ?? 'pending') as NodeStatus, attempts: Number(field('attempts') ?? 0) };
@@ -136,6 +138,20 @@ export function parseRunView(
     if (field('endedAt')) view.endedAt = Number(field('endedAt'));
     if (field('worker')) view.worker = field('worker');
     if (field('child')) view.childRunId = field('child');
+    if (view.status === 'waiting' || view.status === 'sleeping') {
+      const wake = field('wake');
+      if (wake) view.wakeAt = Number(wake);
+      if (view.status === 'waiting') {
+        const actions = field('actions');
+        waiting.push({
+          nodeId: id,
+          prompt: field('prompt') ?? '',
+          since: Number(field('since') ?? 0),
+          ...(wake ? { timeoutAt: Number(wake) } : {}),
+          actions: actions ? actions.split(',') : [],
+        });
+      }
+    }
     const meta = field('meta');
     if (meta) {
       const { usage, ...rest } = JSON.parse(meta) as { usage?: TokenUsage } & Record<string, unknown>;
@@ -159,7 +175,61 @@ export function parseRunView(
   if (state.parent) view.parent = parseParentLink(state.parent);
   const usage = sumUsage(Object.values(nodes));
   if (usage) view.usage = usage;
+  if (waiting.length > 0) view.waiting = waiting;
+  if (state.deadline) view.deadline = Number(state.deadline);
   return view;
+}
+
+/** A parked node as its signal or wake job finds it, with what its outgoing conditions read. */
+export interface ParkedNodeState {
+  /** The run's status; undefined when there is no such run. */
+  runStatus: RunStatus | undefined;
+  /** The node's status ('pending' when it has none). */
+  status: NodeStatus;
+  attempts: number;
+  /** The action its timeout completes it with, if any. */
+  wakeAction?: string;
+  context: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
+/**
+ * What completing a parked node needs, in one round trip: the run's and the node's status, its attempts
+ * and wake action, and the context keys and outputs it reads (`'*'`: all). Only signals and wake jobs
+ * read this; the completion itself (complete-node) decides atomically whether it still applies.
+ */
+export async function readParkedNode(
+  redis: RedisClient,
+  keys: StoreKeys,
+  runId: string,
+  nodeId: string,
+  needs: { context: readonly string[] | '*'; outputs: readonly string[] | '*' },
+): Promise<ParkedNodeState> {
+  const k = keys.runKeys(runId);
+  const read = (key: string, names: readonly string[] | '*'): Promise<Record<string, string>> => {
+    if (names === '*') return redis.hgetall(key);
+    if (names.length === 0) return Promise.resolve({});
+    return redis.hmget(key, ...names).then((values) => {
+      const out: Record<string, string> = Object.create(null);
+      names.forEach((name, i) => {
+        if (values[i] !== null && values[i] !== undefined) out[name] = values[i]!;
+      });
+      return out;
+    });
+  };
+  const [[runStatus, status, attempts, wakeAction], ctx, out] = await Promise.all([
+    redis.hmget(k.state, 'status', `${nodeId}.status`, `${nodeId}.attempts`, `${nodeId}.wakeAction`),
+    read(k.ctx, needs.context),
+    read(k.outputs, needs.outputs),
+  ]);
+  return {
+    runStatus: (runStatus ?? undefined) as RunStatus | undefined,
+    status: (status ?? 'pending') as NodeStatus,
+    attempts: Number(attempts ?? 0),
+    ...(wakeAction ? { wakeAction } : {}),
+    context: parseValues(ctx),
+    outputs: parseValues(out),
+  };
 }
 
 /** A stored parent link (the `parent` field, or a script reply's parent entry). */

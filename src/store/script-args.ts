@@ -125,6 +125,20 @@ export interface StartRunInput {
    * start these versions. Absent when the blueprint calls no other.
    */
   pinsJson?: string;
+  /** Epoch ms past which the run fails with RUN_TIMEOUT. */
+  deadline?: number;
+}
+
+/** How a wait or sleep node parks (wait-node-4.lua). */
+export interface ParkArgs {
+  status: 'waiting' | 'sleeping';
+  /** Epoch ms when its wake job fires. */
+  wake?: number;
+  prompt?: string;
+  /** The actions a signal may choose. */
+  actions?: readonly string[];
+  /** The action its timeout completes it with. */
+  wakeAction?: string;
 }
 
 /** What a node's completion stores. */
@@ -162,6 +176,7 @@ export function encodeStartRun(keys: StoreKeys, input: StartRunInput): ScriptCal
     startNodesOf(input.topology).join(','),
     input.pinsJson ?? '',
   );
+  call.push(input.deadline ?? '');
   pushJsonPairs(call, input.input);
   return call;
 }
@@ -227,16 +242,24 @@ export function encodeFailNode(keys: StoreKeys, runId: string, nodeId: string, e
   return call;
 }
 
-/** cancel-run-4.lua */
-export function encodeCancelRun(keys: StoreKeys, runId: string, reason: string): ScriptCall {
+/** cancel-run-4.lua; with `failWith` the run fails with that error instead (its deadline passed). */
+export function encodeCancelRun(keys: StoreKeys, runId: string, reason: string, failWith?: SerializedError): ScriptCall {
   const call = head(keys, runId);
   call.push(reason);
+  if (failWith) call.push(JSON.stringify(failWith));
   return call;
 }
 
-/** wait-node-4.lua */
+/** wait-node-4.lua: a subflow node waiting for its child run. */
 export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, childRunId: string): ScriptCall {
   const call = head(keys, runId);
   call.push(nodeId, childRunId);
+  return call;
+}
+
+/** wait-node-4.lua: a wait or sleep node parking. */
+export function encodeParkNode(keys: StoreKeys, runId: string, nodeId: string, park: ParkArgs): ScriptCall {
+  const call = head(keys, runId);
+  call.push(nodeId, '', park.status, park.wake ?? '', park.prompt ?? '', (park.actions ?? []).join(','), park.wakeAction ?? '');
   return call;
 }

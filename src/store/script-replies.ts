@@ -42,6 +42,7 @@ export type StartNodeReply =
     }
   | { kind: 'done'; readied: string[] }
   | { kind: 'ended'; runStatus: RunStatus; parent?: ParentLink }
+  | { kind: 'parked'; nodeStatus: 'waiting' | 'sleeping'; wake?: number; attempt: number }
   | { kind: 'skip'; reason: string };
 
 export type CompleteNodeReply =
@@ -52,6 +53,8 @@ export type CompleteNodeReply =
 export type CancelRunReply = { outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' };
 
 export type WaitNodeReply = { outcome: 'waiting' | 'not-running' } | { outcome: 'stale'; runStatus: string };
+
+export type ParkNodeReply = { outcome: 'parked' } | { outcome: 'not-running'; nodeStatus: string } | { outcome: 'stale'; runStatus: string };
 
 /** start-run-4.lua: {'created'} | {'exists', version, status}. */
 export function decodeStartRun(reply: ScriptReply, version: string): StartRunReply {
@@ -94,6 +97,10 @@ export function decodeStartNode(reply: ScriptReply, node: Pick<StoreNode, 'needs
       return { kind: 'done', readied: splitCsv(reply[1]) };
     case 'ended':
       return { kind: 'ended', runStatus: String(reply[1]) as RunStatus, ...parentField(reply[2]) };
+    case 'parked': {
+      const wake = reply[2] ? Number(reply[2]) : undefined;
+      return { kind: 'parked', nodeStatus: String(reply[1]) as 'waiting' | 'sleeping', attempt: Number(reply[3]), ...(wake === undefined ? {} : { wake }) };
+    }
     default:
       return { kind: 'skip', reason: String(reply[1]) };
   }
@@ -142,6 +149,18 @@ export type ReleaseNodeReply = { outcome: 'ok'; released: string[] } | { outcome
 export function decodeReleaseNode(reply: ScriptReply): ReleaseNodeReply {
   if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
   return { outcome: 'ok', released: splitCsv(reply[1]) };
+}
+
+/** wait-node-4.lua, for a wait or sleep node. */
+export function decodeParkNode(reply: ScriptReply): ParkNodeReply {
+  if (reply[0] === 'parked') return { outcome: 'parked' };
+  if (reply[0] === 'stale') return { outcome: 'stale', runStatus: String(reply[1]) };
+  return { outcome: 'not-running', nodeStatus: String(reply[1]) };
+}
+
+/** cancel-run-4.lua called with an error (a run past its deadline): the run's ending, or undefined when it had already ended. */
+export function decodeTimeOutRun(reply: ScriptReply): RunEnding | undefined {
+  return reply[0] === 'failed' ? ending(reply) : undefined;
 }
 
 function splitCsv(value: ScriptReply[number] | undefined): string[] {

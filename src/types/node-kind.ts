@@ -19,6 +19,28 @@ export interface NodeResult {
    * calls the kind's `resume` with the child's final state when it ends.
    */
   waitFor?: { runId: string };
+  /**
+   * Parks the node without holding a worker slot (the `wait` and durable `sleep` kinds): it becomes
+   * `waiting` (with `signal`) or `sleeping` (a timer only) and completes later, from a signal or when
+   * `until` passes, in the same completion transition as any node.
+   */
+  park?: ParkRequest;
+}
+
+/** How a node parks; see {@link NodeResult.park}. */
+export interface ParkRequest {
+  /** Epoch ms when the node wakes on its own (a sleep's end, a wait's timeout). */
+  until?: number;
+  /** Set for a node that waits for a signal: the text shown to whoever answers. */
+  signal?: { prompt: string };
+  /** The action the node completes with when `until` passes (a wait's `timeoutAction`); none for a sleep. */
+  wakeAction?: string;
+}
+
+/** What completes a waiting node: `action` routes its outgoing edges, `payload` becomes its output. */
+export interface NodeSignal {
+  action?: string;
+  payload?: unknown;
 }
 
 /** Starting child runs, for the subflow kind. */

@@ -19,6 +19,21 @@ export interface NodeView {
   usage?: TokenUsage;
   /** What produced the answer, e.g. `{ provider: 'offline', model: 'offline-rules-1' }`. */
   meta?: Record<string, unknown>;
+  /** A `waiting` or `sleeping` node's wake-up time (epoch ms), when it has one. */
+  wakeAt?: number;
+}
+
+/** A node waiting for a signal, as the run view lists it. */
+export interface WaitingNode {
+  nodeId: string;
+  /** The wait node's prompt, filled from its inputs. */
+  prompt: string;
+  /** Epoch ms since when it waits. */
+  since: number;
+  /** Epoch ms when it times out, if it has a timeout. */
+  timeoutAt?: number;
+  /** The actions a signal may choose: those of the node's outgoing edges. */
+  actions: string[];
 }
 
 /** A run as users see it: flowcraft's `{ status, context }` plus per-node states and outputs. */
@@ -41,4 +56,18 @@ export interface RunView {
   parent?: { runId: string; nodeId: string };
   /** Tokens used by all LLM nodes of the run (not counting child runs). */
   usage?: TokenUsage;
+  /** Nodes waiting for a signal now (`POST /runs/{runId}/signals/{nodeId}` answers them). */
+  waiting?: WaitingNode[];
+  /** Epoch ms past which the run fails with RUN_TIMEOUT, when it was started with a timeout. */
+  deadline?: number;
+}
+
+/** What a signal did: the node's new state (`done`) and the run's. */
+export interface SignalOutcome {
+  runId: string;
+  nodeId: string;
+  status: NodeStatus;
+  runStatus: RunStatus;
+  /** The action the signal chose. */
+  action?: string;
 }

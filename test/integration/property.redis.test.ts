@@ -6,13 +6,15 @@ import { startHarness, type Harness } from '../support/harness.js';
 
 /**
  * Random DAGs run distributed (2 workers, concurrency 4) must end exactly as they do in memory: same run
- * status, same node states, same context. Conditions read only the input and the source node's own
+ * status, same node states, same context. Besides route and output nodes they hold `wait` nodes (which
+ * park and time out with a fixed action) and durable `sleep` nodes (which park until a wake job). Conditions read only the input and the source node's own
  * output/action, and templates read predecessors' outputs only behind `all` joins, so every result is
  * determined by the graph even though the order of execution is not.
  */
 
 interface GenNode {
-  kind: 'route' | 'output';
+  /** `wait` and `sleep` park (durable): a wait times out with action 'a' or 'b' (no signal comes), a sleep wakes. */
+  kind: 'route' | 'output' | 'wait' | 'sleep';
   threshold: number;
   join: 'all' | 'any';
   sources: number[];
@@ -26,7 +28,7 @@ const conditionArb = fc.oneof(
 
 const nodeArb = (index: number): fc.Arbitrary<GenNode> =>
   fc.record({
-    kind: fc.constantFrom('route', 'output'),
+    kind: fc.constantFrom('route', 'output', 'route', 'output', 'wait', 'sleep'),
     threshold: fc.integer({ min: 0, max: 10 }),
     join: fc.constantFrom('all', 'any'),
     sources: index === 0 ? fc.constant([]) : fc.uniqueArray(fc.integer({ min: 0, max: index - 1 }), { maxLength: 3 }),
@@ -45,6 +47,11 @@ function toBlueprint(nodes: GenNode[]) {
     id,
     nodes: nodes.map((n, i) => {
       const config = n.sources.length > 1 ? { joinStrategy: n.join } : undefined;
+      if (n.kind === 'wait') {
+        // Times out (no signal): the same action wherever it runs, so the outcome is determined.
+        return { id: `n${i}`, uses: 'wait', params: { prompt: 'p', timeout: 5 + (n.threshold % 4) * 5, timeoutAction: n.threshold > 5 ? 'a' : 'b' }, ...(config ? { config } : {}) };
+      }
+      if (n.kind === 'sleep') return { id: `n${i}`, uses: 'sleep', params: { duration: `${1 + n.threshold}ms` }, ...(config ? { config } : {}) };
       if (n.kind === 'route') {
         return { id: `n${i}`, uses: 'route', params: { rules: [{ when: `context.x > ${n.threshold}`, action: 'a' }], default: 'b' }, ...(config ? { config } : {}) };
       }
@@ -56,8 +63,8 @@ function toBlueprint(nodes: GenNode[]) {
     edges: nodes.flatMap((n, i) =>
       n.sources.map((s, j) => {
         const spec = n.edgeSpecs[j]!;
-        // Actions only mean something on edges out of route nodes.
-        const action = nodes[s]!.kind === 'route' ? spec.action : undefined;
+        // Actions only mean something on edges out of route and wait nodes.
+        const action = nodes[s]!.kind === 'route' || nodes[s]!.kind === 'wait' ? spec.action : undefined;
         return { source: `n${s}`, target: `n${i}`, ...(action ? { action } : {}), ...(spec.condition ? { condition: spec.condition } : {}) };
       }),
     ),

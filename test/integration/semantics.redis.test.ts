@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
 import { compileGraph } from '../../src/engine/graph.js';
-import { runInMemory } from '../../src/executor/memory-executor.js';
-import type { RunView } from '../../src/types/run-view.js';
+import { NodeNotWaitingError } from '../../src/errors.js';
+import { MemorySignals, runInMemory } from '../../src/executor/memory-executor.js';
+import { waitForRunEvents } from '../../src/store/run-events.js';
+import type { NodeSignal } from '../../src/types/node-kind.js';
+import type { RunView, SignalOutcome, WaitingNode } from '../../src/types/run-view.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { Probe, testKinds } from '../support/test-kinds.js';
 
@@ -15,14 +19,21 @@ interface Started {
   runId: string;
   result(): Promise<RunView>;
   cancel(): Promise<unknown>;
+  /** Answers a waiting node, as POST /runs/{runId}/signals/{nodeId} does (in memory: MemorySignals). */
+  signal(nodeId: string, signal?: NodeSignal): Promise<SignalOutcome>;
+  /** Resolves once the node parked (`waiting` or `sleeping`); for a waiting node, what the run view lists. */
+  parked(nodeId: string): Promise<WaitingNode | undefined>;
 }
 interface Runner {
-  start(blueprint: object, input?: Record<string, unknown>): Promise<Started>;
+  start(blueprint: object, input?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Started>;
 }
 
 const probe = new Probe();
 let h: Harness;
 let seq = 0;
+const memorySignals = new MemorySignals();
+/** A connection of its own for blocking reads of run events. */
+let reader: Redis;
 
 beforeAll(async () => {
   h = await startHarness({ kinds: testKinds(probe), workers: 2, concurrency: 8 });
@@ -38,23 +49,53 @@ beforeAll(async () => {
     ],
     edges: [{ source: 'inner', target: 'wrap' }],
   });
+  reader = h.redis.duplicate();
 });
-afterAll(() => h.close());
+afterAll(async () => {
+  reader.disconnect();
+  await h.close();
+});
+
+/** Blocks on the run's event stream (XREAD BLOCK) until the node parked: no polling, no sleeps. */
+async function parkedEvent(runId: string, nodeId: string): Promise<void> {
+  const stream = h.client.store.keys.runKeys(runId).events;
+  let after: string | undefined;
+  for (;;) {
+    const events = await waitForRunEvents(reader, stream, after, 10_000);
+    for (const e of events) if ((e.type === 'node.waiting' || e.type === 'node.sleeping') && e.node === nodeId) return;
+    after = events.at(-1)?.id ?? after;
+  }
+}
 
 const runners: Record<string, () => Runner> = {
   memory: () => ({
-    async start(blueprint, input = {}) {
+    async start(blueprint, input = {}, options = {}) {
       const loaded = h.registry.add({ ...blueprint, id: `m${++seq}` });
       const controller = new AbortController();
       const runId = `mem-${seq}`;
-      const done = runInMemory(compileGraph(loaded, h.kinds), { kinds: h.kinds, blueprints: h.registry, input, runId, signal: controller.signal });
-      return { runId, result: () => done, cancel: async () => controller.abort() };
+      const done = runInMemory(compileGraph(loaded, h.kinds), { kinds: h.kinds, blueprints: h.registry, input, runId, signal: controller.signal, signals: memorySignals, ...options });
+      return {
+        runId,
+        result: () => done,
+        cancel: async () => controller.abort(),
+        signal: async (nodeId, signal) => memorySignals.signal(runId, nodeId, signal),
+        parked: async (nodeId) => (await memorySignals.whenParked(runId, nodeId)).waiting,
+      };
     },
   }),
   distributed: () => ({
-    async start(blueprint, input = {}) {
-      const handle = await h.client.start({ ...blueprint, id: `d${++seq}` }, input);
-      return { runId: handle.runId, result: () => handle.result({ timeoutMs: 20_000 }), cancel: () => handle.cancel() };
+    async start(blueprint, input = {}, options = {}) {
+      const handle = await h.client.start({ ...blueprint, id: `d${++seq}` }, input, options);
+      return {
+        runId: handle.runId,
+        result: () => handle.result({ timeoutMs: 20_000 }),
+        cancel: () => handle.cancel(),
+        signal: (nodeId, signal) => handle.signal(nodeId, signal),
+        async parked(nodeId) {
+          await parkedEvent(handle.runId, nodeId);
+          return (await handle.get())?.waiting?.find((w) => w.nodeId === nodeId);
+        },
+      };
     },
   }),
 };
@@ -233,6 +274,153 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
     expect(statusesOf(view)).toEqual({ wait: 'cancelled', later: 'cancelled' });
     expect(probe.aborted.has(`${run.runId}:wait`)).toBe(true);
     expect(probe.count(`${run.runId}:later`)).toBe(0);
+  });
+});
+
+
+/** ask (a wait) -> approved / rejected / expired by action, each a count node. */
+const approval = (params: Record<string, unknown> = {}) => ({
+  nodes: [
+    node('ask', 'wait', { prompt: 'Approve {{item}}?', inputs: { item: 'item' }, ...params }),
+    node('approved', 'count'),
+    node('rejected', 'count'),
+    node('expired', 'count'),
+  ],
+  edges: [
+    { source: 'ask', target: 'approved', action: 'approve' },
+    { source: 'ask', target: 'rejected', action: 'reject' },
+    { source: 'ask', target: 'expired', action: 'timeout' },
+  ],
+});
+
+/** The error a promise rejects with. */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    (value) => {
+      throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+    },
+    (err: unknown) => err,
+  );
+}
+
+describe.each(Object.keys(runners))('wait, signals, durable sleep and deadlines (%s)', (name) => {
+  const runner = () => runners[name]!();
+
+  it('approval: a signal with action "approve" routes the approve edge; its payload is the output; a second signal is refused', async () => {
+    const run = await runner().start(approval(), { item: 'the invoice' });
+    const waiting = await run.parked('ask');
+    expect(waiting).toMatchObject({ nodeId: 'ask', prompt: 'Approve the invoice?', actions: ['approve', 'reject', 'timeout'] });
+    expect(waiting!.timeoutAt).toBeUndefined();
+    const answered = await run.signal('ask', { action: 'approve', payload: { by: 'ann', note: 'ok' } });
+    expect(answered).toMatchObject({ nodeId: 'ask', status: 'done' });
+    const again = await rejection(run.signal('ask', { action: 'reject' }));
+    expect(again).toBeInstanceOf(NodeNotWaitingError);
+    expect((again as NodeNotWaitingError).status).toBe('done');
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(statusesOf(view)).toEqual({ ask: 'done', approved: 'done', rejected: 'skipped', expired: 'skipped' });
+    expect(view.outputs.ask).toEqual({ by: 'ann', note: 'ok' });
+    expect(view.waiting).toBeUndefined();
+  });
+
+  it('approval: "reject" routes the reject edge; an action no edge has is refused and the node keeps waiting', async () => {
+    const run = await runner().start(approval({ timeout: '1h' }), { item: 'x' });
+    const waiting = await run.parked('ask');
+    expect(waiting!.timeoutAt).toBeGreaterThan(waiting!.since);
+    const wrong = await rejection(run.signal('ask', { action: 'maybe' }));
+    expect(wrong).toMatchObject({ code: 'VALIDATION' });
+    expect(await rejection(run.signal('nope', { action: 'approve' }))).toMatchObject({ code: 'NODE_NOT_FOUND' });
+    await run.signal('ask', { action: 'reject' });
+    const view = await run.result();
+    expect(statusesOf(view)).toEqual({ ask: 'done', approved: 'skipped', rejected: 'done', expired: 'skipped' });
+    expect(view.outputs.ask).toBeUndefined();
+  });
+
+  it('approval: with no signal, the timeout completes the node with timeoutAction and no output', async () => {
+    const run = await runner().start(approval({ timeout: 60 }), { item: 'x' });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(statusesOf(view)).toEqual({ ask: 'done', approved: 'skipped', rejected: 'skipped', expired: 'done' });
+    expect(view.outputs.ask).toBeUndefined();
+    expect(await rejection(run.signal('ask', { action: 'approve' }))).toMatchObject({ status: 'done' });
+  });
+
+  it('a custom timeoutAction routes its own edge', async () => {
+    const run = await runner().start({
+      nodes: [node('ask', 'wait', { timeout: '50ms', timeoutAction: 'reject' }), node('approved', 'count'), node('rejected', 'count')],
+      edges: [{ source: 'ask', target: 'approved', action: 'approve' }, { source: 'ask', target: 'rejected', action: 'reject' }],
+    });
+    const view = await run.result();
+    expect(statusesOf(view)).toEqual({ ask: 'done', approved: 'skipped', rejected: 'done' });
+  });
+
+  it('a signal racing the timeout: exactly one of them completes the node', async () => {
+    for (let i = 0; i < 4; i++) {
+      const run = await runner().start(approval({ timeout: 25 }), { item: 'x' });
+      await run.parked('ask');
+      // Sent about when the timeout fires; whichever completes the node first wins, the other changes nothing.
+      await new Promise((resolve) => setTimeout(resolve, 20 + i * 3));
+      const signalled = await run.signal('ask', { action: 'approve', payload: 'yes' }).then(
+        () => true,
+        (err: unknown) => {
+          expect(err).toBeInstanceOf(NodeNotWaitingError);
+          expect((err as NodeNotWaitingError).status).toBe('done');
+          return false;
+        },
+      );
+      const view = await run.result();
+      expect(view.status).toBe('completed');
+      expect(probe.count(`${run.runId}:approved`) + probe.count(`${run.runId}:expired`)).toBe(1);
+      expect(view.nodes.approved!.status).toBe(signalled ? 'done' : 'skipped');
+      expect(view.nodes.expired!.status).toBe(signalled ? 'skipped' : 'done');
+      expect(view.outputs.ask).toEqual(signalled ? 'yes' : undefined);
+    }
+  });
+
+  it('a durable sleep of a duration, and one until a time held in the context, then go on', async () => {
+    const run = await runner().start({
+      nodes: [node('nap', 'sleep', { duration: '40ms' }), node('rest', 'sleep', { until: 'wakeAt' }), node('after', 'count')],
+      edges: [{ source: 'nap', target: 'rest' }, { source: 'rest', target: 'after' }],
+    }, { wakeAt: new Date(Date.now() + 80).toISOString() });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(statusesOf(view)).toEqual({ nap: 'done', rest: 'done', after: 'done' });
+    expect(view.nodes.nap!.attempts).toBe(1);
+  });
+
+  it('cancelling a run that is waiting ends the wait; a later signal is refused', async () => {
+    const run = await runner().start(approval(), { item: 'x' });
+    await run.parked('ask');
+    await run.cancel();
+    const view = await run.result();
+    expect(view.status).toBe('cancelled');
+    expect(statusesOf(view)).toEqual({ ask: 'cancelled', approved: 'cancelled', rejected: 'cancelled', expired: 'cancelled' });
+    expect(await rejection(run.signal('ask', { action: 'approve' }))).toMatchObject({ code: 'NODE_NOT_WAITING', status: 'cancelled' });
+    expect(probe.count(`${run.runId}:approved`)).toBe(0);
+  });
+
+  it('cancelling a run that is sleeping ends the sleep; the wake changes nothing', async () => {
+    const run = await runner().start({ nodes: [node('nap', 'sleep', { duration: '60s' }), node('after', 'count')], edges: [{ source: 'nap', target: 'after' }] });
+    await run.parked('nap');
+    await run.cancel();
+    const view = await run.result();
+    expect(view.status).toBe('cancelled');
+    expect(statusesOf(view)).toEqual({ nap: 'cancelled', after: 'cancelled' });
+  });
+
+  it('a run past its deadline fails with RUN_TIMEOUT: running nodes see their abort, waiting nodes end', async () => {
+    const run = await runner().start({
+      nodes: [node('ask', 'wait', {}), node('busy', 'block'), node('nap', 'sleep', { duration: '1h' }), node('after', 'count')],
+      edges: [{ source: 'ask', target: 'after' }, { source: 'busy', target: 'after' }, { source: 'nap', target: 'after' }],
+    }, {}, { timeoutMs: 300 });
+    await run.parked('ask');
+    const view = await run.result();
+    expect(view.status).toBe('failed');
+    expect(view.error).toMatchObject({ code: 'RUN_TIMEOUT' });
+    expect(view.error!.nodeId).toBeUndefined();
+    expect(statusesOf(view)).toEqual({ ask: 'cancelled', busy: 'cancelled', nap: 'cancelled', after: 'cancelled' });
+    await probe.whenAborted(`${run.runId}:busy`);
+    expect(probe.count(`${run.runId}:after`)).toBe(0);
   });
 });
 

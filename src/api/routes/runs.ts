@@ -7,7 +7,9 @@ import { BLUEPRINT_ID_PATTERN, BlueprintSchema, type Blueprint } from '../../blu
 import { RUN_ID_PATTERN } from '../../types/ids.js';
 import type { RunView } from '../../types/run-view.js';
 import { isTerminalRunStatus, RunStatuses, type RunStatus } from '../../types/statuses.js';
-import { ErrorCodes, SwitchyardError, ValidationError } from '../../errors.js';
+import { ErrorCodes, NodeNotWaitingError, SwitchyardError, ValidationError } from '../../errors.js';
+import type { NodeSignal } from '../../types/node-kind.js';
+import type { SignalOutcome } from '../../types/run-view.js';
 import { layoutBlueprint } from '../../drawing/layout.js';
 import { VERSION_PATTERN, type BlueprintCatalog } from '../../queue/blueprint-catalog.js';
 import { sha256, type ApiStore } from '../api-store.js';
@@ -19,10 +21,12 @@ import { ApiError, ApiErrorCodes, jsonResponse } from '../respond.js';
 
 /** What the runs routes need of the client (a `SwitchyardClient` has all of it). */
 export interface RunsClient {
-  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string }): Promise<{ created: boolean }>;
+  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string; timeoutMs?: number }): Promise<{ created: boolean }>;
   get(runId: string): Promise<RunView | undefined>;
   result(runId: string, options: { timeoutMs?: number }): Promise<RunView>;
   cancel(runId: string): Promise<boolean>;
+  /** Answers a waiting node; without it the signals route answers 501. */
+  signal?(runId: string, nodeId: string, signal: NodeSignal): Promise<SignalOutcome>;
   store: {
     getStatus(runId: string): Promise<RunStatus | undefined>;
     loadBlueprint(version: string): Promise<unknown | undefined>;
@@ -56,8 +60,20 @@ const StartRunBody = z
     version: z.string().regex(VERSION_PATTERN, 'must be a blueprint version (64 hex digits; GET /blueprints/{id} lists them)').optional(),
     input: z.record(z.string(), z.unknown()).optional(),
     idempotencyKey: z.string().min(1, 'must be 1-200 characters').max(200, 'must be 1-200 characters').optional(),
+    /** The run's deadline: past it the run fails with RUN_TIMEOUT. */
+    timeoutSeconds: z.number().positive('must be more than 0').max(31_622_400, 'must be at most a year (31622400)').optional(),
   })
   .strict();
+
+/** A signal to a waiting node: `action` routes its edges, `payload` (any JSON, at most 64 KiB) is its output. */
+const SignalBody = z
+  .object({
+    action: z.string().min(1, 'must be 1-100 characters').max(100, 'must be 1-100 characters').optional(),
+    payload: z.unknown().optional(),
+  })
+  .strict();
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+const NodeIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/);
 
 const WaitSeconds = z
   .string()
@@ -89,7 +105,7 @@ const CancelBody = z.object({}).strict();
 
 /**
  * `/runs` and everything below it: start, list, read (with a long poll), cancel, events (with a long
- * poll), a run's blueprint, and signals (501 for now). Every route authenticates through `guard`, then
+ * poll), a run's blueprint, and signals to waiting nodes. Every route authenticates through `guard`, then
  * checks its scope; a run of another tenant is indistinguishable from no run (404).
  */
 export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
@@ -177,7 +193,11 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
       replayed = claim.outcome === 'replay';
     }
     const startedAt = Date.now();
-    const handle = await client.start(target, input, version === undefined ? { runId } : { runId, version });
+    const handle = await client.start(target, input, {
+      runId,
+      ...(version === undefined ? {} : { version }),
+      ...(body.timeoutSeconds === undefined ? {} : { timeoutMs: Math.round(body.timeoutSeconds * 1000) }),
+    });
     const tagged = await store.tagRun(runId, principal.tenant);
     if (tagged.outcome !== 'ok') throw new Error(`run ${runId} could not be tagged with its tenant (${tagged.outcome})`);
     await store.indexRun(principal.tenant, runId, startedAt, tagged.ttlSeconds);
@@ -255,8 +275,37 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     return jsonResponse(200, { runId, blueprintId, version, blueprint: { ...blueprint, id: blueprintId }, layout: layoutBlueprint(blueprint) });
   });
 
-  app.post('/runs/:runId/signals/:nodeId', guard, write, () => {
-    throw new ApiError(501, ApiErrorCodes.NOT_IMPLEMENTED, 'signals arrive with the wait node');
+  /**
+   * Answers a waiting `wait` node: 200 with the node's new state; 409 naming the node's status when it is
+   * not waiting (a second signal, one that lost to the timeout, a run that ended); 404 for an unknown run
+   * or node (or another tenant's run); 400 for an action none of its edges has; 413 for a payload over 64 KiB.
+   */
+  app.post('/runs/:runId/signals/:nodeId', guard, write, async (c) => {
+    const raw = parseJsonBody(await c.req.text());
+    const body = validate(SignalBody, raw ?? {});
+    const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
+    const rawNodeId = c.req.param('nodeId');
+    const nodeId = NodeIdParam.safeParse(rawNodeId);
+    if (!nodeId.success) throw new ApiError(404, ApiErrorCodes.NODE_NOT_FOUND, `run "${runId}" has no node "${clip(rawNodeId ?? '')}"`);
+    if (body.payload !== undefined && Buffer.byteLength(JSON.stringify(body.payload), 'utf8') > MAX_PAYLOAD_BYTES) {
+      throw new ApiError(413, ApiErrorCodes.PAYLOAD_TOO_LARGE, `the payload must be at most ${MAX_PAYLOAD_BYTES} bytes of JSON`);
+    }
+    const signal: NodeSignal = {};
+    if (body.action !== undefined) signal.action = body.action;
+    // The payload as parsed (zod's copy could turn a "__proto__" key into a prototype).
+    if (isObject(raw) && Object.hasOwn(raw, 'payload')) signal.payload = raw.payload;
+    if (!client.signal) throw new ApiError(501, ApiErrorCodes.NOT_IMPLEMENTED, 'this server\'s client cannot deliver signals');
+    try {
+      return jsonResponse(200, await client.signal(runId, nodeId.data, signal));
+    } catch (err) {
+      if (err instanceof NodeNotWaitingError) {
+        throw new ApiError(409, ApiErrorCodes.NODE_NOT_WAITING, `node "${nodeId.data}" is ${err.status}, not waiting for a signal`, { runId, nodeId: nodeId.data, status: err.status });
+      }
+      if (err instanceof SwitchyardError && err.code === ErrorCodes.NODE_NOT_FOUND) throw new ApiError(404, ApiErrorCodes.NODE_NOT_FOUND, err.message);
+      if (err instanceof SwitchyardError && err.code === ErrorCodes.RUN_NOT_FOUND) throw new ApiError(404, ApiErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`);
+      if (err instanceof SwitchyardError && err.code === ErrorCodes.VALIDATION) throw validationError([{ path: '$.action', message: err.message }]);
+      throw err;
+    }
   });
 
   return app;

@@ -2,7 +2,9 @@
 completeNode: applies a node's result atomically and exactly once. Mirrors `completeNode` in
 src/engine/transitions.ts: stores the output and context writes, marks the node done, records each
 outgoing edge's arrival (taken or skipped), propagates skips (dead-path elimination), marks nodes that
-became ready as queued, and completes the run when no node is left. With a worker id in ARGV[11] it
+became ready as queued, and completes the run when no node is left. A parked node (waiting or sleeping,
+see wait-node) is completed by its signal or its wake job the same way; whichever comes second is a
+duplicate. With a worker id in ARGV[11] it
 also claims up to ARGV[12] of the nodes that became ready for that worker (which runs them next,
 without a queue round trip) and returns what each of them needs.
 
@@ -60,7 +62,8 @@ load(unpack(fields))
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
-if status ~= 'running' and status ~= 'queued' then return {'duplicate', status or 'pending'} end
+-- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
+if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending'} end
 
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
 if #ARGV >= writesFrom then redis.call('HSET', ctxKey, unpack(ARGV, writesFrom)) end

@@ -7,14 +7,16 @@ export const LUA_SCRIPTS = {
   "cancel-run": {
     numberOfKeys: 4,
     lua: `--[[
-cancelRun: cancels a running run: unfinished nodes become cancelled (queued ones will never run), the
-run ends cancelled, and workers running its nodes are told to abort them.
+cancelRun: cancels a running run: unfinished nodes become cancelled (queued ones will never run; waiting
+and sleeping ones are never woken: their wake jobs find the run ended), the run ends cancelled, and
+workers running its nodes are told to abort them. With an error in ARGV[6] the run fails with it instead
+(its deadline passed: RUN_TIMEOUT), with the same effect on its nodes.
 
 KEYS: state, ctx, outputs, events (see includes/run-context.lua)
-ARGV: runId, now, endedChannel, abortChannel, [5] reason
-Returns: {'cancelled', parent, childRunId...} (parent link or '', child runs to cancel)
+ARGV: runId, now, endedChannel, abortChannel, [5] reason, [6] run error JSON to fail with, or '' / absent
+Returns: {'cancelled' or 'failed', parent, childRunId...} (parent link or '', child runs to cancel)
   | {'not-running', status} | {'missing'}
-Events: nodes.cancelled, run.cancelled
+Events: nodes.cancelled, run.cancelled or run.failed
 ]]
 -- [included "state-cache"]
 --[[
@@ -31,9 +33,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -126,11 +129,13 @@ load('status', 'topo', 'parent', 'ttl')
 local runStatus = get('status')
 if not runStatus then return {'missing'} end
 if runStatus ~= 'running' then return {'not-running', runStatus} end
-set('cancelReason', ARGV[5])
+local failWith = ARGV[6] or ''
+if failWith == '' then set('cancelReason', ARGV[5]) else set('error', failWith) end
 local children = cancelUnfinished(cjson.decode(get('topo')))
-finishRun('cancelled')
+local ending = failWith == '' and 'cancelled' or 'failed'
+finishRun(ending)
 redis.call('PUBLISH', abortChannel, runId)
-return {'cancelled', parentOf(), unpack(children)}
+return {ending, parentOf(), unpack(children)}
 `,
   },
   /** complete-node-4.lua, includes inlined. */
@@ -140,7 +145,9 @@ return {'cancelled', parentOf(), unpack(children)}
 completeNode: applies a node's result atomically and exactly once. Mirrors \`completeNode\` in
 src/engine/transitions.ts: stores the output and context writes, marks the node done, records each
 outgoing edge's arrival (taken or skipped), propagates skips (dead-path elimination), marks nodes that
-became ready as queued, and completes the run when no node is left. With a worker id in ARGV[11] it
+became ready as queued, and completes the run when no node is left. A parked node (waiting or sleeping,
+see wait-node) is completed by its signal or its wake job the same way; whichever comes second is a
+duplicate. With a worker id in ARGV[11] it
 also claims up to ARGV[12] of the nodes that became ready for that worker (which runs them next,
 without a queue round trip) and returns what each of them needs.
 
@@ -178,9 +185,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -303,7 +311,8 @@ load(unpack(fields))
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
-if status ~= 'running' and status ~= 'queued' then return {'duplicate', status or 'pending'} end
+-- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
+if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending'} end
 
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
 if #ARGV >= writesFrom then redis.call('HSET', ctxKey, unpack(ARGV, writesFrom)) end
@@ -423,9 +432,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -570,9 +580,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -668,9 +679,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -761,6 +773,9 @@ Returns:
     ready, so a redelivered job re-enqueues them in case the first worker died before it could.
   {'ended', runStatus, parent}: the run is over; \`parent\` (a parent link or '') lets a redelivered
     job of a child run's last node tell the parent again, in case the first worker died before it could.
+  {'parked', nodeStatus, wake, attempt}: the node is waiting or sleeping (parked by wait-node, no job
+    on purpose); \`wake\` is its wake time (epoch ms) or '', so a redelivered job can add the wake job again
+    in case the worker that parked it died before it could.
   {'skip', reason}: nothing to do (node skipped/failed/cancelled or not ready).
 Events: node.started
 ]]
@@ -779,9 +794,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -860,7 +876,7 @@ local function parentOf()
 end
 
 local nodeId, workerId, mode, needs = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
-local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied'}
+local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied', nodeId .. '.wake'}
 for i = 10, #ARGV - 1, 2 do
   for _, field in ipairs({'.status', '.attempts', '.readied'}) do fields[#fields + 1] = ARGV[i] .. field end
 end
@@ -870,6 +886,9 @@ if not runStatus then return {'skip', 'run not found'} end
 if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
 local status = get(nodeId .. '.status')
 if status == 'done' then return {'done', get(nodeId .. '.readied') or ''} end
+if status == 'waiting' or status == 'sleeping' then
+  return {'parked', status, get(nodeId .. '.wake') or '', tonumber(get(nodeId .. '.attempts')) or 1}
+end
 local attempt
 if mode == 'resume' then
   if status ~= 'running' then return {'skip', 'node ' .. (status or 'pending')} end
@@ -905,7 +924,8 @@ ARGV: runId, now, endedChannel, abortChannel,
       [5] blueprintId, [6] version, [7] topology JSON, [8] ttl seconds, [9] parent JSON or '',
       [10] number of nodes, [11] start node ids, comma-joined,
       [12] pins JSON (blueprint id -> version of every blueprint the run's subflows can reach) or '',
-      [13..] context pairs: key, JSON value, ...
+      [13] deadline (epoch ms; the run fails with RUN_TIMEOUT past it) or '',
+      [14..] context pairs: key, JSON value, ...
 Only the start nodes get a status (queued); a node without one is pending.
 Returns: {'created'} or {'exists', version, status}
 Events: run.started
@@ -925,9 +945,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -984,9 +1005,10 @@ set('createdAt', now)
 set('ttl', ARGV[8])
 if ARGV[9] ~= '' then set('parent', ARGV[9]) end
 if ARGV[12] ~= '' then set('pins', ARGV[12]) end
+if ARGV[13] ~= '' then set('deadline', ARGV[13]) end
 for id in string.gmatch(ARGV[11], '[^,]+') do set(id .. '.status', 'queued') end
 flush()
-if #ARGV >= 13 then redis.call('HSET', ctxKey, unpack(ARGV, 13)) end
+if #ARGV >= 14 then redis.call('HSET', ctxKey, unpack(ARGV, 14)) end
 emit('run.started')
 return {'created'}
 `,
@@ -995,13 +1017,23 @@ return {'created'}
   "wait-node": {
     numberOfKeys: 4,
     lua: `--[[
-waitNode: a subflow node started its child run and gives up its worker slot; it stays running until
-the child ends (then a resume job completes or fails it).
+waitNode: a node parks and gives up its worker slot. Two kinds of park:
+  - a subflow node started its child run ([7] ''): it stays running until the child ends (then a resume
+    job completes or fails it);
+  - a \`wait\` or durable \`sleep\` node ([7] 'waiting' or 'sleeping'): it becomes that status, with the time
+    it parked (\`since\`) and, for a timed park, \`wake\` (epoch ms; the caller adds a delayed wake job); a
+    waiting node also keeps its prompt, the actions a signal may choose, and the action its timeout
+    completes it with. It completes later through complete-node (a signal or its wake job; the first
+    wins). A parked node has no job on purpose: start-node answers 'parked' for it.
 
 KEYS: state, ctx, outputs, events (see includes/run-context.lua)
-ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] child run id
-Returns: {'waiting'} | {'stale', runStatus} | {'not-running', nodeStatus}
-Events: node.waiting (with the child run id)
+ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] child run id or '',
+      [7] park status: '' (a subflow: stays running), 'waiting' or 'sleeping',
+      [8] wake time (epoch ms) or '', [9] prompt or '', [10] actions comma-joined or '',
+      [11] the action a timeout completes it with, or ''
+Returns: {'waiting'} (a subflow node) | {'parked'} | {'stale', runStatus} | {'not-running', nodeStatus}
+Events: node.waiting (with the child run id; or, for a wait node, attempt, wake, prompt and actions),
+  node.sleeping (attempt, wake)
 ]]
 -- [included "state-cache"]
 --[[
@@ -1018,9 +1050,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as \`<nodeId>.<field>\` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
@@ -1066,15 +1099,37 @@ local function emit(kind, nodeId, extra)
   redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
 end
 
-local nodeId, child = ARGV[5], ARGV[6]
-load('status', nodeId .. '.status')
+local nodeId, child, parkAs = ARGV[5], ARGV[6], ARGV[7] or ''
+load('status', nodeId .. '.status', nodeId .. '.attempts')
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
-set(nodeId .. '.child', child)
+if parkAs == '' then
+  set(nodeId .. '.child', child)
+  flush()
+  if get(nodeId .. '.status') ~= 'running' then return {'not-running', get(nodeId .. '.status') or 'pending'} end
+  emit('node.waiting', nodeId, {'child', child})
+  return {'waiting'}
+end
+
+local status = get(nodeId .. '.status')
+if status ~= 'running' then return {'not-running', status or 'pending'} end
+local wake, prompt, actions, wakeAction = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+set(nodeId .. '.status', parkAs)
+set(nodeId .. '.since', now)
+-- Every park field is written, '' when absent, so nothing of an earlier park lingers.
+set(nodeId .. '.wake', wake)
+set(nodeId .. '.prompt', prompt)
+set(nodeId .. '.actions', actions)
+set(nodeId .. '.wakeAction', wakeAction)
 flush()
-if get(nodeId .. '.status') ~= 'running' then return {'not-running', get(nodeId .. '.status') or 'pending'} end
-emit('node.waiting', nodeId, {'child', child})
-return {'waiting'}
+local event = {'attempt', get(nodeId .. '.attempts') or '1'}
+if wake ~= '' then event[#event + 1] = 'wake'; event[#event + 1] = wake end
+if parkAs == 'waiting' then
+  event[#event + 1] = 'prompt'; event[#event + 1] = prompt
+  event[#event + 1] = 'actions'; event[#event + 1] = actions
+end
+emit('node.' .. parkAs, nodeId, event)
+return {'parked'}
 `,
   },
 } as const;

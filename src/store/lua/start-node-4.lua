@@ -16,6 +16,9 @@ Returns:
     ready, so a redelivered job re-enqueues them in case the first worker died before it could.
   {'ended', runStatus, parent}: the run is over; `parent` (a parent link or '') lets a redelivered
     job of a child run's last node tell the parent again, in case the first worker died before it could.
+  {'parked', nodeStatus, wake, attempt}: the node is waiting or sleeping (parked by wait-node, no job
+    on purpose); `wake` is its wake time (epoch ms) or '', so a redelivered job can add the wake job again
+    in case the worker that parked it died before it could.
   {'skip', reason}: nothing to do (node skipped/failed/cancelled or not ready).
 Events: node.started
 ]]
@@ -25,7 +28,7 @@ Events: node.started
 --- @include "parent-of"
 
 local nodeId, workerId, mode, needs = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
-local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied'}
+local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied', nodeId .. '.wake'}
 for i = 10, #ARGV - 1, 2 do
   for _, field in ipairs({'.status', '.attempts', '.readied'}) do fields[#fields + 1] = ARGV[i] .. field end
 end
@@ -35,6 +38,9 @@ if not runStatus then return {'skip', 'run not found'} end
 if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
 local status = get(nodeId .. '.status')
 if status == 'done' then return {'done', get(nodeId .. '.readied') or ''} end
+if status == 'waiting' or status == 'sleeping' then
+  return {'parked', status, get(nodeId .. '.wake') or '', tonumber(get(nodeId .. '.attempts')) or 1}
+end
 local attempt
 if mode == 'resume' then
   if status ~= 'running' then return {'skip', 'node ' .. (status or 'pending')} end

@@ -1,5 +1,5 @@
-// One run: its graph coloured by node state, a timeline of attempts per worker, node details, and a
-// Cancel button. Live: it long-polls the run's events (GET /runs/{id}/events?after=&wait=) and re-reads
+// One run: its graph coloured by node state, a timeline of attempts per worker, node details, a
+// Cancel button, and for each node waiting for a signal its prompt, one button per action and a payload box. Live: it long-polls the run's events (GET /runs/{id}/events?after=&wait=) and re-reads
 // the run after each batch, so nothing reloads.
 import { api, ApiError } from '../api.js';
 import { attemptsFrom, drawGantt, GANTT_LEGEND } from '../gantt.js';
@@ -11,7 +11,7 @@ import { errorState } from './runs.js';
 
 const POLL_WAIT_SECONDS = 20;
 const TICK_MS = 500;
-const NODE_STATES = ['pending', 'queued', 'running', 'done', 'skipped', 'failed', 'cancelled'];
+const NODE_STATES = ['pending', 'queued', 'running', 'waiting', 'sleeping', 'done', 'skipped', 'failed', 'cancelled'];
 
 export function renderRun({ main, runId, isCurrent }) {
   const controller = new AbortController();
@@ -32,6 +32,7 @@ export function renderRun({ main, runId, isCurrent }) {
   const facts = h('dl', { class: 'facts' });
   const lineage = h('p', { class: 'lineage', hidden: true });
   const messages = h('div', { class: 'run-messages' });
+  const signalsHost = h('section', { class: 'card signals-card', id: 'signals', 'aria-labelledby': 'signals-heading', hidden: true });
   const graphHost = h('div', { class: 'graph-host' });
   const ganttHost = h('div', { class: 'gantt-host' });
   const contextHost = h('div', { class: 'context-host' });
@@ -45,6 +46,7 @@ export function renderRun({ main, runId, isCurrent }) {
       h('div', { class: 'toolbar' }, liveEl, cancelButton)),
     h('section', { class: 'card facts-card', 'aria-label': 'Summary' }, facts),
     messages,
+    signalsHost,
     h('div', { class: 'run-grid' },
       h('section', { class: 'card', 'aria-labelledby': 'graph-heading' },
         h('div', { class: 'card-head' }, h('h2', { id: 'graph-heading' }, 'Graph'), legend()),
@@ -87,6 +89,7 @@ export function renderRun({ main, runId, isCurrent }) {
     const svg = graphHost.querySelector('svg.graph');
     if (svg) setStatuses(svg, statuses);
     renderTimeline();
+    renderSignals();
     renderContext(contextHost, view.context);
     const dialog = document.getElementById('node-dialog');
     if (dialog.open && state.selected) renderNodeDialog(dialog, state, state.selected, serverNow());
@@ -96,6 +99,68 @@ export function renderRun({ main, runId, isCurrent }) {
     const width = Math.max(320, Math.floor(ganttHost.clientWidth || 600));
     const gantt = drawGantt(state.events, { width, now: state.ended && state.view?.endedAt ? state.view.endedAt : serverNow(), onSelect: openNode });
     ganttHost.replaceChildren(gantt);
+  };
+
+  /** The waiting nodes: re-drawn only when which nodes wait changes, so a payload being typed stays. */
+  const renderSignals = () => {
+    const waiting = state.view?.status === 'running' ? state.view.waiting ?? [] : [];
+    const signature = JSON.stringify(waiting.map((w) => [w.nodeId, w.since]));
+    if (signalsHost.dataset.signature === signature) return;
+    signalsHost.dataset.signature = signature;
+    signalsHost.hidden = waiting.length === 0;
+    if (waiting.length === 0) {
+      replace(signalsHost);
+      return;
+    }
+    replace(signalsHost,
+      h('div', { class: 'card-head' }, h('h2', { id: 'signals-heading' }, 'Waiting for a signal'),
+        h('p', { class: 'subtle small' }, 'Answer with an action; the payload (JSON, optional) becomes the node\u2019s output.')),
+      waiting.map((w) => signalForm(w)));
+  };
+
+  const signalForm = (w) => {
+    const payloadId = `signal-payload-${w.nodeId}`;
+    const payload = h('textarea', { id: payloadId, 'data-signal-payload': w.nodeId, placeholder: '{"comment": "optional JSON"}', spellcheck: 'false' });
+    const error = h('p', { class: 'callout error small', role: 'alert', hidden: true });
+    const send = async (action, button) => {
+      let body = {};
+      if (action !== undefined) body.action = action;
+      const text = payload.value.trim();
+      if (text) {
+        try {
+          body.payload = JSON.parse(text);
+        } catch (err) {
+          error.textContent = `The payload is not valid JSON: ${err.message}`;
+          error.hidden = false;
+          return;
+        }
+      }
+      error.hidden = true;
+      button.disabled = true;
+      try {
+        await api(`/runs/${encodeURIComponent(runId)}/signals/${encodeURIComponent(w.nodeId)}`, { method: 'POST', body, signal });
+        announce(`Signalled ${w.nodeId}${action ? ` with ${action}` : ''}`);
+        state.view = await api(`/runs/${encodeURIComponent(runId)}`, { signal });
+        update();
+      } catch (err) {
+        if (err?.name === 'AbortError') return;
+        error.textContent = `Could not signal: ${err.message}`;
+        error.hidden = false;
+        button.disabled = false;
+      }
+    };
+    const actions = w.actions.length > 0 ? w.actions : [undefined];
+    return h('div', { class: 'signal', 'data-signal-node': w.nodeId },
+      h('h3', {}, h('code', {}, w.nodeId), ' ', statusBadge('waiting')),
+      w.prompt ? h('p', { class: 'signal-prompt', 'data-signal-prompt': w.nodeId }, w.prompt) : null,
+      h('p', { class: 'subtle small' }, `Waiting since ${formatTime(w.since)}`, w.timeoutAt ? ` \u00b7 times out at ${formatTime(w.timeoutAt)}` : ''),
+      h('label', { for: payloadId, class: 'small' }, 'Payload (JSON)'),
+      payload,
+      h('div', { class: 'signal-actions' }, actions.map((action) => {
+        const button = h('button', { type: 'button', class: 'button', 'data-signal-action': action ?? '', onclick: () => send(action, button) }, action ?? 'Send signal');
+        return button;
+      })),
+      error);
   };
 
   const cancel = async () => {

@@ -7,9 +7,10 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason) and every node's fields as `<nodeId>.<field>` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as `<nodeId>.<field>`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
+A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
