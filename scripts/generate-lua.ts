@@ -1,5 +1,6 @@
 /**
  * Expands the run scripts (src/store/lua/*.lua, includes inlined) into src/store/lua/scripts.generated.ts,
+ * and the LLM limit scripts (src/store/lua/limits/*.lua) into src/store/lua/limits/scripts.generated.ts,
  * which the store imports, so every way the code runs (tsx, vitest, esbuild bundles, the Lambda zips, the
  * worker image) has the Lua without reading files at run time.
  *
@@ -16,28 +17,39 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadLuaScripts, renderScriptsModule } from '../src/store/lua/loader.js';
+import { loadLuaScripts, renderScriptsModule, type LuaScript, type ScriptsModuleNaming } from '../src/store/lua/loader.js';
 
 const root = join(import.meta.dirname, '..');
-const dir = join(root, 'src', 'store', 'lua');
-const target = join(dir, 'scripts.generated.ts');
 const { values } = parseArgs({ options: { check: { type: 'boolean' }, lint: { type: 'boolean' } } });
 
-const scripts = loadLuaScripts(dir);
-const text = renderScriptsModule(scripts);
-const current = existsSync(target) ? readFileSync(target, 'utf8') : undefined;
-if (values.check) {
-  if (current !== text) {
-    console.error('src/store/lua/scripts.generated.ts is out of date with the .lua files: run `npm run lua`');
-    process.exit(1);
+/** Each folder of scripts and the module generated from it: the run scripts, and the LLM limits' own. */
+const FOLDERS: Array<{ folder: string; naming?: ScriptsModuleNaming }> = [
+  { folder: 'src/store/lua' },
+  { folder: 'src/store/lua/limits', naming: { exportName: 'LIMIT_LUA_SCRIPTS', folder: 'src/store/lua/limits', what: 'The fleet-wide LLM limit scripts' } },
+];
+
+const scripts: LuaScript[] = [];
+for (const { folder, naming } of FOLDERS) {
+  const dir = join(root, folder);
+  const target = join(dir, 'scripts.generated.ts');
+  const loaded = loadLuaScripts(dir);
+  scripts.push(...loaded);
+  const text = renderScriptsModule(loaded, naming);
+  const current = existsSync(target) ? readFileSync(target, 'utf8') : undefined;
+  if (values.check) {
+    if (current !== text) {
+      console.error(`${folder}/scripts.generated.ts is out of date with the .lua files: run \`npm run lua\``);
+      process.exit(1);
+    }
+  } else if (current !== text) {
+    writeFileSync(target, text);
+    console.log(`wrote ${target} (${loaded.length} scripts)`);
   }
-} else if (current !== text) {
-  writeFileSync(target, text);
-  console.log(`wrote ${target} (${scripts.length} scripts)`);
 }
 
 if (values.lint) {
   const out = mkdtempSync(join(tmpdir(), 'switchyard-lua-'));
+  // File names differ between the folders (`<name>-<keys>.lua`; the limit scripts have six keys).
   for (const script of scripts) writeFileSync(join(out, script.file), script.lua);
   const lint = spawnSync('luacheck', ['--config', join(root, '.luacheckrc'), '--no-color', out], { stdio: 'inherit' });
   if (lint.error) {

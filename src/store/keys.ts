@@ -46,6 +46,25 @@ export class StoreKeys {
     return `${this.prefix}:aborts`;
   }
 
+  /**
+   * One fleet-wide LLM limit's keys, in the order its scripts take them (see
+   * src/store/lua/limits/includes/limit-context.lua); all share the tag `{llm:<limitId>}`, one slot.
+   */
+  llmLimitKeys(limitId: string): [leases: string, window: string, tokens: string, state: string, queue: string, waiters: string] {
+    const base = `${this.prefix}:{llm:${limitId}}`;
+    return [`${base}:leases`, `${base}:window`, `${base}:tokens`, `${base}:state`, `${base}:queue`, `${base}:waiters`];
+  }
+
+  /** Hash: limit id -> the limit as the workers that use it configured it (for GET /limits, switchyard limits). */
+  llmLimits(): string {
+    return `${this.prefix}:llm-limits`;
+  }
+
+  /** Carries the id of a limit that may have room again (a slot released, the head of its line served). */
+  llmLimitWake(): string {
+    return `${this.prefix}:llm-limits:wake`;
+  }
+
   /** A blueprint version by content hash (its own slot; never read inside a run script). */
   blueprint(version: string): string {
     return `${this.prefix}:blueprint:${version}`;
