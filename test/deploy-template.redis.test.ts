@@ -78,6 +78,7 @@ describe('HTTP API and functions', () => {
       'POST /runs/{runId}/cancel': 'CancelRunLambdaFunction',
       'GET /blueprints': 'BlueprintsLambdaFunction',
       'GET /blueprints/{id}': 'BlueprintsLambdaFunction',
+      'GET /limits': 'BlueprintsLambdaFunction',
       $default: 'BlueprintsLambdaFunction',
     });
   });

@@ -139,6 +139,22 @@ export class LlmLimitStore {
   }
 }
 
+/** A limit's use as GET /limits and `switchyard limits --json` show it (`pausedUntil` an ISO time, or null). */
+export function limitUseJson(l: LlmLimitUse) {
+  return {
+    id: l.id,
+    maxConcurrent: l.maxConcurrent,
+    requestsPerMinute: l.requestsPerMinute,
+    tokensPerMinute: l.tokensPerMinute,
+    windowMs: l.windowMs,
+    inFlight: l.inFlight,
+    requests: l.requests,
+    tokens: l.tokens,
+    pausedUntil: l.pausedUntil === undefined ? null : new Date(l.pausedUntil).toISOString(),
+    waiting: l.waiting,
+  };
+}
+
 /**
  * The window requests and tokens are counted over: the configured one plus a sixtieth (1 s of a minute),
  * for the time a request takes to reach the provider, whose own window starts when it arrives there.
