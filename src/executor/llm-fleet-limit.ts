@@ -42,6 +42,8 @@ interface ResolvedFleetLimitsOptions {
 interface Waiter {
   id: string;
   poke: () => void;
+  /** A poke that came while the waiter was asking Redis, not sleeping: its next sleep ends at once. */
+  poked: boolean;
 }
 
 /** What this worker holds of one limit. */
@@ -196,7 +198,7 @@ export class FleetLimits {
       return { id, waitMs: 0 };
     }
     const started = performance.now();
-    const waiter: Waiter = { id, poke: () => undefined };
+    const waiter: Waiter = { id, poked: false, poke: () => (waiter.poked = true) };
     state.line.push(waiter);
     try {
       while (reply.kind === 'wait') {
@@ -220,10 +222,15 @@ export class FleetLimits {
   /** Waits `ms`, or less when poked; rejects when the call is aborted. */
   private pause(waiter: Waiter, ms: number, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      if (waiter.poked) {
+        // Woken while it was asking: the slot it was told of may be taken by now, but asking is cheap.
+        waiter.poked = false;
+        return signal.aborted ? reject(cancelledWaiting()) : resolve();
+      }
       const done = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
-        waiter.poke = () => undefined;
+        waiter.poke = () => (waiter.poked = true);
       };
       const timer = setTimeout(() => (done(), resolve()), ms);
       const onAbort = () => (done(), reject(cancelledWaiting()));
