@@ -291,4 +291,14 @@ describe('reading the limits: GET /limits and switchyard limits', () => {
     const none = await runCli(['limits'], { ...env, SWITCHYARD_PREFIX: `${scope.prefix}none` });
     expect(none.stdout).toMatch(/^no fleet-wide LLM limits/);
   });
+
+  it('a worker refuses limits that are not valid, in one line, before it starts; limits --help has examples', async () => {
+    const bad = await runCli(['worker', '--blueprints', 'workflows'], { REDIS_URL: inject('redisUrl'), SWITCHYARD_LLM_LIMITS: '{"openai":{"maxConcurrent":-1}}' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe('switchyard worker: SWITCHYARD_LLM_LIMITS: openai.maxConcurrent: Too small: expected number to be >0');
+    const help = await runCli(['limits', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^switchyard limits/);
+    expect(help.stdout).toContain('Examples:');
+  });
 });

@@ -54,31 +54,36 @@ const LimitSchema = z
 /** `<provider>` or `<provider>:<model>`; no braces (the id is a Redis hash tag) and no whitespace. */
 const KEY_PATTERN = /^([a-z]+)(?::([^\s{}]+))?$/;
 
-const LimitsSchema = z.record(z.string(), LimitSchema).superRefine((limits, ctx) => {
-  for (const key of Object.keys(limits)) {
-    const match = KEY_PATTERN.exec(key);
-    if (!match || !LlmProviderNames.includes(match[1] as LlmProviderName)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [key],
-        message: `"${key}" is not "<provider>" or "<provider>:<model>" (providers: ${LlmProviderNames.join(', ')}; no spaces or braces)`,
-      });
-    }
-  }
-});
+const LimitsSchema = z.record(z.string(), LimitSchema);
+
+/** Why `key` is not a limit's key, or undefined when it is one. */
+function keyProblem(key: string): string | undefined {
+  const match = KEY_PATTERN.exec(key);
+  if (match && LlmProviderNames.includes(match[1] as LlmProviderName)) return undefined;
+  return `"${key}" is not "<provider>" or "<provider>:<model>" (providers: ${LlmProviderNames.join(', ')}; no spaces or braces)`;
+}
 
 /**
- * Checks limits given as JSON (or already parsed) and says every problem at once, each with where it is
- * (`openai:gpt-4o.maxConcurrent: …`).
+ * Checks limits given as JSON (or already parsed) and says every problem at once, in the order of the
+ * keys, each with where it is (`openai:gpt-4o.maxConcurrent: …`).
  * @throws {SwitchyardError} CONFIG
  */
 export function parseLlmLimits(input: unknown, source: string): LlmLimits {
   const parsed = LimitsSchema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`);
-    throw new SwitchyardError(ErrorCodes.CONFIG, `${source}: ${problems.join('; ')}`);
+  const keys = input !== null && typeof input === 'object' && !Array.isArray(input) ? Object.keys(input) : [];
+  const problems: Array<{ at: number; text: string }> = keys.flatMap((key, at) => {
+    const problem = keyProblem(key);
+    return problem ? [{ at, text: `${key}: ${problem}` }] : [];
+  });
+  for (const issue of parsed.success ? [] : parsed.error.issues) {
+    const at = issue.path.length ? keys.indexOf(String(issue.path[0])) : -1;
+    problems.push({ at, text: `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}` });
   }
-  return parsed.data;
+  if (problems.length > 0) {
+    problems.sort((a, b) => a.at - b.at); // stable: a key's own problem before its caps'
+    throw new SwitchyardError(ErrorCodes.CONFIG, `${source}: ${problems.map((p) => p.text).join('; ')}`);
+  }
+  return parsed.data!;
 }
 
 /**
