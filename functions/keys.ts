@@ -11,7 +11,7 @@
  * (src/api/keys.ts): only their SHA-256 is stored.
  */
 import { z } from 'zod';
-import { API_SCOPES, ApiKeyStore, TENANT_PATTERN, type ApiKeyInfo, type ApiScope } from '../src/api/keys.js';
+import { API_SCOPES, ApiKeyStore, DEFAULT_SCOPES, TENANT_PATTERN, type ApiKeyInfo, type ApiScope } from '../src/api/keys.js';
 import { ErrorCodes, SwitchyardError } from '../src/errors.js';
 import type { RedisClient } from '../src/store/redis-store.js';
 import { connectRedis, resolveFunctionConfig, type FunctionConfig, type SecretReader } from './config.js';
@@ -21,7 +21,7 @@ const KeysEventSchema = z.discriminatedUnion('action', [
     .object({
       action: z.literal('create'),
       tenant: z.string().regex(TENANT_PATTERN, 'must be 1-100 letters, digits, ".", "_" or "-"'),
-      scopes: z.array(z.enum(API_SCOPES)).min(1, 'a key needs at least one scope').default([...API_SCOPES]),
+      scopes: z.array(z.enum(API_SCOPES)).min(1, 'a key needs at least one scope').default([...DEFAULT_SCOPES]),
       name: z.string().trim().min(1, 'must not be empty').max(100).default('admin'),
     })
     .strict(),

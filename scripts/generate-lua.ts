@@ -1,5 +1,7 @@
 /**
  * Expands the run scripts (src/store/lua/*.lua, includes inlined) into src/store/lua/scripts.generated.ts,
+ * the LLM limit scripts (src/store/lua/limits/*.lua) into src/store/lua/limits/scripts.generated.ts, and the
+ * blueprint registry's (src/store/lua/blueprints/*.lua) into src/store/lua/blueprints/scripts.generated.ts,
  * which the store imports, so every way the code runs (tsx, vitest, esbuild bundles, the Lambda zips, the
  * worker image) has the Lua without reading files at run time.
  *
@@ -16,40 +18,41 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadLuaScripts, renderScriptsModule } from '../src/store/lua/loader.js';
+import { loadLuaScripts, renderScriptsModule, type LuaScript, type ScriptsModuleNaming } from '../src/store/lua/loader.js';
 
 const root = join(import.meta.dirname, '..');
-const dir = join(root, 'src', 'store', 'lua');
-const target = join(dir, 'scripts.generated.ts');
 const { values } = parseArgs({ options: { check: { type: 'boolean' }, lint: { type: 'boolean' } } });
 
-// The run scripts (four keys each, the run's), and the blueprint registry's (src/store/lua/blueprints).
-const blueprintsDir = join(dir, 'blueprints');
-const modules = [
-  { target, scripts: loadLuaScripts(dir), module: undefined },
-  {
-    target: join(blueprintsDir, 'scripts.generated.ts'),
-    scripts: loadLuaScripts(blueprintsDir),
-    module: { name: 'BLUEPRINT_SCRIPTS', description: 'The blueprint registry\'s scripts by name, as Redis runs them.', from: 'src/store/lua/blueprints/*.lua' },
-  },
+/** Each folder of scripts and the module generated from it: the run scripts, and the LLM limits' own. */
+const FOLDERS: Array<{ folder: string; naming?: ScriptsModuleNaming }> = [
+  { folder: 'src/store/lua' },
+  { folder: 'src/store/lua/limits', naming: { exportName: 'LIMIT_LUA_SCRIPTS', folder: 'src/store/lua/limits', what: 'The fleet-wide LLM limit scripts' } },
+  { folder: 'src/store/lua/blueprints', naming: { exportName: 'BLUEPRINT_SCRIPTS', folder: 'src/store/lua/blueprints', what: "The blueprint registry's scripts" } },
 ];
-for (const { target: file, scripts, module } of modules) {
-  const text = renderScriptsModule(scripts, module);
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+
+const scripts: LuaScript[] = [];
+for (const { folder, naming } of FOLDERS) {
+  const dir = join(root, folder);
+  const target = join(dir, 'scripts.generated.ts');
+  const loaded = loadLuaScripts(dir);
+  scripts.push(...loaded);
+  const text = renderScriptsModule(loaded, naming);
+  const current = existsSync(target) ? readFileSync(target, 'utf8') : undefined;
   if (values.check) {
     if (current !== text) {
-      console.error(`${file} is out of date with the .lua files: run \`npm run lua\``);
+      console.error(`${folder}/scripts.generated.ts is out of date with the .lua files: run \`npm run lua\``);
       process.exit(1);
     }
   } else if (current !== text) {
-    writeFileSync(file, text);
-    console.log(`wrote ${file} (${scripts.length} scripts)`);
+    writeFileSync(target, text);
+    console.log(`wrote ${target} (${loaded.length} scripts)`);
   }
 }
 
 if (values.lint) {
   const out = mkdtempSync(join(tmpdir(), 'switchyard-lua-'));
-  for (const script of modules.flatMap((m) => m.scripts)) writeFileSync(join(out, script.file), script.lua);
+  // File names differ between the folders (`<name>-<keys>.lua`; the limit scripts have six keys).
+  for (const script of scripts) writeFileSync(join(out, script.file), script.lua);
   const lint = spawnSync('luacheck', ['--config', join(root, '.luacheckrc'), '--no-color', out], { stdio: 'inherit' });
   if (lint.error) {
     console.error(`luacheck could not run (${lint.error.message}): apt-get install lua-check`);

@@ -80,6 +80,7 @@ describe('HTTP API and functions', () => {
       'GET /blueprints': 'BlueprintsLambdaFunction',
       'GET /blueprints/{id}': 'BlueprintsLambdaFunction',
       'PUT /blueprints/{id}': 'BlueprintsLambdaFunction',
+      'GET /limits': 'BlueprintsLambdaFunction',
       $default: 'BlueprintsLambdaFunction',
     });
   });

@@ -7,6 +7,7 @@ import type { SwitchyardClient } from '../client/client.js';
 import { findDashboardDir } from '../dashboard/assets.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
+import { LlmLimitStore } from '../store/llm-limits.js';
 import { ApiStore } from './api-store.js';
 import { clip, type ApiEnv } from './env.js';
 import { EventFeed } from './event-feed.js';
@@ -18,6 +19,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { ApiError, ApiErrorCodes, errorResponse } from './respond.js';
 import { blueprintsRoutes } from './routes/blueprints.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { limitsRoutes } from './routes/limits.js';
 import { runsRoutes } from './routes/runs.js';
 import type { ApiHandler, ApiRequest, ApiResponse } from './types.js';
 
@@ -114,7 +116,7 @@ function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
 export type ApiFetch = (request: Request, env?: ApiEnv['Bindings']) => Response | Promise<Response>;
 
 /**
- * The HTTP API as a Hono app: the body limit, the dashboard, the runs and blueprints routes (each
+ * The HTTP API as a Hono app: the body limit, the dashboard, the runs, blueprints and limits routes (each
  * authenticating, rate-limiting and checking its scope as route middleware, so unknown paths and wrong
  * methods are answered before authentication), 405 fallbacks, and JSON errors from `onError` and
  * `notFound`. Every input is validated before anything reaches Redis; every answer is JSON with
@@ -140,6 +142,7 @@ export function createApiApp(options: ApiOptions): { app: Hono<ApiEnv>; close():
   const { catalog } = client;
   app.route('/', runsRoutes({ client, blueprints, catalog, store, feed, guard, inlineBlueprints: opts.inlineBlueprints, maxWaitSeconds: opts.maxWaitSeconds }));
   app.route('/', blueprintsRoutes({ blueprints, catalog, guard }));
+  app.route('/', limitsRoutes({ limits: new LlmLimitStore(client.store.redis, client.store.keys.prefix), guard }));
   allowOnlyRoutedMethods(app);
   app.notFound(notFound);
   app.onError(handleErrors(opts.logger));

@@ -5,10 +5,14 @@ import type { RedisClient } from '../store/redis-store.js';
 
 /**
  * What a key may do: start and cancel runs (`runs:write`), read runs and their events (`runs:read`), and,
- * for operators (an admin scope, never a default), store new blueprint versions (`blueprints:write`).
+ * for operators (admin scopes, never a default): store new blueprint versions (`blueprints:write`), read the
+ * fleet-wide LLM limits' use (`limits:read`).
  */
-export const API_SCOPES = ['runs:read', 'runs:write', 'blueprints:write'] as const;
+export const API_SCOPES = ['runs:read', 'runs:write', 'blueprints:write', 'limits:read'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
+
+/** A tenant's scopes: what `keys create` gives unless told otherwise (admin scopes only ever by name). */
+export const DEFAULT_SCOPES: readonly ApiScope[] = ['runs:read', 'runs:write'];
 
 /** Tenants become part of stored values and of idempotency and rate-limit keys, so they are kept plain. */
 export const TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import { createLlmProvider, llmConfigFromEnv } from '../llm/index.js';
+import { createLlmProvider, llmConfigFromEnv, type LlmConfig } from '../llm/index.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../logger.js';
 import { createNodeKinds } from '../nodes/index.js';
 import type { NodeKindRegistry } from '../types/node-kind.js';
@@ -95,9 +95,12 @@ export async function openRedis(env: CliEnv, options: { role?: ConnectionRole; o
   return connectRedis(target, { role: options.role ?? 'cli', ...(options.onError ? { onError: options.onError } : {}) });
 }
 
-/** Node kinds with the LLM provider and Lambda settings the environment chooses. */
-export function nodeKinds(env: CliEnv): NodeKindRegistry {
-  return createNodeKinds({ llm: createLlmProvider(llmConfigFromEnv(env.vars)), lambda: env.lambda });
+/**
+ * Node kinds with the LLM provider and Lambda settings the environment chooses; `limit` puts the provider
+ * behind the fleet-wide LLM limits (the worker's).
+ */
+export function nodeKinds(env: CliEnv, limit?: LlmConfig['limit']): NodeKindRegistry {
+  return createNodeKinds({ llm: createLlmProvider({ ...llmConfigFromEnv(env.vars), ...(limit ? { limit } : {}) }), lambda: env.lambda });
 }
 
 export function cliLogger(env: CliEnv, fields?: Record<string, unknown>): Logger {
@@ -111,8 +114,8 @@ export function blueprintPaths(given: readonly string[] | undefined): string[] {
   throw new UsageError('--blueprints <dir> is required (there is no ./workflows here)');
 }
 
-export async function loadRegistry(given: readonly string[] | undefined, env: CliEnv): Promise<BlueprintRegistry> {
-  return BlueprintRegistry.load(blueprintPaths(given), nodeKinds(env));
+export async function loadRegistry(given: readonly string[] | undefined, env: CliEnv, limit?: LlmConfig['limit']): Promise<BlueprintRegistry> {
+  return BlueprintRegistry.load(blueprintPaths(given), nodeKinds(env, limit));
 }
 
 /** A run's initial context from `--input` (JSON, or @file). */

@@ -1,4 +1,4 @@
-import { API_SCOPES, ApiKeyStore, type ApiScope } from '../api/keys.js';
+import { API_SCOPES, ApiKeyStore, DEFAULT_SCOPES, type ApiScope } from '../api/keys.js';
 import { openRedis, table, UsageError, type CliEnv } from './common.js';
 import type { Parsed } from './options.js';
 
@@ -58,13 +58,11 @@ export async function keys(positionals: string[], values: Parsed, env: CliEnv): 
   }
 }
 
-/** A tenant's scopes, the default of `keys create`; `blueprints:write` (admin) is only ever given by name. */
-const RUN_SCOPES: readonly ApiScope[] = ['runs:read', 'runs:write'];
-
 function parseScopes(raw: string | undefined): ApiScope[] {
-  if (raw === undefined) return [...RUN_SCOPES];
+  // The admin scopes (blueprints:write, limits:read) are accepted by name but never given by default, nor offered here.
+  if (raw === undefined) return [...DEFAULT_SCOPES];
   const scopes = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = scopes.find((s) => !(API_SCOPES as readonly string[]).includes(s));
-  if (unknown !== undefined || scopes.length === 0) throw new UsageError(`--scopes must list ${RUN_SCOPES.join(' and/or ')}, comma-separated (got "${raw}")`);
+  if (unknown !== undefined || scopes.length === 0) throw new UsageError(`--scopes must list ${DEFAULT_SCOPES.join(' and/or ')}, comma-separated (got "${raw}")`);
   return [...new Set(scopes)] as ApiScope[];
 }

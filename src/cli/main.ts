@@ -3,6 +3,8 @@ import { BlueprintRegistry } from '../blueprint/load.js';
 import { formatIssues, ValidationError } from '../errors.js';
 import { createNodeKinds } from '../nodes/index.js';
 import { DEFAULT_CONCURRENCY, SwitchyardWorker } from '../executor/worker.js';
+import { FleetLimits } from '../executor/llm-fleet-limit.js';
+import { llmLimitsFromEnv } from '../llm/index.js';
 import { WORKER_READY_MESSAGE, type WorkerReadyMessage } from '../local/stack.js';
 import { cliLogger, DEFAULT_HEARTBEAT_MS, DEFAULT_REDIS_URL, intOption, loadRegistry, openRedis, redisTarget, resolveCliEnv, UsageError, type CliEnv } from './common.js';
 import { describeRedisTarget } from '../redis-connection.js';
@@ -11,6 +13,7 @@ import { blueprints } from './blueprints.js';
 import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
+import { limits } from './limits.js';
 import { cancel, events, run, signal, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
 import { workerOpsFromEnv } from './worker-ops.js';
@@ -28,6 +31,7 @@ Usage:
   switchyard graph <blueprintId|file> [--out file.svg|file.png]
   switchyard keys create --tenant T | keys list | keys revoke <id>
   switchyard health [--max-age-seconds N]                   exit 0 while the worker's heartbeat file is fresh
+  switchyard limits [--json]                                each fleet-wide LLM limit's use now
   switchyard validate <file-or-dir>...
   switchyard blueprints push <dir|file>... | blueprints list   store blueprint versions through the HTTP API
 
@@ -50,6 +54,9 @@ Environment (Redis: the same settings for the worker and every command; set REDI
   SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
   SWITCHYARD_LLM_MODEL   model id for openai/bedrock; OPENAI_API_KEY, OPENAI_BASE_URL, AWS_REGION
   SWITCHYARD_LLM_CONCURRENCY  LLM requests in flight per worker (default 8)
+  SWITCHYARD_LLM_LIMITS       fleet-wide LLM limits as JSON: {"openai:gpt-4o-mini": {"maxConcurrent": 5,
+                              "requestsPerMinute": 60, "tokensPerMinute": 200000}} ("openai" alone: any model)
+  SWITCHYARD_LLM_LIMITS_FILE  the same from a JSON file (the variable's keys win)
   SWITCHYARD_RUN_TTL_SECONDS  how long finished runs (and child runs a worker starts) are kept (default 604800)
   SWITCHYARD_HEARTBEAT_FILE   worker: touch this file every 5 s while alive (for switchyard health)
   SWITCHYARD_API_URL     the HTTP API for switchyard blueprints (default http://127.0.0.1:4280); SWITCHYARD_API_KEY its key
@@ -190,8 +197,8 @@ inside the VPC, use the keys function instead: serverless invoke -f keys --data 
 
 Options:
   --tenant <tenant>    whose runs the key starts and reads (letters, digits, ".", "_", "-")
-  --scopes <list>      comma-separated: runs:read, runs:write (default both); blueprints:write (admin:
-                       switchyard blueprints push) only when named
+  --scopes <list>      comma-separated: runs:read, runs:write (default both); admin scopes only when named:
+                       blueprints:write (switchyard blueprints push), limits:read (GET /limits)
   --name <name>        a label to recognise the key by (default "cli")
 
 Examples:
@@ -217,6 +224,21 @@ Examples:
   switchyard blueprints push workflows/
   SWITCHYARD_API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com SWITCHYARD_API_KEY=sy_... switchyard blueprints push workflows/use-cases/blog-post.json
   switchyard blueprints list`,
+  limits: `switchyard limits [--json]
+
+Each fleet-wide LLM limit (SWITCHYARD_LLM_LIMITS, SWITCHYARD_LLM_LIMITS_FILE, as the workers that use it
+registered it) and its use now: requests in flight, requests and tokens in the current minute, whether a
+provider's Retry-After pauses it and until when, and how many requests wait in line. The same as the
+API's GET /limits. Redis: the worker's settings (REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_TLS/
+REDIS_CLUSTER and the AUTH token); ${DEFAULT_REDIS_URL} only when no REDIS_* variable is set.
+
+Options:
+  --json               one JSON object: { limits: [{ id, maxConcurrent, requestsPerMinute, tokensPerMinute,
+                       inFlight, requests, tokens, pausedUntil, waiting }] } (0: no such cap)
+
+Examples:
+  switchyard limits
+  switchyard limits --json | jq '.limits[] | select(.waiting > 0)'`,
   health: `switchyard health [--max-age-seconds N] [--file <path>]
 
 A worker's health check (ECS, Docker HEALTHCHECK, Kubernetes exec probe): exit 0 when the worker's
@@ -265,6 +287,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   graph: ['blueprints', 'out'],
   keys: ['tenant', 'scopes', 'name', 'json'],
   health: ['max-age-seconds', 'file'],
+  limits: ['json'],
   dev: ['blueprints', 'workers', 'concurrency', 'port', 'host', 'auth'],
   blueprints: ['api', 'key', 'json'],
 };
@@ -317,6 +340,8 @@ export async function main(argv: string[]): Promise<number> {
         return await keys(positionals, values, env);
       case 'health':
         return health(positionals, values, env);
+      case 'limits':
+        return await limits(positionals, values, env);
       case 'dev':
         return await dev(positionals, values, env);
       case 'blueprints':
@@ -362,11 +387,14 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
   const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
   // Drain grace period, ECS task scale-in protection, the RunsFailed metric line.
   const ops = workerOpsFromEnv(process.env, values, cliLogger(env));
-  const registry = await loadRegistry(values.blueprints, env);
+  // Fleet-wide LLM limits (SWITCHYARD_LLM_LIMITS, SWITCHYARD_LLM_LIMITS_FILE), checked before anything starts.
+  const llmLimits = llmLimitsFromEnv(env.vars);
   // REDIS_URL, or an ElastiCache endpoint (REDIS_HOST, REDIS_PORT, REDIS_TLS, REDIS_AUTH_TOKEN as ECS
   // injects it from Secrets Manager, REDIS_CLUSTER) as the Fargate task definition sets it.
   const warn = cliLogger(env);
   const redis = await openRedis(env, { role: 'worker', onError: (error) => warn.warn('redis connection error', { error }) });
+  const fleet = llmLimits ? new FleetLimits({ redis, prefix: env.prefix, limits: llmLimits, logger: cliLogger(env) }) : undefined;
+  const registry = await loadRegistry(values.blueprints, env, fleet && ((provider) => fleet.wrap(provider)));
   const runTtlSeconds = env.runTtlSeconds;
   const w = new SwitchyardWorker({
     redis,
@@ -393,8 +421,13 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
   const onSigint = () => (++interrupts > 1 ? process.exit(130) : onSignal('SIGINT'));
   process.on('SIGTERM', onSigterm);
   process.on('SIGINT', onSigint);
-  await w.ready();
-  log.info('worker ready', { concurrency, blueprints: registry.ids().length, redis: describeRedisTarget(redisTarget(env)) });
+  await Promise.all([w.ready(), fleet?.ready()]);
+  log.info('worker ready', {
+    concurrency,
+    blueprints: registry.ids().length,
+    redis: describeRedisTarget(redisTarget(env)),
+    ...(llmLimits ? { llmLimits: Object.keys(llmLimits) } : {}),
+  });
   const heartbeat: Heartbeat | undefined = env.heartbeatFile
     ? startHeartbeat(env.heartbeatFile, env.heartbeatMs, { workerId: w.id }, (error) => log.warn('heartbeat', { error }))
     : undefined;
@@ -419,6 +452,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     }
   });
   await w.close();
+  await fleet?.close();
   await redis.quit().catch(() => undefined);
   log.info('worker stopped');
   return 0;

@@ -6,6 +6,8 @@ import { createOpenAiProvider } from './openai.js';
 import { LlmProviderNames, type LlmProvider, type LlmProviderName } from './types.js';
 
 export type { LlmProvider, LlmProviderName, Completion, CompletionRequest, TokenUsage } from './types.js';
+export { RateLimitedError } from './types.js';
+export { DEFAULT_LIMIT_WINDOW_MS, findLlmLimit, llmLimitsFromEnv, parseLlmLimits, type LlmLimit, type LlmLimits, type ResolvedLlmLimit } from './limits-config.js';
 
 /** Which LLM a worker uses. All optional but `provider`. */
 export interface LlmConfig {
@@ -17,6 +19,12 @@ export interface LlmConfig {
   concurrency?: number;
   openai?: { apiKey?: string; baseUrl?: string; requestTimeoutMs?: number };
   bedrock?: { region?: string; endpoint?: string; requestTimeoutMs?: number };
+  /**
+   * Wraps the provider inside the per-worker cap, so a call first takes one of this worker's slots and
+   * then waits for the fleet-wide limits (the worker entry passes the Redis-backed limit here).
+   * @default none
+   */
+  limit?: (provider: LlmProvider) => LlmProvider;
 }
 
 const DEFAULT_MODELS: Record<LlmProviderName, string | undefined> = {
@@ -25,7 +33,7 @@ const DEFAULT_MODELS: Record<LlmProviderName, string | undefined> = {
   bedrock: 'anthropic.claude-3-5-haiku-20241022-v1:0',
 };
 
-/** Builds the configured provider, capped at `concurrency` requests in flight. */
+/** Builds the configured provider, capped at `concurrency` requests in flight (and by `limit`, when given). */
 export function createLlmProvider(config: LlmConfig = {}): LlmProvider {
   const name = config.provider ?? 'offline';
   const model = config.model ?? DEFAULT_MODELS[name];
@@ -43,7 +51,7 @@ export function createLlmProvider(config: LlmConfig = {}): LlmProvider {
     default:
       throw new SwitchyardError(ErrorCodes.CONFIG, `unknown LLM provider "${String(name)}" (choose ${LlmProviderNames.join(', ')})`);
   }
-  return limitConcurrency(provider, config.concurrency ?? 8);
+  return limitConcurrency(config.limit ? config.limit(provider) : provider, config.concurrency ?? 8);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, NodeError, NonRetryableError, SwitchyardError } from '../errors.js';
-import type { Completion, CompletionRequest, LlmProvider, TokenUsage } from './types.js';
+import { RateLimitedError, type Completion, type CompletionRequest, type LlmProvider, type TokenUsage } from './types.js';
 
 /** Options of {@link createOpenAiProvider}. Only `model` is required. */
 export interface OpenAiOptions {
@@ -95,6 +95,14 @@ async function completeWithRetries(options: ResolvedOpenAiOptions, request: Comp
     if (request.signal.aborted) throw cancelled(options, request.signal);
     const outcome = await attemptCompletion(options, request);
     if ('text' in outcome) return outcome;
+    // A fleet-wide limit pauses every worker for the Retry-After and retries the call itself: not here too.
+    if (request.handBackRetryAfter && outcome.kind === 'status' && (outcome.status === 429 || outcome.status === 503) && outcome.retryAfterMs !== undefined) {
+      throw new RateLimitedError(
+        `OpenAI-compatible server at ${options.baseUrl} answered ${outcome.status}: retry after ${Math.round(outcome.retryAfterMs)} ms${outcome.detail ? ` (${outcome.detail})` : ''}`,
+        outcome.status,
+        outcome.retryAfterMs,
+      );
+    }
     failure = outcome;
   }
   // The loop runs at least once and only falls through after a failure.

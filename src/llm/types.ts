@@ -1,3 +1,4 @@
+import { NodeError } from '../errors.js';
 import type { TokenUsage } from '../types/usage.js';
 
 export type { TokenUsage };
@@ -9,6 +10,12 @@ export interface CompletionRequest {
   signal: AbortSignal;
   /** `<runId>:<nodeId>`, for providers that de-duplicate requests. */
   idempotencyKey?: string;
+  /**
+   * Set by a fleet-wide limit: a 429 or 503 answer that says when to come back (`Retry-After`) is thrown
+   * at once as a {@link RateLimitedError} instead of being waited out here, so the limit can pause the
+   * whole fleet and retry the call itself (and the wait is not paid twice).
+   */
+  handBackRetryAfter?: boolean;
 }
 
 export interface Completion {
@@ -16,6 +23,25 @@ export interface Completion {
   usage?: TokenUsage;
   /** The model that answered, as the provider reports it. */
   model: string;
+  /** Time spent waiting for a fleet-wide LLM limit (a slot, the window, a provider's pause), in ms. */
+  waitMs?: number;
+}
+
+/**
+ * The provider answered 429 or 503 with `Retry-After` to a request that asked for it to be handed back
+ * ({@link CompletionRequest.handBackRetryAfter}). Retryable: if it ever reaches a node, the node retries.
+ */
+export class RateLimitedError extends NodeError {
+  constructor(
+    message: string,
+    /** The HTTP status: 429 or 503. */
+    readonly status: number,
+    /** How long the provider asked callers to stay away, in ms. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = 'RateLimitedError';
+  }
 }
 
 export const LlmProviderNames = ['offline', 'openai', 'bedrock'] as const;

@@ -22,7 +22,13 @@ async function ask(provider: LlmProvider, ctx: NodeContext<LlmParams>): Promise<
     text: completion.text,
     result: {
       // The filled prompt is the node's input as the model saw it (kept short: it lives with the run).
-      meta: { provider: provider.name, model: completion.model, prompt: prompt.length > PROMPT_KEPT ? `${prompt.slice(0, PROMPT_KEPT)}…` : prompt },
+      // llmWaitMs: time spent waiting for a fleet-wide LLM limit (only under one), shown by the dashboard.
+      meta: {
+        provider: provider.name,
+        model: completion.model,
+        ...(completion.waitMs !== undefined ? { llmWaitMs: completion.waitMs } : {}),
+        prompt: prompt.length > PROMPT_KEPT ? `${prompt.slice(0, PROMPT_KEPT)}…` : prompt,
+      },
       ...(completion.usage ? { usage: completion.usage } : {}),
     },
   };

@@ -47,6 +47,25 @@ export class StoreKeys {
   }
 
   /**
+   * One fleet-wide LLM limit's keys, in the order its scripts take them (see
+   * src/store/lua/limits/includes/limit-context.lua); all share the tag `{llm:<limitId>}`, one slot.
+   */
+  llmLimitKeys(limitId: string): [leases: string, window: string, tokens: string, state: string, queue: string, waiters: string] {
+    const base = `${this.prefix}:{llm:${limitId}}`;
+    return [`${base}:leases`, `${base}:window`, `${base}:tokens`, `${base}:state`, `${base}:queue`, `${base}:waiters`];
+  }
+
+  /** Hash: limit id -> the limit as the workers that use it configured it (for GET /limits, switchyard limits). */
+  llmLimits(): string {
+    return `${this.prefix}:llm-limits`;
+  }
+
+  /** Carries the id of a limit that may have room again (a slot released, the head of its line served). */
+  llmLimitWake(): string {
+    return `${this.prefix}:llm-limits:wake`;
+  }
+
+  /**
    * A run's pinned copy of a blueprint version by content hash, stored when a run starts, with a TTL that
    * outlives the runs using it (its own slot; never read inside a run script).
    */

@@ -268,12 +268,15 @@ function renderFacts(facts, view, now) {
   const finished = (counts.done ?? 0) + (counts.skipped ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
   const duration = (view.endedAt ?? now) - view.createdAt;
   const fact = (label, ...value) => [h('div', { class: 'fact' }, h('dt', {}, label), h('dd', {}, ...value))];
+  // Time the run's LLM nodes spent waiting for fleet-wide LLM limits (only nodes under one report it).
+  const waits = Object.values(view.nodes).map((n) => n.meta?.llmWaitMs).filter((ms) => typeof ms === 'number');
   replace(facts,
     fact('Blueprint', h('a', { href: `#/blueprints/${encodeURIComponent(view.blueprintId)}` }, view.blueprintId)),
     fact('Started', h('span', { title: formatFullTime(view.createdAt) }, formatTime(view.createdAt))),
     fact(view.endedAt ? 'Duration' : 'Running for', formatDuration(duration)),
     fact('Nodes', `${finished} of ${total} finished`),
     fact('Tokens', h('span', { title: view.usage ? `${formatNumber(view.usage.promptTokens)} prompt + ${formatNumber(view.usage.completionTokens)} completion` : 'no LLM tokens used' }, formatTokens(view.usage))),
+    waits.length > 0 ? fact('LLM slot wait', h('span', { id: 'run-llm-wait', title: `summed over ${waits.length} LLM node${waits.length === 1 ? '' : 's'} under a fleet-wide limit` }, formatDuration(waits.reduce((a, b) => a + b, 0)))) : [],
     fact('Run id', h('span', { class: 'mono small' }, view.runId)));
 }
 
@@ -295,9 +298,9 @@ function preview(value) {
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
-/** Provider and model, without the prompt (which has its own section). */
+/** Provider and model, without the prompt (which has its own section) or the wait for a limit (its own field). */
 function metaSummary(meta) {
-  return Object.entries(meta).filter(([k]) => k !== 'prompt').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
+  return Object.entries(meta).filter(([k]) => k !== 'prompt' && k !== 'llmWaitMs').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
 }
 
 /** The node's details, from the run view, the blueprint (params) and the events (attempts). */
@@ -321,7 +324,9 @@ function renderNodeDialog(dialog, state, nodeId, now) {
       field('Started', node.startedAt ? formatTime(node.startedAt) : '–'),
       field('Duration', node.startedAt ? formatDuration((ended ?? now) - node.startedAt) : '–'),
       field('Tokens', node.usage ? `${formatNumber(totalTokens(node.usage))} (${formatNumber(node.usage.promptTokens)} prompt + ${formatNumber(node.usage.completionTokens)} completion)` : '–'),
-      node.meta && metaSummary(node.meta) ? field('Answered by', metaSummary(node.meta)) : null),
+      node.meta && metaSummary(node.meta) ? field('Answered by', metaSummary(node.meta)) : null,
+      // Only under a fleet-wide LLM limit: the time the node waited for a slot (or a provider's pause).
+      typeof node.meta?.llmWaitMs === 'number' ? field('Waited for an LLM slot', h('span', { id: 'node-llm-wait' }, formatDuration(node.meta.llmWaitMs))) : null),
     node.childRunId ? h('p', { class: 'callout info' }, 'Subflow: ', h('a', { href: `#/runs/${encodeURIComponent(node.childRunId)}`, class: 'mono', id: 'child-run-link', onclick: () => dialog.close() }, `child run ${shortId(node.childRunId)}`)) : null,
     node.error ? h('section', {}, h('h3', {}, 'Error'), h('pre', { class: 'json error' }, errorText(node.error))) : null,
     attempts.length > 0 ? h('section', {}, h('h3', {}, 'Attempts'), h('ol', { class: 'attempts' }, attempts.map((a) =>
