@@ -15,6 +15,8 @@ export const ErrorCodes = {
   UNKNOWN_NODE_KIND: 'UNKNOWN_NODE_KIND',
   WAIT_TIMEOUT: 'WAIT_TIMEOUT',
   CONFIG: 'CONFIG',
+  /** The run's stored state cannot go on (lost writes in a failover): the reconciler failed it. */
+  RUN_INCONSISTENT: 'RUN_INCONSISTENT',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,4 +1,4 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Job, Queue, type JobsOptions } from 'bullmq';
 import type { CompiledNode } from '../engine/graph.js';
 import type { ResolvedOptions } from '../options.js';
 
@@ -68,6 +68,43 @@ export class NodeQueue {
       { runId: parent.runId, nodeId: parent.nodeId, version: parent.version, childRunId },
       { jobId: `${nodeJobId(parent.runId, parent.nodeId)}.${childRunId}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
     );
+  }
+
+  /**
+   * Enqueues nodes the reconciler found with no job that holds them. Their own job ids (`.repair<tag>`),
+   * so a finished or failed job of the node's usual id that BullMQ still keeps cannot swallow them.
+   */
+  async enqueueRepair(runId: string, version: string, nodes: ReadonlyArray<{ nodeId: string; tag: string }>): Promise<void> {
+    if (nodes.length === 0) return;
+    await this.queue.addBulk(
+      nodes.map(({ nodeId, tag }) => ({
+        name: nodeId,
+        data: { runId, nodeId, version },
+        opts: { jobId: `${nodeJobId(runId, nodeId)}.repair${tag}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+      })),
+    );
+  }
+
+  /** Whether a job with this id is waiting, delayed or active (it will run, or runs now). */
+  async holds(jobId: string): Promise<boolean> {
+    const state = await this.queue.getJobState(jobId);
+    return state === 'waiting' || state === 'delayed' || state === 'active' || state === 'prioritized' || state === 'waiting-children';
+  }
+
+  /**
+   * Puts an active job back in the queue at once (BullMQ's `moveToWait` with the lock token its worker
+   * held): for the jobs of a worker that died, instead of waiting for their locks to lapse. False when the
+   * job is gone or its lock is no longer that token (it lapsed, or another worker took the job).
+   */
+  async release(jobId: string, token: string): Promise<boolean> {
+    const job = await Job.fromId(this.queue, jobId);
+    if (!job) return false;
+    try {
+      await job.moveToWait(token);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async close(): Promise<void> {
