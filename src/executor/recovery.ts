@@ -227,6 +227,7 @@ export class WorkerRecovery {
     if (last >= before) return store.touchRunning(runId, last);
     const graph = await this.deps.graph(view.version).catch(() => undefined);
     const firstStart = graph?.startNodes[0]?.id;
+    const listed = (jobId: string) => [...live].some((worker) => (beats.get(worker)?.jobs ?? []).some(([id]) => id === jobId));
     const holdsRun = (worker: string | undefined) =>
       worker !== undefined && live.has(worker) && (beats.get(worker)?.jobs ?? []).some(([jobId]) => jobId.startsWith(`${runId}.`));
     const orphans: Array<{ nodeId: string; tag: string }> = [];
@@ -242,7 +243,7 @@ export class WorkerRecovery {
         // A subflow node waits for its child run; once the child ended, a resume job finishes it.
         const child = await store.getStatus(node.childRunId);
         if (child !== undefined && !isTerminalRunStatus(child)) continue;
-        if (await queue.holds(`${jobId}.${node.childRunId}`)) continue;
+        if (await queue.holds(`${jobId}.${node.childRunId}`, listed)) continue;
         if (!view.version) continue;
         await this.deps.runs.notifyParent({ runId, nodeId, version: view.version }, node.childRunId);
         await this.repaired(runId, [nodeId], 'child run ended; its parent was not told');
@@ -253,7 +254,7 @@ export class WorkerRecovery {
       if (node.status === 'queued' && node.attempts > 0) carriers.push(`${jobId}.retry${node.attempts}`);
       if (firstStart && firstStart !== nodeId) carriers.push(nodeJobId(runId, firstStart));
       let held = false;
-      for (const id of carriers) if ((held = await queue.holds(id))) break;
+      for (const id of carriers) if ((held = await queue.holds(id, listed))) break;
       if (!held) orphans.push({ nodeId, tag });
     }
     if (orphans.length > 0) {

@@ -85,10 +85,14 @@ export class NodeQueue {
     );
   }
 
-  /** Whether a job with this id is waiting, delayed or active (it will run, or runs now). */
-  async holds(jobId: string): Promise<boolean> {
+  /**
+   * Whether a job with this id will run or runs now: waiting or delayed, or active and `activeHeld` (its
+   * worker is alive and lists it; an active job nobody processes waits for its lock to lapse).
+   */
+  async holds(jobId: string, activeHeld: (jobId: string) => boolean): Promise<boolean> {
     const state = await this.queue.getJobState(jobId);
-    return state === 'waiting' || state === 'delayed' || state === 'active' || state === 'prioritized' || state === 'waiting-children';
+    if (state === 'active') return activeHeld(jobId);
+    return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
   }
 
   /**
