@@ -107,6 +107,8 @@ export class WorkerRecovery {
   /** When this worker last read the beats; a longer gap means it could not watch (Redis paused, loop stalled). */
   private lastLook: number | undefined;
   private lastReconcile = 0;
+  /** Active jobs no live worker listed, and since when (local clock): orphans once that lasts. */
+  private readonly unlisted = new Map<string, number>();
   private beatFailing = false;
 
   constructor(
@@ -156,11 +158,13 @@ export class WorkerRecovery {
       const leaseMs = Math.max(3 * this.options.heartbeatMs, this.options.deadAfterMs);
       if (!(await this.deps.store.holdLease(this.deps.workerId, leaseMs))) {
         this.seen.clear();
+        this.unlisted.clear();
         this.lastLook = undefined;
         return;
       }
       const beats = await this.deps.store.readBeats();
       const live = await this.judge(beats);
+      await this.sweepOrphans(beats, live);
       const now = Date.now();
       if (now - this.lastReconcile >= Math.min(5_000, this.options.reconcileAfterMs / 3)) {
         this.lastReconcile = now;
@@ -176,10 +180,12 @@ export class WorkerRecovery {
   /** Puts back the jobs of workers whose beat stopped moving; returns the live workers. */
   private async judge(beats: Map<string, WorkerBeat>): Promise<Set<string>> {
     const now = Date.now();
-    // Could not look for a while (Redis paused, this process stalled, the lease just taken): nobody can be
-    // judged on that gap, so every worker starts afresh.
-    const blind = this.lastLook === undefined || now - this.lastLook > this.options.deadAfterMs / 2;
+    // Could not look for as long as it takes to judge (Redis paused, this process stalled, the lease just
+    // taken): nobody can be judged on that gap, so every worker starts afresh. Shorter gaps (a slow, loaded
+    // host) still count, or a busy watcher would never see anyone die.
+    const blind = this.lastLook === undefined || now - this.lastLook > this.options.deadAfterMs;
     this.lastLook = now;
+    if (blind) this.unlisted.clear();
     const live = new Set<string>();
     for (const [worker, beat] of beats) {
       const seen = this.seen.get(worker);
@@ -204,6 +210,33 @@ export class WorkerRecovery {
     this.stats.deadWorkers++;
     this.stats.rescuedJobs += moved;
     this.deps.logger.warn('a worker stopped beating: its jobs are back in the queue', { deadWorker: worker, silentMs, jobs: moved, recovery: { ...this.stats } });
+  }
+
+  /**
+   * Active jobs that no live worker has listed for two heartbeats (a live worker lists a job it fetched
+   * within one) belong to nobody: a fetch whose reply was lost in a reconnect, or a job a worker took just
+   * before it died. They go back to the queue now rather than when their locks lapse.
+   */
+  private async sweepOrphans(beats: Map<string, WorkerBeat>, live: Set<string>): Promise<void> {
+    const listed = new Set<string>();
+    for (const worker of live) for (const [jobId] of beats.get(worker)?.jobs ?? []) listed.add(jobId);
+    const now = Date.now();
+    const active = new Set(await this.deps.queue.activeJobIds());
+    for (const jobId of this.unlisted.keys()) if (!active.has(jobId) || listed.has(jobId)) this.unlisted.delete(jobId);
+    let moved = 0;
+    for (const jobId of active) {
+      if (listed.has(jobId)) continue;
+      const since = this.unlisted.get(jobId);
+      if (since === undefined) this.unlisted.set(jobId, now);
+      else if (now - since > 2 * this.options.heartbeatMs + 100) {
+        this.unlisted.delete(jobId);
+        if (await this.deps.queue.releaseOrphan(jobId)) moved++;
+      }
+    }
+    if (moved > 0) {
+      this.stats.rescuedJobs += moved;
+      this.deps.logger.warn('active jobs no live worker holds are back in the queue', { jobs: moved, recovery: { ...this.stats } });
+    }
   }
 
   /** Checks runs with no progress for `reconcileAfterMs`. */

@@ -26,8 +26,10 @@ const KEEP_FAILED_SECONDS = 7 * 24 * 3600;
  */
 export class NodeQueue {
   readonly queue: Queue<NodeJobData>;
+  private readonly redis: ResolvedOptions['redis'];
 
   constructor(options: ResolvedOptions) {
+    this.redis = options.redis;
     this.queue = new Queue<NodeJobData>(options.queueName, { connection: options.redis, prefix: options.queuePrefix });
   }
 
@@ -109,6 +111,21 @@ export class NodeQueue {
     } catch {
       return false;
     }
+  }
+
+  /** Ids of the jobs active now (one LRANGE). */
+  activeJobIds(): Promise<string[]> {
+    return this.queue.getRanges(['active']);
+  }
+
+  /**
+   * Puts back an active job whose worker is unknown (its fetch reply was lost in a reconnect, or it died
+   * before its heartbeat listed the job): reads the job's lock token (a read of BullMQ's lock key, the one
+   * place we look inside BullMQ; we never write there) and moves it with {@link release}.
+   */
+  async releaseOrphan(jobId: string): Promise<boolean> {
+    const token = await this.redis.get(`${this.queue.toKey(jobId)}:lock`);
+    return token === null ? false : this.release(jobId, token);
   }
 
   async close(): Promise<void> {

@@ -230,10 +230,11 @@ export class RedisStore {
    */
   async holdLease(owner: string, ttlMs: number): Promise<boolean> {
     const key = this.keys.recoveryLease();
-    if ((await this.redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK') return true;
-    if ((await this.redis.get(key)) !== owner) return false;
-    await this.redis.pexpire(key, ttlMs);
-    return true;
+    // GET first: the holder renews with GET + PEXPIRE, the others only GET (one command per watch).
+    const holder = await this.redis.get(key);
+    if (holder === owner) return (await this.redis.pexpire(key, ttlMs)) === 1 || this.holdLease(owner, ttlMs);
+    if (holder !== null) return false;
+    return (await this.redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK';
   }
 
   /** The run's timeline (oldest first), at most `count` events. */
