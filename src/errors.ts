@@ -21,6 +21,8 @@ export const ErrorCodes = {
   /** A signal reached a node that is not waiting for one (not yet, no longer, or not a `wait` node). */
   NODE_NOT_WAITING: 'NODE_NOT_WAITING',
   CONFIG: 'CONFIG',
+  /** The run's stored state cannot go on (lost writes in a failover): the reconciler failed it. */
+  RUN_INCONSISTENT: 'RUN_INCONSISTENT',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

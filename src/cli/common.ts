@@ -26,6 +26,10 @@ export interface CliEnv {
   heartbeatFile: string | undefined;
   /** SWITCHYARD_HEARTBEAT_MS: how often the worker writes it. @default 5000 */
   heartbeatMs: number;
+  /** SWITCHYARD_RECONCILE_AFTER_MS: a running run with no progress this long is reconciled. @default 15000 */
+  reconcileAfterMs: number | undefined;
+  /** SWITCHYARD_DEAD_AFTER_MS: a worker whose heartbeat stood still this long is taken for dead. @default 2000 */
+  deadAfterMs: number | undefined;
   prefix: string;
   queueName: string;
   logLevel: LogLevel;
@@ -53,6 +57,8 @@ export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
     runTtlSeconds: env.SWITCHYARD_RUN_TTL_SECONDS ? envInt('SWITCHYARD_RUN_TTL_SECONDS', env.SWITCHYARD_RUN_TTL_SECONDS, 1) : undefined,
     heartbeatFile: env.SWITCHYARD_HEARTBEAT_FILE || undefined,
     heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS ? envInt('SWITCHYARD_HEARTBEAT_MS', env.SWITCHYARD_HEARTBEAT_MS, 10) : DEFAULT_HEARTBEAT_MS,
+    reconcileAfterMs: env.SWITCHYARD_RECONCILE_AFTER_MS ? envInt('SWITCHYARD_RECONCILE_AFTER_MS', env.SWITCHYARD_RECONCILE_AFTER_MS, 100) : undefined,
+    deadAfterMs: env.SWITCHYARD_DEAD_AFTER_MS ? envInt('SWITCHYARD_DEAD_AFTER_MS', env.SWITCHYARD_DEAD_AFTER_MS, 100) : undefined,
     prefix: env.SWITCHYARD_PREFIX || 'sy',
     queueName: env.SWITCHYARD_QUEUE || 'switchyard',
     logLevel: level,

@@ -97,6 +97,10 @@ Environment:
   SWITCHYARD_RUN_TTL_SECONDS  how long the child runs it starts are kept after they end (default 7 days)
   SWITCHYARD_HEARTBEAT_FILE   rewritten every SWITCHYARD_HEARTBEAT_MS (default ${DEFAULT_HEARTBEAT_MS}) while the worker
                               runs and is not draining; switchyard health checks it
+  SWITCHYARD_DEAD_AFTER_MS    a worker whose Redis heartbeat stood still this long is taken for dead and its
+                              jobs go back to the queue at once (default 2000)
+  SWITCHYARD_RECONCILE_AFTER_MS  a running run with no progress this long is checked, and nodes no job holds
+                              are enqueued again (default 15000)
 
 Examples:
   REDIS_URL=redis://127.0.0.1:6380 switchyard worker --blueprints workflows/ --concurrency 32
@@ -406,6 +410,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     concurrency,
     lockDurationMs,
     runTtlSeconds,
+    recovery: { reconcileAfterMs: env.reconcileAfterMs, deadAfterMs: env.deadAfterMs },
     logger: cliLogger(env),
     ...ops,
   });

@@ -142,6 +142,9 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
       case 'nodes.cancelled':
         line(event, 'cancelled', (f.nodes ?? '').split(',').join(', '));
         return;
+      case 'run.repaired':
+        line(event, 'repaired', (f.nodes ?? '').split(',').join(', '), c.yellow(`re-enqueued: ${f.reason ?? 'no job held them'}`));
+        return;
       case 'nodes.skipped': // not in Redis streams (node.done lists what it skipped): the in-process demo's summary
         line(event, 'skipped', (f.nodes ?? '').split(',').join(', '));
         return;

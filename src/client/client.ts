@@ -86,7 +86,7 @@ export class SwitchyardClient {
    */
   readonly catalog: BlueprintCatalog;
   private subscriber: Redis | undefined;
-  private readonly waiters = new Map<string, { wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
+  private readonly waiters = new Map<string, { runId: string; wakers: Set<(status: string) => void>; subscribed: Promise<unknown> }>();
   /** Compiled graphs by version, for signals (a run's version may be one this client never started). */
   private readonly graphs: GraphCache;
 
@@ -174,7 +174,7 @@ export class SwitchyardClient {
     const channel = this.store.keys.runEnded(runId);
     let wake!: (status: string) => void;
     const ended = new Promise<string>((resolve) => (wake = resolve));
-    await this.addWaiter(channel, wake);
+    await this.addWaiter(runId, channel, wake);
     let timer: NodeJS.Timeout | undefined;
     try {
       const status = await this.store.getStatus(runId);
@@ -190,7 +190,7 @@ export class SwitchyardClient {
         await Promise.race([ended, timeout]);
       }
       const view = await this.store.getRun(runId);
-      if (!view) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `run "${runId}" expired`, { runId });
+      if (!view) throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `run "${runId}" is gone (expired, or lost in a Redis failover)`, { runId });
       return view;
     } finally {
       clearTimeout(timer);
@@ -228,7 +228,28 @@ export class SwitchyardClient {
     return this.catalog.validate(blueprint, '<inline>', `inline-${id}`);
   }
 
-  private async addWaiter(channel: string, wake: (status: string) => void): Promise<void> {
+  /**
+   * Wakes the waiters of runs that ended (or vanished: lost in a failover, or expired) while the subscriber
+   * was away. Subscribes again first (ioredis already did; this waits until Redis has it), so an end after
+   * the read is heard too.
+   */
+  private async rereadAfterReconnect(): Promise<void> {
+    const waiting = [...this.waiters];
+    if (waiting.length === 0 || !this.subscriber) return;
+    try {
+      await this.subscriber.subscribe(...waiting.map(([channel]) => channel));
+      await Promise.all(
+        waiting.map(async ([, waiter]) => {
+          const status = await this.store.getStatus(waiter.runId);
+          if (status === undefined || isTerminalRunStatus(status)) for (const w of waiter.wakers) w(status ?? 'missing');
+        }),
+      );
+    } catch {
+      // Redis went away again: the next 'ready' reads again.
+    }
+  }
+
+  private async addWaiter(runId: string, channel: string, wake: (status: string) => void): Promise<void> {
     if (!this.subscriber) {
       // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes after a
       // reconnect, and result() re-reads the status after subscribing, so nothing is missed.
@@ -237,10 +258,13 @@ export class SwitchyardClient {
       this.subscriber.on('message', (ch: string, status: string) => {
         for (const w of this.waiters.get(ch)?.wakers ?? []) w(status);
       });
+      // After a reconnect (a Redis restart, a pause, a failover) a run may have ended while nobody listened:
+      // once subscribed again, read every awaited run's status.
+      this.subscriber.on('ready', () => void this.rereadAfterReconnect());
     }
     let waiter = this.waiters.get(channel);
     if (!waiter) {
-      waiter = { wakers: new Set(), subscribed: this.subscriber.subscribe(channel) };
+      waiter = { runId, wakers: new Set(), subscribed: this.subscriber.subscribe(channel) };
       this.waiters.set(channel, waiter);
     }
     waiter.wakers.add(wake);

@@ -19,6 +19,7 @@ import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { errorMessage, runAttempt, serializeFailure } from './attempt-policy.js';
 import { TaskProtection, type TaskProtectionOptions } from './task-protection.js';
+import { WorkerRecovery, type RecoveryOptions, type RecoveryStats } from './recovery.js';
 
 export interface WorkerOptions extends SwitchyardOptions {
   /** Node kinds this worker can run. */
@@ -44,6 +45,11 @@ export interface WorkerOptions extends SwitchyardOptions {
    * another worker runs the node again. Renewed automatically while the node runs. @default 30000
    */
   lockDurationMs?: number;
+  /**
+   * Heartbeat, taking back a dead worker's jobs at once, and the reconciler of runs that lost state in a
+   * failover (src/executor/recovery.ts). @default on: heartbeat 500 ms, dead after 2000 ms, reconcile after 15000 ms
+   */
+  recovery?: RecoveryOptions;
   /** Shown in run views and events. @default `<hostname>-<pid>-<random>` */
   workerId?: string;
   logger?: Logger;
@@ -116,6 +122,9 @@ export class SwitchyardWorker {
   private readonly held = new Map<SlotPool, number>();
   private readonly subscribed: Promise<void>;
   private readonly seeding: Promise<unknown> | undefined;
+  /** The jobs this worker processes now, by id, with their BullMQ lock tokens (its heartbeat lists them). */
+  private readonly activeJobs = new Map<string, string>();
+  private readonly recovery: WorkerRecovery;
 
   constructor(options: WorkerOptions) {
     this.options = resolveOptions(options);
@@ -153,7 +162,7 @@ export class SwitchyardWorker {
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     this.subscribed = this.subscriber.subscribe(this.store.keys.aborts()).then(() => undefined);
     this.subscribed.catch((err: unknown) => this.logger.error('abort subscription failed', { err: String(err) }));
-    this.worker = new Worker<NodeJobData>(this.options.queueName, (job) => this.process(job), {
+    this.worker = new Worker<NodeJobData>(this.options.queueName, (job, token) => this.process(job, token), {
       connection: this.options.redis,
       prefix: this.options.queuePrefix,
       concurrency,
@@ -162,6 +171,28 @@ export class SwitchyardWorker {
       stalledInterval: options.lockDurationMs ?? 30_000,
     });
     this.worker.on('error', (err) => this.logger.error('worker error', { err: err.message }));
+    this.worker.on('lockRenewalFailed', (jobIds: string[]) => this.logger.warn('lost the lock of jobs (Redis away, or taken for dead): another worker may run them again', { jobIds }));
+    this.recovery = new WorkerRecovery(
+      {
+        workerId: this.id,
+        store: this.store,
+        queue: this.queue,
+        runs: this.runs,
+        graph: (version) => this.graphs.get(version),
+        jobs: () => [...this.activeJobs],
+        logger: this.logger,
+      },
+      options.recovery,
+    );
+    this.recovery.start();
+    // Watching others stops when closing begins; beating goes on while the worker drains, until it closed.
+    this.worker.on('closing', () => this.recovery.stopWatching());
+    this.worker.on('closed', () => this.recovery.stop());
+  }
+
+  /** What recovery did here so far: dead workers' jobs put back, nodes repaired, runs failed beyond repair. */
+  recoveryStats(): RecoveryStats {
+    return { ...this.recovery.stats };
   }
 
   /** Resolves once the worker is connected and taking jobs (and has seeded its blueprints, when asked to). */
@@ -251,11 +282,13 @@ export class SwitchyardWorker {
     };
   }
 
-  private async process(job: Job<NodeJobData>): Promise<void> {
+  private async process(job: Job<NodeJobData>, token: string | undefined): Promise<void> {
     if (this.jobs++ === 0) this.protection?.busy();
+    if (job.id && token) this.activeJobs.set(job.id, token);
     try {
       await this.processJob(job);
     } finally {
+      if (job.id) this.activeJobs.delete(job.id);
       if (--this.jobs === 0) this.protection?.idle();
       this.adjustIntake();
     }

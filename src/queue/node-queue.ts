@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Queue, type JobsOptions } from 'bullmq';
+import { Job, Queue, type JobsOptions } from 'bullmq';
 import type { CompiledNode } from '../engine/graph.js';
 import type { ResolvedOptions } from '../options.js';
 
@@ -34,8 +34,10 @@ const KEEP_FAILED_SECONDS = 7 * 24 * 3600;
  */
 export class NodeQueue {
   readonly queue: Queue<NodeJobData>;
+  private readonly redis: ResolvedOptions['redis'];
 
   constructor(options: ResolvedOptions) {
+    this.redis = options.redis;
     this.queue = new Queue<NodeJobData>(options.queueName, { connection: options.redis, prefix: options.queuePrefix });
   }
 
@@ -107,6 +109,62 @@ export class NodeQueue {
       { runId, nodeId: '', version, deadline: true },
       { jobId: `${runId}.deadline`, delay: Math.max(0, deadline - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
     );
+  }
+
+  /**
+   * Enqueues nodes the reconciler found with no job that holds them. Their own job ids (`.repair<tag>`),
+   * so a finished or failed job of the node's usual id that BullMQ still keeps cannot swallow them.
+   */
+  async enqueueRepair(runId: string, version: string, nodes: ReadonlyArray<{ nodeId: string; tag: string }>): Promise<void> {
+    if (nodes.length === 0) return;
+    await this.queue.addBulk(
+      nodes.map(({ nodeId, tag }) => ({
+        name: nodeId,
+        data: { runId, nodeId, version },
+        opts: { jobId: `${nodeJobId(runId, nodeId)}.repair${tag}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+      })),
+    );
+  }
+
+  /**
+   * Whether a job with this id will run or runs now: waiting or delayed, or active and `activeHeld` (its
+   * worker is alive and lists it; an active job nobody processes waits for its lock to lapse).
+   */
+  async holds(jobId: string, activeHeld: (jobId: string) => boolean): Promise<boolean> {
+    const state = await this.queue.getJobState(jobId);
+    if (state === 'active') return activeHeld(jobId);
+    return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
+  }
+
+  /**
+   * Puts an active job back in the queue at once (BullMQ's `moveToWait` with the lock token its worker
+   * held): for the jobs of a worker that died, instead of waiting for their locks to lapse. False when the
+   * job is gone or its lock is no longer that token (it lapsed, or another worker took the job).
+   */
+  async release(jobId: string, token: string): Promise<boolean> {
+    const job = await Job.fromId(this.queue, jobId);
+    if (!job) return false;
+    try {
+      await job.moveToWait(token);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Ids of the jobs active now (one LRANGE). */
+  activeJobIds(): Promise<string[]> {
+    return this.queue.getRanges(['active']);
+  }
+
+  /**
+   * Puts back an active job whose worker is unknown (its fetch reply was lost in a reconnect, or it died
+   * before its heartbeat listed the job): reads the job's lock token (a read of BullMQ's lock key, the one
+   * place we look inside BullMQ; we never write there) and moves it with {@link release}.
+   */
+  async releaseOrphan(jobId: string): Promise<boolean> {
+    const token = await this.redis.get(`${this.queue.toKey(jobId)}:lock`);
+    return token === null ? false : this.release(jobId, token);
   }
 
   async close(): Promise<void> {

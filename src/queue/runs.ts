@@ -98,6 +98,8 @@ export class RunService {
       pinsJson: options.pinsJson,
       deadline: options.deadline,
     });
+    // The reconciler's index (src/executor/recovery.ts): one ZADD per run, in its own slot.
+    if (started.created) await this.store.indexRunning(options.runId, Date.now());
     if (started.status === 'running' && started.version === graph.version) {
       // One job starts them all: the worker that takes it claims the other start nodes itself.
       await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes);

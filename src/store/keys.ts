@@ -66,6 +66,26 @@ export class StoreKeys {
   }
 
   /**
+   * Sorted set: the ids of running runs, scored by the last time the reconciler saw them progress (at
+   * first their start). Its own slot, one key for the whole deployment: written with a separate ZADD
+   * after the start-run script (a run script cannot touch it on a cluster), removed from lazily by the
+   * reconciler when it finds a run ended. See src/executor/recovery.ts.
+   */
+  runningRuns(): string {
+    return `${this.prefix}:running`;
+  }
+
+  /** Hash: worker id -> its heartbeat (JSON: sequence number, time, the jobs it holds with their lock tokens). */
+  workers(): string {
+    return `${this.prefix}:workers`;
+  }
+
+  /** The recovery lease: the id of the one worker that watches the others and reconciles runs (SET NX PX). */
+  recoveryLease(): string {
+    return `${this.prefix}:recovery-lease`;
+  }
+
+  /**
    * A run's pinned copy of a blueprint version by content hash, stored when a run starts, with a TTL that
    * outlives the runs using it (its own slot; never read inside a run script).
    */

@@ -46,6 +46,16 @@ import {
 } from './script-replies.js';
 
 export type { RedisClient } from '../types/redis-client.js';
+
+/** What a worker's heartbeat says: it is alive (`seq` moves on) and which jobs it holds, with their lock tokens. */
+export interface WorkerBeat {
+  /** Goes up by one with every beat: watchers judge liveness by whether it moves, not by clocks or TTLs. */
+  seq: number;
+  /** Epoch ms of the beat (informational). */
+  at: number;
+  /** [job id, lock token] of each BullMQ job the worker is processing. */
+  jobs: Array<[jobId: string, token: string]>;
+}
 export { sumUsage } from '../types/usage.js';
 export type { BlueprintPins, ParentLink, ParkedNodeState } from './run-state.js';
 export type { NodeScriptArgs, ParkArgs, StartRunInput, StoreNode } from './script-args.js';
@@ -199,6 +209,79 @@ export class RedisStore {
   /** The whole run in one round trip; undefined when there is no such run (or it expired). */
   getRun(runId: string): Promise<RunView | undefined> {
     return readRun(this.redis, this.keys, runId);
+  }
+
+  /**
+   * Adds a new run to the index of running runs (a separate command after start-run: the index has its
+   * own slot). NX: a run started again keeps its place.
+   */
+  async indexRunning(runId: string, at: number): Promise<void> {
+    await this.redis.zadd(this.keys.runningRuns(), 'NX', at, runId);
+  }
+
+  /** Up to `limit` indexed runs last seen progressing before `before` (epoch ms), oldest first. */
+  staleRuns(before: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.runningRuns(), '-inf', `(${before}`, 'LIMIT', 0, limit);
+  }
+
+  /** Records that an indexed run was seen progressing (or checked) at `at`; XX: never re-adds an ended one. */
+  async touchRunning(runId: string, at: number): Promise<void> {
+    await this.redis.zadd(this.keys.runningRuns(), 'XX', at, runId);
+  }
+
+  /** Drops an ended (or lost) run from the index. */
+  async unindexRunning(runId: string): Promise<void> {
+    await this.redis.zrem(this.keys.runningRuns(), runId);
+  }
+
+  /** When the run last changed: its newest event's time (stream ids are epoch ms); undefined with no event. */
+  async lastEventAt(runId: string): Promise<number | undefined> {
+    const [last] = await this.redis.xrevrange(this.keys.runKeys(runId).events, '+', '-', 'COUNT', 1);
+    return last ? Number(last[0].split('-')[0]) : undefined;
+  }
+
+  /** Appends `run.repaired` to the run's timeline: the reconciler enqueued `nodeIds` again. */
+  async recordRepair(runId: string, nodeIds: readonly string[], reason: string): Promise<void> {
+    // Same capped stream and field layout as the scripts' `emit` (src/store/lua/includes/emit.lua).
+    await this.redis.xadd(this.keys.runKeys(runId).events, 'MAXLEN', '~', 1000, '*', 'type', 'run.repaired', 'at', Date.now(), 'nodes', nodeIds.join(','), 'reason', reason);
+  }
+
+  /** Writes this worker's heartbeat (one HSET, whatever it holds). */
+  async beat(workerId: string, beat: WorkerBeat): Promise<void> {
+    await this.redis.hset(this.keys.workers(), workerId, JSON.stringify(beat));
+  }
+
+  /** Every worker's last heartbeat, by worker id (entries that do not parse are left out). */
+  async readBeats(): Promise<Map<string, WorkerBeat>> {
+    const all = await this.redis.hgetall(this.keys.workers());
+    const beats = new Map<string, WorkerBeat>();
+    for (const [id, json] of Object.entries(all)) {
+      try {
+        beats.set(id, JSON.parse(json) as WorkerBeat);
+      } catch {
+        // not ours to judge; a later beat overwrites it
+      }
+    }
+    return beats;
+  }
+
+  /** Removes a worker's heartbeat (it stopped, or its jobs were taken back). */
+  async forgetWorker(workerId: string): Promise<void> {
+    await this.redis.hdel(this.keys.workers(), workerId);
+  }
+
+  /**
+   * Takes or keeps the recovery lease for `ttlMs`; true while `owner` holds it. Two round trips at most and
+   * not atomic: a lease that lapses between them can be held by two workers for one term, which is
+   * harmless (everything the holder does is idempotent); the lease only keeps the work from multiplying.
+   */
+  async holdLease(owner: string, ttlMs: number): Promise<boolean> {
+    const key = this.keys.recoveryLease();
+    // GET first: the holder renews with GET + PEXPIRE, the others only GET (one command per watch).
+    const holder = await this.redis.get(key);
+    if (holder === owner) return (await this.redis.pexpire(key, ttlMs)) === 1 || this.holdLease(owner, ttlMs);
+    if (holder !== null) return false;
+    return (await this.redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK';
   }
 
   /** The run's timeline (oldest first), at most `count` events. */

@@ -66,9 +66,16 @@ export type RunEvent =
   | NodeWaitingEvent
   | NodeReleasedEvent
   | NodeSleepingEvent
-  | NodesCancelledEvent;
+  | NodesCancelledEvent
+  | RunRepairedEvent;
 
 export type RunEventType = RunEvent['type'];
+
+/**
+ * The reconciler found the run's `nodes` (comma-joined) queued or running with no job that holds them, and
+ * enqueued them again (src/executor/recovery.ts; the one event not written by a run script).
+ */
+export type RunRepairedEvent = EventHead & { type: 'run.repaired'; nodes: string; reason: string };
 
 /** A Redis stream id (`<ms>-<seq>`), or a bare millisecond time. */
 export const STREAM_ID_PATTERN = /^\d{1,20}(-\d{1,20})?$/;

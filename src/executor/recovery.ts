@@ -1,0 +1,332 @@
+import { ErrorCodes, serializeError, SwitchyardError } from '../errors.js';
+import type { Graph } from '../engine/graph.js';
+import type { Logger } from '../logger.js';
+import { nodeJobId, type NodeQueue } from '../queue/node-queue.js';
+import type { RunService } from '../queue/runs.js';
+import type { RedisStore, WorkerBeat } from '../store/redis-store.js';
+import { isTerminalRunStatus } from '../types/statuses.js';
+
+/** How a worker takes part in recovery. All optional. */
+export interface RecoveryOptions {
+  /**
+   * How often the worker writes its heartbeat (one HSET: a sequence number and the jobs it holds with
+   * their lock tokens), and how often the lease holder looks at everyone's. @default 500
+   */
+  heartbeatMs?: number;
+  /**
+   * A worker whose heartbeat has not moved for this long, as the lease holder watched it, is dead: its
+   * jobs go back to the queue at once (BullMQ `moveToWait` with its lock tokens) instead of after their
+   * locks lapse. Judged by observation, not by TTLs, so a paused Redis kills nobody. A worker whose event
+   * loop stalls this long is taken for dead too (its nodes then run twice: execution is at-least-once).
+   * @default 2000
+   */
+  deadAfterMs?: number;
+  /**
+   * A running run with no new event for this long is checked by the reconciler: every queued or running
+   * node must be held by a job (waiting, delayed or active) or by a live worker; the others are enqueued
+   * again (`run.repaired`). A run with nothing left that can ever run fails with RUN_INCONSISTENT.
+   * @default 15000
+   */
+  reconcileAfterMs?: number;
+  /** No heartbeat, no watching, no reconciling (a worker that leaves recovery to others). @default true */
+  enabled?: boolean;
+}
+
+export interface ResolvedRecoveryOptions {
+  heartbeatMs: number;
+  deadAfterMs: number;
+  reconcileAfterMs: number;
+  enabled: boolean;
+}
+
+export const DEFAULT_RECONCILE_AFTER_MS = 15_000;
+
+/** Resolves and checks the options once. */
+export function resolveRecoveryOptions(options: RecoveryOptions = {}): ResolvedRecoveryOptions {
+  const resolved = {
+    heartbeatMs: options.heartbeatMs ?? 500,
+    deadAfterMs: options.deadAfterMs ?? 2_000,
+    reconcileAfterMs: options.reconcileAfterMs ?? DEFAULT_RECONCILE_AFTER_MS,
+    enabled: options.enabled ?? true,
+  };
+  for (const name of ['heartbeatMs', 'deadAfterMs', 'reconcileAfterMs'] as const) {
+    const value = resolved[name];
+    if (!Number.isInteger(value) || value < 10) throw new SwitchyardError(ErrorCodes.CONFIG, `recovery.${name} must be a whole number of ms >= 10 (got ${value})`);
+  }
+  if (resolved.deadAfterMs < 2 * resolved.heartbeatMs) {
+    throw new SwitchyardError(ErrorCodes.CONFIG, `recovery.deadAfterMs (${resolved.deadAfterMs}) must be at least twice heartbeatMs (${resolved.heartbeatMs})`);
+  }
+  return resolved;
+}
+
+/** What recovery did in this worker, since it started (a counter metric: logged and exposed). */
+export interface RecoveryStats {
+  /** Workers found dead whose jobs this worker put back. */
+  deadWorkers: number;
+  /** Jobs of dead workers put back in the queue. */
+  rescuedJobs: number;
+  /** Nodes the reconciler enqueued again (each also a `run.repaired` event on its run). */
+  repairedNodes: number;
+  /** Runs the reconciler failed as beyond repair (RUN_INCONSISTENT). */
+  failedRuns: number;
+}
+
+interface RecoveryDeps {
+  workerId: string;
+  store: RedisStore;
+  queue: NodeQueue;
+  runs: RunService;
+  /** The compiled graph of a blueprint version (the worker's cache). */
+  graph: (version: string) => Promise<Graph>;
+  /** The jobs this worker processes now, with their lock tokens. */
+  jobs: () => Array<[jobId: string, token: string]>;
+  logger: Logger;
+}
+
+/** Stale runs one reconcile pass looks at, at most. */
+const RECONCILE_BATCH = 100;
+
+/**
+ * A worker's part in recovery (issue 12):
+ * - it beats: every `heartbeatMs` one HSET of a sequence number and the jobs it holds;
+ * - while it holds the recovery lease (one worker at a time, SET NX PX), it watches the others' beats and
+ *   puts a dead worker's jobs back in the queue at once (their redelivery finds claimed successors through
+ *   the `readied` record), and every few seconds reconciles runs that made no progress for
+ *   `reconcileAfterMs`: nodes queued or running that no job or live worker holds are enqueued again.
+ * BullMQ's own lock expiry and stalled check stay as the backstop.
+ */
+export class WorkerRecovery {
+  readonly stats: RecoveryStats = { deadWorkers: 0, rescuedJobs: 0, repairedNodes: 0, failedRuns: 0 };
+  private readonly options: ResolvedRecoveryOptions;
+  private seq = 0;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private watching = false;
+  /** Each worker's last beat seen, and since when (local clock) it has not moved. */
+  private readonly seen = new Map<string, { seq: number; since: number }>();
+  /** When this worker last read the beats; a longer gap means it could not watch (Redis paused, loop stalled). */
+  private lastLook: number | undefined;
+  private lastReconcile = 0;
+  /** Active jobs no live worker listed, and since when (local clock): orphans once that lasts. */
+  private readonly unlisted = new Map<string, number>();
+  private beatFailing = false;
+
+  constructor(
+    private readonly deps: RecoveryDeps,
+    options: RecoveryOptions = {},
+  ) {
+    this.options = resolveRecoveryOptions(options);
+  }
+
+  start(): void {
+    if (!this.options.enabled || this.beatTimer) return;
+    void this.beat();
+    this.beatTimer = setInterval(() => void this.beat(), this.options.heartbeatMs).unref();
+    this.watchTimer = setInterval(() => void this.tick(), this.options.heartbeatMs).unref();
+  }
+
+  /** Stops watching others (the worker is closing); it goes on beating while it drains. */
+  stopWatching(): void {
+    clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  /** Stops beating and removes its heartbeat (the worker has closed: it holds no job). */
+  stop(): void {
+    this.stopWatching();
+    if (!this.beatTimer) return;
+    clearInterval(this.beatTimer);
+    this.beatTimer = undefined;
+    this.deps.store.forgetWorker(this.deps.workerId).catch(() => undefined);
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.deps.store.beat(this.deps.workerId, { seq: ++this.seq, at: Date.now(), jobs: this.deps.jobs() });
+      this.beatFailing = false;
+    } catch (err) {
+      if (!this.beatFailing) this.deps.logger.warn('cannot write the worker heartbeat (Redis away?)', { error: (err as Error).message });
+      this.beatFailing = true;
+    }
+  }
+
+  /** One watch: take or keep the lease; if held, judge the beats and, now and then, reconcile. */
+  private async tick(): Promise<void> {
+    if (this.watching) return; // the last tick is still at work (a slow Redis): never two at once
+    this.watching = true;
+    try {
+      const leaseMs = Math.max(3 * this.options.heartbeatMs, this.options.deadAfterMs);
+      if (!(await this.deps.store.holdLease(this.deps.workerId, leaseMs))) {
+        this.seen.clear();
+        this.unlisted.clear();
+        this.lastLook = undefined;
+        return;
+      }
+      const beats = await this.deps.store.readBeats();
+      const live = await this.judge(beats);
+      await this.sweepOrphans(beats, live);
+      const now = Date.now();
+      if (now - this.lastReconcile >= Math.min(5_000, this.options.reconcileAfterMs / 3)) {
+        this.lastReconcile = now;
+        await this.reconcile(beats, live);
+      }
+    } catch (err) {
+      this.deps.logger.warn('recovery watch failed; trying again', { error: (err as Error).message });
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  /** Puts back the jobs of workers whose beat stopped moving; returns the live workers. */
+  private async judge(beats: Map<string, WorkerBeat>): Promise<Set<string>> {
+    const now = Date.now();
+    // Could not look for as long as it takes to judge (Redis paused, this process stalled, the lease just
+    // taken): nobody can be judged on that gap, so every worker starts afresh. Shorter gaps (a slow, loaded
+    // host) still count, or a busy watcher would never see anyone die.
+    const blind = this.lastLook === undefined || now - this.lastLook > this.options.deadAfterMs;
+    this.lastLook = now;
+    if (blind) this.unlisted.clear();
+    const live = new Set<string>();
+    for (const [worker, beat] of beats) {
+      const seen = this.seen.get(worker);
+      if (blind || !seen || seen.seq !== beat.seq || worker === this.deps.workerId) {
+        this.seen.set(worker, { seq: beat.seq, since: now });
+        live.add(worker);
+      } else if (now - seen.since > this.options.deadAfterMs) {
+        await this.rescue(worker, beat, now - seen.since);
+      } else {
+        live.add(worker);
+      }
+    }
+    for (const worker of this.seen.keys()) if (!beats.has(worker)) this.seen.delete(worker);
+    return live;
+  }
+
+  private async rescue(worker: string, beat: WorkerBeat, silentMs: number): Promise<void> {
+    let moved = 0;
+    for (const [jobId, token] of beat.jobs) if (await this.deps.queue.release(jobId, token)) moved++;
+    await this.deps.store.forgetWorker(worker);
+    this.seen.delete(worker);
+    this.stats.deadWorkers++;
+    this.stats.rescuedJobs += moved;
+    this.deps.logger.warn('a worker stopped beating: its jobs are back in the queue', { deadWorker: worker, silentMs, jobs: moved, recovery: { ...this.stats } });
+  }
+
+  /**
+   * Active jobs that no live worker has listed for two heartbeats (a live worker lists a job it fetched
+   * within one) belong to nobody: a fetch whose reply was lost in a reconnect, or a job a worker took just
+   * before it died. They go back to the queue now rather than when their locks lapse.
+   */
+  private async sweepOrphans(beats: Map<string, WorkerBeat>, live: Set<string>): Promise<void> {
+    const listed = new Set<string>();
+    for (const worker of live) for (const [jobId] of beats.get(worker)?.jobs ?? []) listed.add(jobId);
+    const now = Date.now();
+    const active = new Set(await this.deps.queue.activeJobIds());
+    for (const jobId of this.unlisted.keys()) if (!active.has(jobId) || listed.has(jobId)) this.unlisted.delete(jobId);
+    let moved = 0;
+    for (const jobId of active) {
+      if (listed.has(jobId)) continue;
+      const since = this.unlisted.get(jobId);
+      if (since === undefined) this.unlisted.set(jobId, now);
+      else if (now - since > 2 * this.options.heartbeatMs + 100) {
+        this.unlisted.delete(jobId);
+        if (await this.deps.queue.releaseOrphan(jobId)) moved++;
+      }
+    }
+    if (moved > 0) {
+      this.stats.rescuedJobs += moved;
+      this.deps.logger.warn('active jobs no live worker holds are back in the queue', { jobs: moved, recovery: { ...this.stats } });
+    }
+  }
+
+  /** Checks runs with no progress for `reconcileAfterMs`. */
+  private async reconcile(beats: Map<string, WorkerBeat>, live: Set<string>): Promise<void> {
+    const before = Date.now() - this.options.reconcileAfterMs;
+    for (const runId of await this.deps.store.staleRuns(before, RECONCILE_BATCH)) {
+      try {
+        await this.reconcileRun(runId, before, beats, live);
+      } catch (err) {
+        this.deps.logger.warn('cannot reconcile run', { runId, error: (err as Error).message });
+      }
+    }
+  }
+
+  private async reconcileRun(runId: string, before: number, beats: Map<string, WorkerBeat>, live: Set<string>): Promise<void> {
+    const { store, queue } = this.deps;
+    const view = await store.getRun(runId);
+    // Ended, expired, or lost with a failover: nothing to repair (a client waiting on a lost run is told RUN_NOT_FOUND).
+    if (!view || view.status !== 'running') return store.unindexRunning(runId);
+    const last = (await store.lastEventAt(runId)) ?? view.createdAt ?? 0;
+    if (last >= before) return store.touchRunning(runId, last);
+    const graph = await this.deps.graph(view.version).catch(() => undefined);
+    const firstStart = graph?.startNodes[0]?.id;
+    const listed = (jobId: string) => [...live].some((worker) => (beats.get(worker)?.jobs ?? []).some(([id]) => id === jobId));
+    const holdsRun = (worker: string | undefined) =>
+      worker !== undefined && live.has(worker) && (beats.get(worker)?.jobs ?? []).some(([jobId]) => jobId.startsWith(`${runId}.`));
+    // The run's deadline job, should a failover have lost it (it fails the run once the deadline passes).
+    if (view.deadline !== undefined && view.version && !(await queue.holds(`${runId}.deadline`, listed))) {
+      await queue.enqueueDeadline(runId, view.version, view.deadline);
+    }
+    const orphans: Array<{ nodeId: string; tag: string }> = [];
+    const pending: string[] = [];
+    let inFlight = 0;
+    for (const [nodeId, node] of Object.entries(view.nodes)) {
+      const jobId = nodeJobId(runId, nodeId);
+      const tag = String(node.attempts);
+      if (node.status === 'pending') pending.push(nodeId);
+      if (node.status === 'waiting' || node.status === 'sleeping') {
+        // Parked on purpose (no job while it waits): a signal or its delayed wake job finishes it. A timed
+        // park whose wake job was lost (a failover) gets it again; one with no timeout waits for its signal.
+        inFlight++;
+        if (node.wakeAt !== undefined && view.version && !(await queue.holds(`${jobId}.wake${node.attempts}`, listed))) {
+          await queue.enqueueWake(runId, view.version, nodeId, node.attempts, node.wakeAt);
+          await this.repaired(runId, [nodeId], 'its wake job was lost');
+        }
+        continue;
+      }
+      if (node.status !== 'queued' && node.status !== 'running') continue;
+      inFlight++;
+      if (node.status === 'running' && node.childRunId) {
+        // A subflow node waits for its child run; once the child ended, a resume job finishes it.
+        const child = await store.getStatus(node.childRunId);
+        if (child !== undefined && !isTerminalRunStatus(child)) continue;
+        if (await queue.holds(`${jobId}.${node.childRunId}`, listed)) continue;
+        if (!view.version) continue;
+        await this.deps.runs.notifyParent({ runId, nodeId, version: view.version }, node.childRunId);
+        await this.repaired(runId, [nodeId], 'child run ended; its parent was not told');
+        continue;
+      }
+      if (node.status === 'running' && holdsRun(node.worker)) continue;
+      const carriers = [jobId, `${jobId}.repair${tag}`];
+      if (node.status === 'queued' && node.attempts > 0) carriers.push(`${jobId}.retry${node.attempts}`);
+      if (firstStart && firstStart !== nodeId) carriers.push(nodeJobId(runId, firstStart));
+      let held = false;
+      for (const id of carriers) if ((held = await queue.holds(id, listed))) break;
+      if (!held) orphans.push({ nodeId, tag });
+    }
+    if (orphans.length > 0) {
+      await queue.enqueueRepair(runId, view.version, orphans);
+      await this.repaired(runId, orphans.map((o) => o.nodeId), 'no job or live worker held them');
+    } else if (inFlight === 0 && pending.length > 0) {
+      // Nothing queued or running, yet nodes left that nothing can make ready: the writes that would have
+      // were lost. Fail the run clearly rather than let it wait forever.
+      const error = new SwitchyardError(
+        ErrorCodes.RUN_INCONSISTENT,
+        `run ${runId} cannot go on: no node is queued or running, but ${pending.join(', ')} never became ready (state lost in a Redis failover?)`,
+        { runId, nodeId: pending[0], retryable: false },
+      );
+      const ending = await store.failNode(runId, pending[0]!, serializeError(error));
+      await this.deps.runs.afterEnding(ending, runId);
+      this.stats.failedRuns++;
+      this.deps.logger.error('run failed by the reconciler: its state is beyond repair', { runId, pending, recovery: { ...this.stats } });
+      return store.unindexRunning(runId);
+    }
+    await store.touchRunning(runId, Date.now());
+  }
+
+  private async repaired(runId: string, nodeIds: string[], reason: string): Promise<void> {
+    await this.deps.store.recordRepair(runId, nodeIds, reason);
+    this.stats.repairedNodes += nodeIds.length;
+    this.deps.logger.warn('run repaired: nodes enqueued again', { runId, nodes: nodeIds, reason, recovery: { ...this.stats } });
+  }
+}
