@@ -6,8 +6,8 @@ import type { ChildRuns, NodeKindRegistry, NodeResult } from '../types/node-kind
 import { sumUsage } from '../types/usage.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
-import { childRunId } from '../types/ids.js';
-import type { RunView } from '../types/run-view.js';
+import { childRunId, indexedChildRunId } from '../types/ids.js';
+import type { FanOutProgress, RunView } from '../types/run-view.js';
 import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, type RunState } from '../engine/transitions.js';
 import { runAttempt, serializeFailure } from './attempt-policy.js';
 
@@ -32,8 +32,9 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const logger = options.logger ?? silentLogger;
   const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
   const outputs: Record<string, unknown> = Object.create(null);
-  const extras = graph.nodes.map(() => ({}) as { childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] });
-  const children = new Map<string, Promise<RunView>>();
+  const extras = graph.nodes.map(() => ({}) as Extras);
+  /** Child runs by id: their end, and what cancels them alone (a map's other children once one failed it). */
+  const children = new Map<string, { ended: Promise<RunView>; cancel: AbortController }>();
   const { state, ready } = createRunState(graph);
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // every in-flight node listens to the run's abort signal
@@ -72,6 +73,8 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
         runs: childRuns(node, attempt),
         policy: node.config,
         awaitChild: (id) => awaitChild(node, id),
+        cancelChild: (id) => children.get(id)?.cancel.abort(),
+        onFanOutProgress: (progress) => (extras[node.index]!.fanOut = progress),
         runEnded,
       });
       switch (outcome.kind) {
@@ -93,20 +96,30 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   function awaitChild(node: CompiledNode, id: string): Promise<RunView> {
     const child = children.get(id);
     if (!child) throw new SwitchyardError(ErrorCodes.INTERNAL, `node waits for unknown child run ${id}`, { nodeId: node.id });
-    extras[node.index]!.childRunId = id;
-    return child;
+    // A fanning-out node's children show as its progress; one after another (a loop) as its children.
+    const extra = extras[node.index]!;
+    if (!extra.fanOut) {
+      if (extra.childRunId && extra.childRunId !== id) extra.children = [...(extra.children ?? [extra.childRunId]), id];
+      extra.childRunId = id;
+    }
+    return child.ended;
   }
 
   /** Child runs execute in this process too, cancelled with their parent. */
   function childRuns(node: CompiledNode, attempt: number): ChildRuns {
     return {
-      async start(blueprintId, input) {
+      async start(blueprintId, input, start) {
         const loaded = options.blueprints?.get(blueprintId);
         if (!loaded) throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprintId}"`, { nodeId: node.id });
-        const id = childRunId(runId, node.id, attempt);
+        const index = start?.index;
+        const id = index === undefined ? childRunId(runId, node.id, attempt) : indexedChildRunId(runId, node.id, attempt, index);
         if (!children.has(id)) {
           const childGraph = compileGraph(loaded, options.kinds);
-          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal }));
+          const cancel = new AbortController();
+          const signal = AbortSignal.any([abort.signal, cancel.signal]);
+          const parent = { runId, nodeId: node.id, ...(index === undefined ? {} : { index }) };
+          const ended = runInMemory(childGraph, { ...options, input, runId: id, signal }).then((view) => ({ ...view, parent }));
+          children.set(id, { ended, cancel });
         }
         return id;
       },
@@ -134,6 +147,15 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   return toView(graph, runId, state, context, outputs, extras);
 }
 
+/** What a node's view shows beyond its state: child runs, tokens, meta. */
+interface Extras {
+  childRunId?: string;
+  children?: string[];
+  fanOut?: FanOutProgress;
+  usage?: NodeResult['usage'];
+  meta?: NodeResult['meta'];
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -153,7 +175,7 @@ function toView(
   state: RunState,
   context: Record<string, unknown>,
   outputs: Record<string, unknown>,
-  extras: Array<{ childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] }>,
+  extras: Extras[],
 ): RunView {
   const view: RunView = {
     runId,

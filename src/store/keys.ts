@@ -11,6 +11,8 @@ export interface RunKeys {
   outputs: string;
   /** Stream: the run's timeline, capped (see src/store/run-events.ts). */
   events: string;
+  /** Hash: fanning-out nodes' per-child inputs and collected values (see src/store/lua/includes/fan-out.lua). */
+  fan: string;
 }
 
 /**
@@ -23,7 +25,7 @@ export class StoreKeys {
   /** The run's keys by name. */
   runKeys(runId: string): RunKeys {
     const base = `${this.prefix}:{${runId}}`;
-    return { state: `${base}:state`, ctx: `${base}:ctx`, outputs: `${base}:out`, events: `${base}:events` };
+    return { state: `${base}:state`, ctx: `${base}:ctx`, outputs: `${base}:out`, events: `${base}:events`, fan: `${base}:fan` };
   }
 
   /**
@@ -34,6 +36,12 @@ export class StoreKeys {
   scriptKeys(runId: string): [state: string, ctx: string, outputs: string, events: string] {
     const base = `${this.prefix}:{${runId}}`;
     return [`${base}:state`, `${base}:ctx`, `${base}:out`, `${base}:events`];
+  }
+
+  /** The five keys of the fan-out scripts (*-5.lua): {@link scriptKeys}, then the fan hash. */
+  fanScriptKeys(runId: string): [state: string, ctx: string, outputs: string, events: string, fan: string] {
+    const base = `${this.prefix}:{${runId}}`;
+    return [`${base}:state`, `${base}:ctx`, `${base}:out`, `${base}:events`, `${base}:fan`];
   }
 
   /** Published once when the run reaches a terminal state; the message is the status. */

@@ -9,12 +9,16 @@ import { readRun, readRunStatus } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
+  encodeCollectChild,
   encodeCompleteNode,
   encodeFailNode,
   encodeRetryNode,
   encodeStartNode,
+  encodeStartFanOut,
   encodeStartRun,
   encodeWaitNode,
+  type CollectedChild,
+  type FanOutStart,
   type NodeNeeds,
   type NodeResult,
   type ScriptCall,
@@ -25,11 +29,13 @@ import {
   decodeCancelRun,
   decodeCompleteNode,
   decodeFailNode,
+  decodeFanOut,
   decodeStartNode,
   decodeStartRun,
   decodeWaitNode,
   type CancelRunReply,
   type CompleteNodeReply,
+  type FanOutReply,
   type RunEnding,
   type ScriptReply,
   type StartNodeReply,
@@ -41,7 +47,8 @@ export type { RedisClient } from '../types/redis-client.js';
 export { sumUsage } from '../types/usage.js';
 export type { ParentLink } from './run-state.js';
 export type { NodeScriptArgs, StartRunInput, StoreNode } from './script-args.js';
-export type { ClaimedNode, CompleteNodeReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
+export type { ClaimedNode, CompleteNodeReply, FanOutChild, FanOutReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
+export type { CollectedChild, FanOutStart } from './script-args.js';
 
 /**
  * The run scripts under the names they are registered by. Names carry a version so two deployed versions
@@ -55,6 +62,8 @@ const SCRIPTS = {
   sy2RetryNode: LUA_SCRIPTS['retry-node'],
   sy2CancelRun: LUA_SCRIPTS['cancel-run'],
   sy2WaitNode: LUA_SCRIPTS['wait-node'],
+  sy2StartFanOut: LUA_SCRIPTS['start-fan-out'],
+  sy2CollectChild: LUA_SCRIPTS['collect-child'],
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -139,9 +148,22 @@ export class RedisStore {
     return decodeCancelRun(await this.call('sy2CancelRun', encodeCancelRun(this.keys, runId, reason)));
   }
 
-  /** Records that a subflow node now waits for its child run (and frees its worker slot). */
-  async waitNode(runId: string, nodeId: string, childRunId: string): Promise<WaitNodeReply> {
-    return decodeWaitNode(await this.call('sy2WaitNode', encodeWaitNode(this.keys, runId, nodeId, childRunId)));
+  /**
+   * Records that a subflow node now waits for its child run (and frees its worker slot); `index` for one
+   * of a node's children one after another (a loop's iteration).
+   */
+  async waitNode(runId: string, nodeId: string, childRunId: string, index?: number): Promise<WaitNodeReply> {
+    return decodeWaitNode(await this.call('sy2WaitNode', encodeWaitNode(this.keys, runId, nodeId, childRunId, index)));
+  }
+
+  /** A running node fans out to child runs: stores their inputs; returns the ones to start now (again, for a redelivery). */
+  async startFanOut(runId: string, nodeId: string, fanOut: FanOutStart): Promise<FanOutReply> {
+    return decodeFanOut(await this.call('sy2StartFanOut', encodeStartFanOut(this.keys, runId, nodeId, fanOut)));
+  }
+
+  /** Records one ended child of a fanning-out node; returns what follows: children to start, all values, or a halt. */
+  async collectChild(runId: string, nodeId: string, child: CollectedChild): Promise<FanOutReply> {
+    return decodeFanOut(await this.call('sy2CollectChild', encodeCollectChild(this.keys, runId, nodeId, child)));
   }
 
   /** The run's status alone (cheap); undefined when there is no such run. */

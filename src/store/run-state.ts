@@ -10,7 +10,8 @@ import type { RedisClient } from '../types/redis-client.js';
  * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own
  * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, error,
  * cancelReason) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error, startedAt,
- * endedAt, worker, readied, meta, child); a node without a status is pending. The scripts that write them
+ * endedAt, worker, readied, meta, child, childIndex, children, and a fanning-out node's fan* fields); a
+ * node without a status is pending. The scripts that write them
  * are src/store/lua (the layout is described in lua/includes/run-context.lua).
  */
 
@@ -32,6 +33,8 @@ export interface ParentLink {
   runId: string;
   nodeId: string;
   version: string;
+  /** Which of the node's children this is (a map's item index, a loop's iteration). */
+  index?: number;
 }
 
 /** A run's identity and first nodes, from its state hash alone. */
@@ -114,6 +117,17 @@ export function parseRunView(
     if (field('endedAt')) view.endedAt = Number(field('endedAt'));
     if (field('worker')) view.worker = field('worker');
     if (field('child')) view.childRunId = field('child');
+    if (field('children')) view.children = field('children')!.split(',');
+    if (field('fanTotal') !== undefined) {
+      const running = field('fanRunning');
+      view.fanOut = {
+        total: Number(field('fanTotal')),
+        completed: Number(field('fanCompleted') ?? 0),
+        failed: Number(field('fanFailed') ?? 0),
+        // A map that failed keeps its last list until the cascade cancelled them: only a running node has children in flight.
+        running: running && field('status') === 'running' ? running.split(',').length : 0,
+      };
+    }
     const meta = field('meta');
     if (meta) {
       const { usage, ...rest } = JSON.parse(meta) as { usage?: TokenUsage } & Record<string, unknown>;

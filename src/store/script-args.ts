@@ -222,8 +222,53 @@ export function encodeCancelRun(keys: StoreKeys, runId: string, reason: string):
 }
 
 /** wait-node-4.lua */
-export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, childRunId: string): ScriptCall {
+export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, childRunId: string, index?: number): ScriptCall {
   const call = head(keys, runId);
-  call.push(nodeId, childRunId);
+  call.push(nodeId, childRunId, index ?? '');
+  return call;
+}
+
+/** KEYS (five: the fan hash last), then the ARGV head, for the fan-out scripts. */
+function fanHead(keys: StoreKeys, runId: string): ScriptCall {
+  const call: ScriptCall = keys.fanScriptKeys(runId);
+  call.push(runId, Date.now(), keys.runEnded(runId), keys.aborts());
+  return call;
+}
+
+/** What a fanning-out node's children are: see {@link encodeStartFanOut}. */
+export interface FanOutStart {
+  /** A child's run id is `<base>-<index>`. */
+  base: string;
+  blueprintId: string;
+  concurrency: number;
+  /** The input every child shares. */
+  input: Record<string, unknown>;
+  /** Each child's own input, in order. */
+  each: ReadonlyArray<Record<string, unknown>>;
+}
+
+/** start-fan-out-5.lua */
+export function encodeStartFanOut(keys: StoreKeys, runId: string, nodeId: string, fanOut: FanOutStart): ScriptCall {
+  const call = fanHead(keys, runId);
+  call.push(nodeId, fanOut.base, fanOut.blueprintId, fanOut.concurrency, JSON.stringify(fanOut.input));
+  for (const input of fanOut.each) call.push(JSON.stringify(input));
+  return call;
+}
+
+/** One ended child of a fanning-out node, as collect-child-5.lua records it. */
+export interface CollectedChild {
+  index: number;
+  /** The child did not complete (it counts as failed). */
+  childFailed: boolean;
+  /** What the kind collected from it (stored as JSON; undefined as null). */
+  value: unknown;
+  /** This child fails the node: the fan-out stops. */
+  halt: boolean;
+}
+
+/** collect-child-5.lua */
+export function encodeCollectChild(keys: StoreKeys, runId: string, nodeId: string, child: CollectedChild): ScriptCall {
+  const call = fanHead(keys, runId);
+  call.push(nodeId, child.index, child.childFailed ? '1' : '0', JSON.stringify(child.value ?? null), child.halt ? '1' : '0');
   return call;
 }

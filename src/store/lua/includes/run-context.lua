@@ -2,16 +2,20 @@
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, error, cancelReason) and every node's fields as `<nodeId>.<field>` (node ids never
-contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child. A
-node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker, readied, meta, child,
+childIndex and children (a node waiting for indexed children one after another: a loop), and the fan*
+fields of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
+local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
