@@ -12,7 +12,7 @@ import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, FanOut, NodeKindRegistry, NodeResult, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
-import { RedisStore, type FanOutChild, type StoreNode } from '../store/redis-store.js';
+import { encodeNeeds, RedisStore, type FanOutChild, type StoreNode } from '../store/redis-store.js';
 import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
 import { RunService } from '../queue/runs.js';
 import { errorMessage, isCancelled, runAttempt, serializeFailure, type AttemptOptions } from './attempt-policy.js';
@@ -199,8 +199,9 @@ export class SwitchyardWorker {
   private async runJob(job: Job<NodeJobData>, graph: Graph, node: CompiledNode, holdFirst: () => void): Promise<void> {
     const { runId, version, childRunId, siblings } = job.data;
     const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
-    // Collecting a fanning-out node's child needs nothing of the run's context (a map's list can be long).
-    const reads = childRunId && this.fansOut(node) ? withoutReads(node) : node;
+    // Collecting a fanning-out node's child needs only what its edges' conditions read, not what its
+    // `run` did (a map's list can be long, and there is a collection per child).
+    const reads = childRunId && this.fansOut(node) ? collectReads(node) : node;
     const begin = await this.store.startNode(runId, reads, this.id, childRunId ? 'resume' : 'start', others);
     switch (begin.kind) {
       case 'done':
@@ -499,14 +500,27 @@ interface Step {
   childIndices?: Map<string, number>;
 }
 
-const readless = new WeakMap<CompiledNode, StoreNode>();
+const collecting = new WeakMap<CompiledNode, StoreNode>();
 
-/** The node as the start script takes it, reading nothing of the run. */
-function withoutReads(node: CompiledNode): StoreNode {
-  let stripped = readless.get(node);
+/** The node as the start script takes it when a child of its fan-out ended: reading what its edges' conditions read. */
+function collectReads(node: CompiledNode): StoreNode {
+  let stripped = collecting.get(node);
   if (!stripped) {
-    stripped = { id: node.id, index: node.index, needs: { context: [], outputs: [] }, lua: { ...node.lua, needs: '' } };
-    readless.set(node, stripped);
+    const context = new Set<string>();
+    const outputs = new Set<string>();
+    let wholeContext = false;
+    let wholeOutputs = false;
+    for (const edge of node.outgoing) {
+      const reads = edge.condition?.reads;
+      if (!reads) continue;
+      reads.context.forEach((k) => context.add(k));
+      reads.outputs.forEach((k) => outputs.add(k));
+      wholeContext ||= reads.wholeContext;
+      wholeOutputs ||= reads.wholeOutputs;
+    }
+    const needs = { context: wholeContext ? ('*' as const) : [...context], outputs: wholeOutputs ? ('*' as const) : [...outputs] };
+    stripped = { id: node.id, index: node.index, needs, lua: { ...node.lua, needs: encodeNeeds(needs) } };
+    collecting.set(node, stripped);
   }
   return stripped;
 }

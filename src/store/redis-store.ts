@@ -49,6 +49,7 @@ export type { ParentLink } from './run-state.js';
 export type { NodeScriptArgs, StartRunInput, StoreNode } from './script-args.js';
 export type { ClaimedNode, CompleteNodeReply, FanOutChild, FanOutReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
 export type { CollectedChild, FanOutStart } from './script-args.js';
+export { encodeNeeds } from './script-args.js';
 
 /**
  * The run scripts under the names they are registered by. Names carry a version so two deployed versions

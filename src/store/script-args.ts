@@ -74,7 +74,8 @@ export function encodeTopology(nodes: readonly TopologyNode[]): EncodedTopology 
   };
 }
 
-function encodeNeeds({ context, outputs }: NodeNeeds): string {
+/** A node's reads as the start script takes them (ARGV[9]): JSON [context, outputs], or '' for nothing. */
+export function encodeNeeds({ context, outputs }: NodeNeeds): string {
   return context.length === 0 && outputs.length === 0 ? '' : JSON.stringify([context, outputs]);
 }
 

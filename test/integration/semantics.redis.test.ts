@@ -240,7 +240,8 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
         node('fan', 'map', { items: 'list', blueprintId: 'item-echo', inputs: { suffix: 'tail' }, concurrency: 3 }),
         node('after', 'output', { template: '{{fan}}' }),
       ],
-      edges: [{ source: 'fan', target: 'after' }],
+      // The edge's condition reads the context when the last child is in.
+      edges: [{ source: 'fan', target: 'after', condition: 'context.tail == "!" && output[6] == "g!"' }],
     }, { list: ['a', 'b', 'c', 'd', 'e', 'f', 'g'], tail: '!' });
     const view = await run.result();
     expect(view.status).toBe('completed');
