@@ -9,7 +9,8 @@ export type { FollowOptions } from '../store/run-events.js';
 /**
  * Live progress of a run in the terminal: the run's event stream (and its child runs' streams) followed
  * with XREAD BLOCK, one line per thing that happens (a node queued, running, done, skipped, waiting for a
- * child run, failed, retried), with the time since the run started and the worker that ran each node.
+ * child run or a loop's iteration, a map's children done so far, failed, retried), with the time since the
+ * run started and the worker that ran each node.
  */
 
 /**
@@ -81,6 +82,7 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
     done: c.green,
     skipped: c.yellow,
     waiting: c.magenta,
+    mapping: c.magenta,
     retrying: c.yellow,
     failed: c.red,
     cancelled: c.red,
@@ -118,8 +120,15 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
         return;
       }
       case 'node.waiting':
-        line(event, 'waiting', node, c.dim(`for child run ${f.child ?? '?'}`));
+        line(event, 'waiting', node, c.dim(`for child run ${f.child ?? '?'}${f.index ? ` (iteration ${f.index})` : ''}`));
         return;
+      case 'node.progress': {
+        // A map's children: "12 of 200 done, 1 failed, 10 running".
+        const ended = Number(f.completed ?? 0) + Number(f.failed ?? 0);
+        const failed = Number(f.failed ?? 0) > 0 ? c.red(`, ${f.failed} failed`) : '';
+        line(event, 'mapping', node, `${ended} of ${f.total ?? '?'} done${failed}${c.dim(`, ${f.running ?? 0} running`)}`);
+        return;
+      }
       case 'node.retrying':
         line(event, 'retrying', node, `attempt ${f.attempt ?? '?'} failed: ${errorMessage(f.error)}; again in ${formatDuration(Number(f.delayMs ?? 0))}`);
         return;

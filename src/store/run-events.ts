@@ -43,8 +43,13 @@ export type NodeDoneEvent = EventHead & AttemptFields & { type: 'node.done'; act
 export type NodeRetryingEvent = EventHead & AttemptFields & { type: 'node.retrying'; error: string; delayMs: string };
 /** fail-node: the node failed for good; `error` is SerializedError JSON. */
 export type NodeFailedEvent = EventHead & AttemptFields & { type: 'node.failed'; error: string };
-/** wait-node: a subflow node gave up its worker slot until its child run ends. */
-export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child: string };
+/** wait-node: a subflow node gave up its worker slot until its child run ends (`index`: a loop's iteration). */
+export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child: string; index?: string };
+/**
+ * start-fan-out and collect-child: how a fanning-out node's (a map's) children stand. Written when the
+ * fan-out starts, on a failure, every 1% of the children and at the end.
+ */
+export type NodeProgressEvent = EventHead & { type: 'node.progress'; node: string; total: string; completed: string; failed: string; running: string };
 /** fail-node and cancel-run: the run's unfinished nodes, comma-joined, were cancelled. */
 export type NodesCancelledEvent = EventHead & { type: 'nodes.cancelled'; nodes: string };
 
@@ -57,6 +62,7 @@ export type RunEvent =
   | NodeRetryingEvent
   | NodeFailedEvent
   | NodeWaitingEvent
+  | NodeProgressEvent
   | NodesCancelledEvent;
 
 export type RunEventType = RunEvent['type'];
