@@ -11,7 +11,10 @@ export interface RunKeys {
   outputs: string;
   /** Stream: the run's timeline, capped (see src/store/run-events.ts). */
   events: string;
-  /** Hash: fanning-out nodes' per-child inputs and collected values (see src/store/lua/includes/fan-out.lua). */
+  /**
+   * Hash: fanning-out nodes' per-child inputs and collected values (see src/store/lua/includes/fan-out.lua).
+   * The scripts derive it from `state` (same hash tag), so it is not among {@link StoreKeys.scriptKeys}.
+   */
   fan: string;
 }
 
@@ -36,12 +39,6 @@ export class StoreKeys {
   scriptKeys(runId: string): [state: string, ctx: string, outputs: string, events: string] {
     const base = `${this.prefix}:{${runId}}`;
     return [`${base}:state`, `${base}:ctx`, `${base}:out`, `${base}:events`];
-  }
-
-  /** The five keys of the fan-out scripts (*-5.lua): {@link scriptKeys}, then the fan hash. */
-  fanScriptKeys(runId: string): [state: string, ctx: string, outputs: string, events: string, fan: string] {
-    const base = `${this.prefix}:{${runId}}`;
-    return [`${base}:state`, `${base}:ctx`, `${base}:out`, `${base}:events`, `${base}:fan`];
   }
 
   /** Published once when the run reaches a terminal state; the message is the status. */

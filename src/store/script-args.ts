@@ -229,13 +229,6 @@ export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, c
   return call;
 }
 
-/** KEYS (five: the fan hash last), then the ARGV head, for the fan-out scripts. */
-function fanHead(keys: StoreKeys, runId: string): ScriptCall {
-  const call: ScriptCall = keys.fanScriptKeys(runId);
-  call.push(runId, Date.now(), keys.runEnded(runId), keys.aborts());
-  return call;
-}
-
 /** What a fanning-out node's children are: see {@link encodeStartFanOut}. */
 export interface FanOutStart {
   /** A child's run id is `<base>-<index>`. */
@@ -248,15 +241,15 @@ export interface FanOutStart {
   each: ReadonlyArray<Record<string, unknown>>;
 }
 
-/** start-fan-out-5.lua */
+/** start-fan-out-4.lua */
 export function encodeStartFanOut(keys: StoreKeys, runId: string, nodeId: string, fanOut: FanOutStart): ScriptCall {
-  const call = fanHead(keys, runId);
+  const call = head(keys, runId);
   call.push(nodeId, fanOut.base, fanOut.blueprintId, fanOut.concurrency, JSON.stringify(fanOut.input));
   for (const input of fanOut.each) call.push(JSON.stringify(input));
   return call;
 }
 
-/** One ended child of a fanning-out node, as collect-child-5.lua records it. */
+/** One ended child of a fanning-out node, as collect-child-4.lua records it. */
 export interface CollectedChild {
   index: number;
   /** The child did not complete (it counts as failed). */
@@ -267,9 +260,9 @@ export interface CollectedChild {
   halt: boolean;
 }
 
-/** collect-child-5.lua */
+/** collect-child-4.lua */
 export function encodeCollectChild(keys: StoreKeys, runId: string, nodeId: string, child: CollectedChild): ScriptCall {
-  const call = fanHead(keys, runId);
+  const call = head(keys, runId);
   call.push(nodeId, child.index, child.childFailed ? '1' : '0', JSON.stringify(child.value ?? null), child.halt ? '1' : '0');
   return call;
 }

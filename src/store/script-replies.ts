@@ -58,7 +58,7 @@ export interface FanOutChild {
   input: Record<string, unknown>;
 }
 
-/** start-fan-out-5.lua and collect-child-5.lua. */
+/** start-fan-out-4.lua and collect-child-4.lua. */
 export type FanOutReply =
   /** Children to start now (maybe none), all of `blueprintId`. */
   | { kind: 'start'; blueprintId: string; children: FanOutChild[] }
@@ -154,7 +154,7 @@ export function decodeWaitNode(reply: ScriptReply): WaitNodeReply {
   return { outcome: reply[0] === 'waiting' ? 'waiting' : 'not-running' };
 }
 
-/** start-fan-out-5.lua, collect-child-5.lua */
+/** start-fan-out-4.lua, collect-child-4.lua */
 export function decodeFanOut(reply: ScriptReply): FanOutReply {
   switch (reply[0]) {
     case 'start': {

@@ -26,7 +26,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -41,8 +42,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -145,9 +146,9 @@ redis.call('PUBLISH', abortChannel, runId)
 return {'cancelled', parentOf(), unpack(children)}
 `,
   },
-  /** collect-child-5.lua, includes inlined. */
+  /** collect-child-4.lua, includes inlined. */
   "collect-child": {
-    numberOfKeys: 5,
+    numberOfKeys: 4,
     lua: `--[[
 collectChild: one child run of a fanning-out node (a map) ended: records its collected value by index,
 and either marks the next children to start (keeping at most the node's limit in flight), or, once
@@ -156,7 +157,7 @@ node (halt) stops the fan-out: nothing more starts, and the children in flight c
 cancelled. Collecting the same child again (a redelivered resume job) changes nothing and answers as
 the first time did.
 
-KEYS: state, ctx, outputs, events, fan (see includes/run-context.lua and includes/fan-out.lua)
+KEYS: state, ctx, outputs, events (see includes/run-context.lua; the fan hash is derived: includes/fan-out.lua)
 ARGV: runId, now, endedChannel, abortChannel,
       [5] nodeId, [6] the child's index, [7] '1' when the child did not complete (counted as failed),
       [8] its collected value (JSON), [9] '1' when this child fails the node
@@ -177,7 +178,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -192,8 +194,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -240,7 +242,7 @@ A fanning-out node's children (a map's items). Bookkeeping lives in the state ha
 fields: fanBase (a child's run id is \`<fanBase>-<index>\`, index from 0), fanBlueprint, fanTotal,
 fanLimit (children in flight at most), fanNext (the next index to start), fanCompleted, fanFailed,
 fanHalted (the index of the child that failed the node), fanRunning (indices in flight, comma-joined).
-Per-child data lives in the run's fan hash (fanKey): \`<nodeId>:common\` (the input all children share),
+Per-child data lives in the run's fan hash (fanKey, see run-context.lua): \`<nodeId>:common\` (the input all children share),
 \`<nodeId>:in:<i>\` (child i's own input), \`<nodeId>:value:<i>\` (its collected value, JSON) and
 \`<nodeId>:next:<i>\` (the indices started when child i was collected, so a redelivery starts them again).
 ]]
@@ -412,7 +414,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -427,8 +430,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -662,7 +665,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -677,8 +681,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -817,7 +821,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -832,8 +837,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -898,17 +903,17 @@ emit('node.retrying', nodeId, event)
 return {'ok'}
 `,
   },
-  /** start-fan-out-5.lua, includes inlined. */
+  /** start-fan-out-4.lua, includes inlined. */
   "start-fan-out": {
-    numberOfKeys: 5,
+    numberOfKeys: 4,
     lua: `--[[
 startFanOut: a running node fans out to child runs (a map): stores each child's input, and marks the
 first ones to start (at most the node's limit) as running. The node stays running, holding no worker
-slot, until every child is collected (collect-child-5.lua). A second call for the same node (a
+slot, until every child is collected (collect-child-4.lua). A second call for the same node (a
 redelivered job) changes nothing and hands back the children in flight, to be started again: their
 ids are derived (\`<base>-<index>\`), so starting them again is harmless.
 
-KEYS: state, ctx, outputs, events, fan (see includes/run-context.lua and includes/fan-out.lua)
+KEYS: state, ctx, outputs, events (see includes/run-context.lua; the fan hash is derived: includes/fan-out.lua)
 ARGV: runId, now, endedChannel, abortChannel,
       [5] nodeId, [6] child id base, [7] blueprintId, [8] children in flight at most,
       [9] the input every child shares (JSON), [10..] each child's own input (JSON), in order
@@ -926,7 +931,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -941,8 +947,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -989,7 +995,7 @@ A fanning-out node's children (a map's items). Bookkeeping lives in the state ha
 fields: fanBase (a child's run id is \`<fanBase>-<index>\`, index from 0), fanBlueprint, fanTotal,
 fanLimit (children in flight at most), fanNext (the next index to start), fanCompleted, fanFailed,
 fanHalted (the index of the child that failed the node), fanRunning (indices in flight, comma-joined).
-Per-child data lives in the run's fan hash (fanKey): \`<nodeId>:common\` (the input all children share),
+Per-child data lives in the run's fan hash (fanKey, see run-context.lua): \`<nodeId>:common\` (the input all children share),
 \`<nodeId>:in:<i>\` (child i's own input), \`<nodeId>:value:<i>\` (its collected value, JSON) and
 \`<nodeId>:next:<i>\` (the indices started when child i was collected, so a redelivery starts them again).
 ]]
@@ -1142,7 +1148,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -1157,8 +1164,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -1290,7 +1297,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -1305,8 +1313,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -1388,7 +1396,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -1403,8 +1412,8 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)

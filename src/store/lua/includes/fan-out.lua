@@ -6,7 +6,7 @@ A fanning-out node's children (a map's items). Bookkeeping lives in the state ha
 fields: fanBase (a child's run id is `<fanBase>-<index>`, index from 0), fanBlueprint, fanTotal,
 fanLimit (children in flight at most), fanNext (the next index to start), fanCompleted, fanFailed,
 fanHalted (the index of the child that failed the node), fanRunning (indices in flight, comma-joined).
-Per-child data lives in the run's fan hash (fanKey): `<nodeId>:common` (the input all children share),
+Per-child data lives in the run's fan hash (fanKey, see run-context.lua): `<nodeId>:common` (the input all children share),
 `<nodeId>:in:<i>` (child i's own input), `<nodeId>:value:<i>` (its collected value, JSON) and
 `<nodeId>:next:<i>` (the indices started when child i was collected, so a redelivery starts them again).
 ]]

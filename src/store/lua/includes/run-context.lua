@@ -2,7 +2,8 @@
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
-  KEYS[5] fan hash (only the fan-out scripts, *-5.lua: a map's per-child inputs and values)
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  `<prefix>:{<runId>}:fan`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -17,5 +18,5 @@ src/store/run-state.ts is the one reader of these fields outside the scripts.
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
--- The four-key scripts name the fan hash (same hash tag, so the same slot) only to expire it with the run.
-local fanKey = KEYS[5] or (string.sub(stateKey, 1, -6) .. 'fan') -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused

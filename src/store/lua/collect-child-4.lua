@@ -6,7 +6,7 @@ node (halt) stops the fan-out: nothing more starts, and the children in flight c
 cancelled. Collecting the same child again (a redelivered resume job) changes nothing and answers as
 the first time did.
 
-KEYS: state, ctx, outputs, events, fan (see includes/run-context.lua and includes/fan-out.lua)
+KEYS: state, ctx, outputs, events (see includes/run-context.lua; the fan hash is derived: includes/fan-out.lua)
 ARGV: runId, now, endedChannel, abortChannel,
       [5] nodeId, [6] the child's index, [7] '1' when the child did not complete (counted as failed),
       [8] its collected value (JSON), [9] '1' when this child fails the node

@@ -1,11 +1,11 @@
 --[[
 startFanOut: a running node fans out to child runs (a map): stores each child's input, and marks the
 first ones to start (at most the node's limit) as running. The node stays running, holding no worker
-slot, until every child is collected (collect-child-5.lua). A second call for the same node (a
+slot, until every child is collected (collect-child-4.lua). A second call for the same node (a
 redelivered job) changes nothing and hands back the children in flight, to be started again: their
 ids are derived (`<base>-<index>`), so starting them again is harmless.
 
-KEYS: state, ctx, outputs, events, fan (see includes/run-context.lua and includes/fan-out.lua)
+KEYS: state, ctx, outputs, events (see includes/run-context.lua; the fan hash is derived: includes/fan-out.lua)
 ARGV: runId, now, endedChannel, abortChannel,
       [5] nodeId, [6] child id base, [7] blueprintId, [8] children in flight at most,
       [9] the input every child shares (JSON), [10..] each child's own input (JSON), in order
