@@ -6,6 +6,9 @@ import anyJoin from '../workflows/examples/any-join.json' with { type: 'json' };
 import conditions from '../workflows/examples/conditions.json' with { type: 'json' };
 import greeting from '../workflows/examples/greeting.json' with { type: 'json' };
 import lambda from '../workflows/examples/lambda.json' with { type: 'json' };
+import loopPolishStep from '../workflows/examples/loop-polish-step.json' with { type: 'json' };
+import loopPolish from '../workflows/examples/loop-polish.json' with { type: 'json' };
+import mapGreetings from '../workflows/examples/map-greetings.json' with { type: 'json' };
 import nestedSubflows from '../workflows/examples/nested-subflows.json' with { type: 'json' };
 import resilience from '../workflows/examples/resilience.json' with { type: 'json' };
 import subflowWrapper from '../workflows/examples/subflow-wrapper.json' with { type: 'json' };
@@ -29,6 +32,9 @@ export const BUNDLED_BLUEPRINTS: ReadonlyArray<{ file: string; json: object }> =
   { file: 'workflows/examples/conditions.json', json: conditions },
   { file: 'workflows/examples/greeting.json', json: greeting },
   { file: 'workflows/examples/lambda.json', json: lambda },
+  { file: 'workflows/examples/loop-polish-step.json', json: loopPolishStep },
+  { file: 'workflows/examples/loop-polish.json', json: loopPolish },
+  { file: 'workflows/examples/map-greetings.json', json: mapGreetings },
   { file: 'workflows/examples/nested-subflows.json', json: nestedSubflows },
   { file: 'workflows/examples/resilience.json', json: resilience },
   { file: 'workflows/examples/subflow-wrapper.json', json: subflowWrapper },

@@ -75,6 +75,25 @@ describe('switchyard commands against Redis', () => {
     expect(stdout).toContain('Hello, Cy! Welcome to Switchyard.');
   });
 
+  it('run --wait --progress shows a map\'s children done so far and a loop\'s iterations; status shows them', async () => {
+    const mapped = await runCli(['run', 'map-greetings', '--input', '{"names":["Ada","Bo","Cy"]}', '--wait', '--progress'], env);
+    expect(mapped.code).toBe(0);
+    expect(mapped.stderr).toMatch(/mapping\s+greet_each\s+0 of 3 done, 2 running/);
+    expect(mapped.stderr).toMatch(/mapping\s+greet_each\s+3 of 3 done, 0 running/);
+    expect(mapped.stdout).toContain('["Hello, Ada! Welcome to Switchyard.","Hello, Bo! Welcome to Switchyard.","Hello, Cy! Welcome to Switchyard."]');
+
+    const looped = await runCli(['run', 'loop-polish', '--input', '{"draft":"Hello"}', '--wait', '--progress'], env);
+    expect(looped.code).toBe(0);
+    expect(looped.stderr).toMatch(/waiting\s+polish\s+for child run \S+ \(iteration 3\)/);
+    // The iterations' own nodes show under the loop node.
+    expect(looped.stderr).toMatch(/polish › done\s+polish/);
+    expect(looped.stdout).toContain('Polished: Hello!!!');
+
+    const runId = /started\s+run (\S+) of map-greetings/.exec(mapped.stderr)![1]!;
+    const status = await runCli(['status', runId], env);
+    expect(status.stdout).toMatch(/greet_each\s+done\s+1 attempt\s+w1\s+.*3 of 3 child runs done/);
+  });
+
   it('cancel cancels a running run once; again it says the run already ended', async () => {
     const run = await h.client.start('long-nap');
     const first = await runCli(['cancel', run.runId], env);

@@ -17,6 +17,7 @@ import { startApiServer, type ApiServer } from '../src/local/dev-server.js';
 import { silentLogger } from '../src/logger.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import type { NodeKind } from '../src/types/node-kind.js';
+import { indexedChildRunId } from '../src/types/ids.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { WORKFLOWS_DIR } from './support/seeds.js';
 
@@ -83,6 +84,25 @@ const DASHBOARD_APPROVAL = {
   ],
   edges: [{ source: 'review', target: 'publish', action: 'approve' }, { source: 'review', target: 'discard', action: 'reject' }],
 };
+/** A map whose items wait at the gate (the item "bad" fails at once), then a loop of three iterations. */
+const DASHBOARD_ITEM = {
+  id: 'dashboard-item',
+  nodes: [
+    { id: 'check', uses: 'route', params: { rules: [{ when: 'context.item == "bad"', action: 'bad' }], default: 'ok' } },
+    { id: 'explode', uses: 'route', params: { rules: [] } },
+    { id: 'hold', uses: 'gate' },
+    { id: 'say', uses: 'output', params: { template: 'item {{item}}', inputs: { item: 'item' } } },
+  ],
+  edges: [{ source: 'check', target: 'explode', action: 'bad' }, { source: 'check', target: 'hold', action: 'ok' }, { source: 'hold', target: 'say' }],
+};
+const DASHBOARD_MAP_LOOP = {
+  id: 'dashboard-map-loop',
+  nodes: [
+    { id: 'fan', uses: 'map', params: { items: 'items', blueprintId: 'dashboard-item', concurrency: 3, continueOnError: true } },
+    { id: 'polish', uses: 'loop', params: { blueprintId: 'loop-polish-step', carry: { draft: 'draft' }, until: 'context.draft == "!!!"', maxIterations: 5 } },
+  ],
+  edges: [{ source: 'fan', target: 'polish' }],
+};
 
 const gates = new Gates();
 let h: Harness;
@@ -138,6 +158,8 @@ beforeAll(async () => {
   const registry = await BlueprintRegistry.load([WORKFLOWS_DIR], createNodeKinds().with(gates.kind()));
   registry.add(DASHBOARD_TEST);
   registry.add(DASHBOARD_APPROVAL);
+  registry.add(DASHBOARD_ITEM);
+  registry.add(DASHBOARD_MAP_LOOP);
   h = await startHarness({ blueprints: registry });
   const keys = new ApiKeyStore(h.client.store.redis, h.prefix);
   apiKey = (await keys.create({ tenant: 'acme', scopes: ['runs:read', 'runs:write'], name: 'dashboard test' })).key;
@@ -312,6 +334,41 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#node-prompt').innerText()).toContain('mail me at dana.reyes@example.com');
     await screenshot('11-llm-node-prompt');
     await page.keyboard.press('Escape');
+  });
+
+  it('shows a map node\'s children done so far (and failed), then a loop node\'s iterations, live', async () => {
+    const { runId } = await call('POST', '/runs', { blueprintId: 'dashboard-map-loop', input: { items: ['a', 'bad', 'c'] } });
+    await page.goto(`${server.url}/dashboard/#/runs/${runId}`);
+    // "bad" failed at once; a and c wait at their gates.
+    const fan = page.locator('svg.graph [data-node-id="fan"]');
+    await page.locator('svg.graph [data-node-id="fan"][data-progress="1 of 3 done, 1 failed"]').waitFor();
+    expect(await fan.getAttribute('data-status')).toBe('running');
+    expect(await fan.getAttribute('aria-label')).toBe('fan (map): running, 1 of 3 done, 1 failed. Show details');
+    expect(await fan.locator('.node-uses').textContent()).toBe('1/3 · 1 failed');
+    await screenshot('12-map-in-flight');
+    await fan.focus();
+    await page.keyboard.press('Enter');
+    const details = page.locator('#node-dialog');
+    await details.locator('#fan-out-progress', { hasText: 'Child runs: 1 of 3 done, 1 failed, 2 running.' }).waitFor();
+    await screenshot('13-map-details');
+    await page.keyboard.press('Escape');
+
+    gates.open(indexedChildRunId(runId, 'fan', 1, 0));
+    await page.locator('svg.graph [data-node-id="fan"][data-progress="2 of 3 done, 1 failed"]').waitFor();
+    gates.open(indexedChildRunId(runId, 'fan', 1, 2));
+    await page.locator('#run-status[data-run-status="completed"]').waitFor();
+    await page.locator('svg.graph [data-node-id="fan"][data-progress="3 of 3 done, 1 failed"]').waitFor();
+    const polish = page.locator('svg.graph [data-node-id="polish"][data-progress="3 iterations"]');
+    await polish.waitFor();
+    await polish.focus();
+    await page.keyboard.press('Enter');
+    await details.locator('#iteration-links li').nth(2).waitFor();
+    expect(await details.locator('#iteration-links li').count()).toBe(3);
+    expect(await details.locator('#iteration-links a').allTextContents()).toEqual(['iteration 1', 'iteration 2', 'iteration 3']);
+    await screenshot('14-loop-iterations');
+    await details.locator('#iteration-links a').nth(1).click();
+    await page.locator('#parent-link').waitFor();
+    expect(await page.locator('.lineage').innerText()).toMatch(/node polish, child #2$/);
   });
 
   it('draws every registered blueprint with its analysis', async () => {

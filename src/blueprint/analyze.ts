@@ -12,7 +12,7 @@ export interface BlueprintAnalysis {
   topologicalOrder: string[];
   /** Nodes that only serve as some node's `config.fallback` and have no edges: never scheduled on their own. */
   fallbackOnly: string[];
-  /** Ids of the blueprints this blueprint's subflow nodes call, in order of first use. */
+  /** Ids of the blueprints this blueprint's subflow, map and loop nodes call (any kind's `references`), in order of first use. */
   subflows: string[];
 }
 

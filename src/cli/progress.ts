@@ -9,7 +9,8 @@ export type { FollowOptions } from '../store/run-events.js';
 /**
  * Live progress of a run in the terminal: the run's event stream (and its child runs' streams) followed
  * with XREAD BLOCK, one line per thing that happens (a node queued, running, done, skipped, waiting for a
- * child run, failed, retried), with the time since the run started and the worker that ran each node.
+ * child run or a loop's iteration, a map's children done so far, failed, retried), with the time since the
+ * run started and the worker that ran each node.
  */
 
 /**
@@ -82,6 +83,7 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
     skipped: c.yellow,
     waiting: c.magenta,
     sleeping: c.dim,
+    mapping: c.magenta,
     retrying: c.yellow,
     failed: c.red,
     cancelled: c.red,
@@ -120,7 +122,7 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
       }
       case 'node.waiting': {
         if (f.child !== undefined) {
-          line(event, 'waiting', node, c.dim(`for child run ${f.child}`));
+          line(event, 'waiting', node, c.dim(`for child run ${f.child}${f.index ? ` (iteration ${f.index})` : ''}`));
           return;
         }
         const actions = f.actions ? f.actions.split(',') : [];
@@ -133,6 +135,13 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
       case 'node.sleeping':
         line(event, 'sleeping', node, c.dim(`until ${new Date(Number(f.wake)).toISOString()} (${formatDuration(Number(f.wake) - event.at)}; no worker slot held)`));
         return;
+      case 'node.progress': {
+        // A map's children: "12 of 200 done, 1 failed, 10 running".
+        const ended = Number(f.completed ?? 0) + Number(f.failed ?? 0);
+        const failed = Number(f.failed ?? 0) > 0 ? c.red(`, ${f.failed} failed`) : '';
+        line(event, 'mapping', node, `${ended} of ${f.total ?? '?'} done${failed}${c.dim(`, ${f.running ?? 0} running`)}`);
+        return;
+      }
       case 'node.retrying':
         line(event, 'retrying', node, `attempt ${f.attempt ?? '?'} failed: ${errorMessage(f.error)}; again in ${formatDuration(Number(f.delayMs ?? 0))}`);
         return;

@@ -159,12 +159,22 @@ export function describeRunView(view: RunView, color = false): string[] {
     n.worker ?? '',
     n.startedAt && n.endedAt ? formatDuration(n.endedAt - n.startedAt) : '',
     n.usage ? `${n.usage.promptTokens + n.usage.completionTokens} tokens` : '',
-    n.childRunId ? `child run ${n.childRunId}` : n.error ? n.error.message : '',
+    nodeDetail(n),
   ]);
   lines.push('', ...table([['node', 'status', 'attempts', 'worker', 'time', 'tokens', ''], ...rows]).map((l) => `  ${l}`));
   if (view.error) lines.push('', c.red(`error in ${view.error.nodeId ?? 'run'}: ${view.error.message}`));
   if (view.context.final_output !== undefined) lines.push('', 'final_output:', String(view.context.final_output));
   return lines;
+}
+
+/** The last column of a node's row: its children (a map's progress, a loop's iterations), else its error. */
+function nodeDetail(n: RunView['nodes'][string]): string {
+  if (n.fanOut) {
+    const { total, completed, failed, running } = n.fanOut;
+    return `${completed + failed} of ${total} child runs done${failed ? `, ${failed} failed` : ''}${running ? `, ${running} running` : ''}${n.error ? `: ${n.error.message}` : ''}`;
+  }
+  if (n.children) return `${n.children.length} iterations, last child run ${n.childRunId ?? n.children.at(-1)}`;
+  return n.childRunId ? `child run ${n.childRunId}` : n.error ? n.error.message : '';
 }
 
 export async function status(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {

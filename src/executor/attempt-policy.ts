@@ -1,8 +1,8 @@
 import type { NodeDefinition } from '../blueprint/schema.js';
 import { ErrorCodes, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
-import type { RunView } from '../types/run-view.js';
-import type { NodeResult } from '../types/node-kind.js';
-import { executeNode, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
+import type { FanOutProgress, RunView } from '../types/run-view.js';
+import type { FanOut, NodeResult } from '../types/node-kind.js';
+import { collectChild, executeNode, gatherChildren, resumeNode, type ExecuteNodeOptions } from './execute-node.js';
 
 /**
  * One node-attempt policy for every executor (the in-memory one and the BullMQ worker): whether a failed
@@ -116,11 +116,21 @@ export interface AttemptOptions extends ExecuteNodeOptions {
    */
   endedChild?: () => Promise<RunView>;
   /**
+   * Set when this step finishes a parked node some other way (the worker, once every child of a
+   * fanning-out node is in: its `gather`, or the failure one child caused): called instead of the kind's
+   * `run`. Like a resumed step, it is never retried.
+   */
+  continueWith?: (options: ExecuteNodeOptions) => Promise<NodeResult>;
+  /**
    * Set by an executor that runs child runs in process (the in-memory one): a node (or fallback) that
    * returns `waitFor` is resumed with the child's final state within the same attempt. Without it, a
    * `waitFor` result is returned for the executor to park the node.
    */
   awaitChild?: (childRunId: string) => Promise<RunView>;
+  /** With `awaitChild`: cancels a child run still in flight (a map's other children once one failed it). */
+  cancelChild?: (childRunId: string) => void;
+  /** With `awaitChild`: told how a fanning-out node's children stand, each time one ends. */
+  onFanOutProgress?: (progress: FanOutProgress) => void;
   /** Asked after a failure: true when the executor knows the run has ended. @default never */
   runEnded?: () => boolean;
   /** Note on `logger` when the fallback takes over (the worker does; `run --local` never has). @default false */
@@ -135,13 +145,18 @@ export interface AttemptOptions extends ExecuteNodeOptions {
 export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
   let error: unknown;
   try {
-    const result = await (options.endedChild ? resumeEnded(options, options.endedChild) : runDefinition(options, options.definition));
+    const result = await (options.continueWith
+      ? options.continueWith(options)
+      : options.endedChild
+        ? resumeEnded(options, options.endedChild)
+        : runDefinition(options, options.definition));
     return { kind: 'result', result };
   } catch (err) {
     error = err;
   }
   const { policy, attempt } = options;
-  const decision = decideAfterFailure(policy, { attempt, error, repeatable: !options.endedChild, runEnded: options.runEnded?.() });
+  const repeatable = !options.endedChild && !options.continueWith;
+  const decision = decideAfterFailure(policy, { attempt, error, repeatable, runEnded: options.runEnded?.() });
   switch (decision.kind) {
     case 'cancelled':
       return CANCELLED;
@@ -167,7 +182,54 @@ function runDefinition(options: AttemptOptions, definition: NodeDefinition): Pro
   const { awaitChild } = options;
   // The distributed hot path: executeNode's own promise, no extra async frame.
   if (!awaitChild) return executeNode(run);
-  return executeNode(run).then(async (result) => (result.waitFor ? resumeNode(run, await awaitChild(result.waitFor.runId)) : result));
+  return executeNode(run).then(async (result) => {
+    // A loop's resume asks for its next iteration's child: go on until the kind has its result.
+    for (;;) {
+      if (result.waitFor) result = await resumeNode(run, await awaitChild(result.waitFor.runId));
+      else if (result.fanOut) result = await fanOutInProcess(run, result.fanOut, awaitChild);
+      else return result;
+    }
+  });
+}
+
+/**
+ * A fanning-out node's children in this process: at most `concurrency` in flight, each collected as it
+ * ends, then gathered in input order. The first child whose collection throws fails the node, and the
+ * children still in flight are cancelled.
+ */
+async function fanOutInProcess(run: AttemptOptions, fanOut: FanOut, awaitChild: (id: string) => Promise<RunView>): Promise<NodeResult> {
+  const total = fanOut.each.length;
+  const values: unknown[] = new Array<unknown>(total);
+  const inFlight = new Map<number, { id: string; ended: Promise<{ index: number; child: RunView }> }>();
+  const progress: FanOutProgress = { total, completed: 0, failed: 0, running: 0 };
+  let next = 0;
+  run.onFanOutProgress?.({ ...progress });
+  const fill = async () => {
+    while (next < total && inFlight.size < fanOut.concurrency) {
+      if (run.signal.aborted) throw new SwitchyardError(ErrorCodes.CANCELLED, 'run was cancelled', { nodeId: run.nodeId, attempt: run.attempt });
+      const index = next++;
+      const id = await run.runs.start(fanOut.blueprintId, { ...fanOut.input, ...fanOut.each[index] }, { index });
+      inFlight.set(index, { id, ended: awaitChild(id).then((child) => ({ index, child })) });
+    }
+    progress.running = inFlight.size;
+    run.onFanOutProgress?.({ ...progress });
+  };
+  try {
+    await fill();
+    while (inFlight.size > 0) {
+      const { index, child } = await Promise.race([...inFlight.values()].map((c) => c.ended));
+      inFlight.delete(index);
+      if (child.status === 'completed') progress.completed++;
+      else progress.failed++;
+      progress.running = inFlight.size;
+      run.onFanOutProgress?.({ ...progress });
+      values[index] = await collectChild(run, child);
+      await fill();
+    }
+  } finally {
+    for (const { id } of inFlight.values()) run.cancelChild?.(id);
+  }
+  return gatherChildren(run, values);
 }
 
 async function resumeEnded(options: AttemptOptions, endedChild: () => Promise<RunView>): Promise<NodeResult> {

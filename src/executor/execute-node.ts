@@ -61,6 +61,25 @@ export function resumeNode(options: ExecuteNodeOptions, child: RunView): Promise
   });
 }
 
+/**
+ * What one ended child run of a fanning-out node (map) contributes: the kind's `collect`. Same signal,
+ * timeout and error handling as {@link executeNode}; a throw means the child fails the node.
+ */
+export function collectChild(options: ExecuteNodeOptions, child: RunView): Promise<unknown> {
+  return invoke(options, async (kind, ctx) => {
+    if (!kind.collect) throw new NonRetryableError(`node kind "${kind.name}" fanned out to child runs but cannot collect them`, { nodeId: options.nodeId });
+    return { output: await kind.collect(ctx, child) };
+  }).then((result) => result.output);
+}
+
+/** A fanning-out node's result from its children's collected values (input order): the kind's `gather`. */
+export function gatherChildren(options: ExecuteNodeOptions, values: unknown[]): Promise<NodeResult> {
+  return invoke(options, (kind, ctx) => {
+    if (!kind.gather) throw new NonRetryableError(`node kind "${kind.name}" fanned out to child runs but cannot gather them`, { nodeId: options.nodeId });
+    return kind.gather(ctx, values);
+  });
+}
+
 type Kind = NonNullable<ReturnType<NodeKindRegistry['get']>>;
 
 async function invoke(options: ExecuteNodeOptions, call: (kind: Kind, ctx: NodeContext<unknown>) => Promise<NodeResult> | NodeResult): Promise<NodeResult> {
@@ -151,5 +170,18 @@ function checkResult(result: unknown, nodeId: string): NodeResult {
   if (r.park !== undefined && (typeof r.park !== 'object' || r.park === null || (r.park.until !== undefined && !Number.isFinite(r.park.until)) || (r.park.until === undefined && !r.park.signal))) {
     throw new NonRetryableError('a node result\'s "park" must be { until?: epoch ms, signal?: { prompt } } with at least one of them', { nodeId });
   }
+  if (r.fanOut !== undefined) checkFanOut(r.fanOut, nodeId);
   return r;
+}
+
+function checkFanOut(fanOut: NodeResult['fanOut'], nodeId: string): void {
+  const ok =
+    typeof fanOut === 'object' &&
+    fanOut !== null &&
+    typeof fanOut.blueprintId === 'string' &&
+    Array.isArray(fanOut.each) &&
+    fanOut.each.length > 0 &&
+    Number.isInteger(fanOut.concurrency) &&
+    fanOut.concurrency >= 1;
+  if (!ok) throw new NonRetryableError('a node result\'s "fanOut" must be { blueprintId, each: [at least one input], concurrency >= 1 }', { nodeId });
 }

@@ -6,8 +6,8 @@ import type { ChildRuns, NodeKindRegistry, NodeResult, NodeSignal, ParkRequest }
 import { sumUsage } from '../types/usage.js';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
-import { childRunId } from '../types/ids.js';
-import type { RunView, SignalOutcome, WaitingNode } from '../types/run-view.js';
+import { childRunId, indexedChildRunId } from '../types/ids.js';
+import type { FanOutProgress, RunView, SignalOutcome, WaitingNode } from '../types/run-view.js';
 import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, parkNode, timeOutRun, type RunState } from '../engine/transitions.js';
 import { runAttempt, serializeFailure } from './attempt-policy.js';
 
@@ -92,7 +92,8 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
   const outputs: Record<string, unknown> = Object.create(null);
   const extras = graph.nodes.map(() => ({}) as NodeExtras);
-  const children = new Map<string, Promise<RunView>>();
+  /** Child runs by id: their end, and what cancels them alone (a map's other children once one failed it). */
+  const children = new Map<string, { ended: Promise<RunView>; cancel: AbortController }>();
   const { state, ready } = createRunState(graph);
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // every in-flight node listens to the run's abort signal
@@ -158,6 +159,8 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
         runs: childRuns(node, attempt),
         policy: node.config,
         awaitChild: (id) => awaitChild(node, id),
+        cancelChild: (id) => children.get(id)?.cancel.abort(),
+        onFanOutProgress: (progress) => (extras[node.index]!.fanOut = progress),
         runEnded,
       });
       switch (outcome.kind) {
@@ -217,20 +220,31 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   function awaitChild(node: CompiledNode, id: string): Promise<RunView> {
     const child = children.get(id);
     if (!child) throw new SwitchyardError(ErrorCodes.INTERNAL, `node waits for unknown child run ${id}`, { nodeId: node.id });
-    extras[node.index]!.childRunId = id;
-    return child;
+    // A fanning-out node's children show as its progress; one after another (a loop) as its children.
+    const extra = extras[node.index]!;
+    if (!extra.fanOut) {
+      if (extra.childRunId && extra.childRunId !== id) extra.children = [...(extra.children ?? [extra.childRunId]), id];
+      extra.childRunId = id;
+    }
+    return child.ended;
   }
 
   /** Child runs execute in this process too, cancelled with their parent. */
   function childRuns(node: CompiledNode, attempt: number): ChildRuns {
     return {
-      async start(blueprintId, input) {
+      async start(blueprintId, input, start) {
         const loaded = options.blueprints?.get(blueprintId);
         if (!loaded) throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprintId}"`, { nodeId: node.id });
-        const id = childRunId(runId, node.id, attempt);
+        const index = start?.index;
+        const id = index === undefined ? childRunId(runId, node.id, attempt) : indexedChildRunId(runId, node.id, attempt, index);
         if (!children.has(id)) {
           const childGraph = compileGraph(loaded, options.kinds);
-          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal, timeoutMs: undefined }));
+          const cancel = new AbortController();
+          const signal = AbortSignal.any([abort.signal, cancel.signal]);
+          const parent = { runId, nodeId: node.id, ...(index === undefined ? {} : { index }) };
+          // A child run has no deadline of its own: the parent's end (its deadline included) ends it.
+          const ended = runInMemory(childGraph, { ...options, input, runId: id, signal, timeoutMs: undefined }).then((view) => ({ ...view, parent }));
+          children.set(id, { ended, cancel });
         }
         return id;
       },
@@ -259,9 +273,11 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   return toView(graph, runId, state, context, outputs, extras);
 }
 
-/** What the run view shows of a node beyond its state. */
+/** What a node's view shows beyond its state: child runs, map progress, tokens, meta, a park's wake time. */
 interface NodeExtras {
   childRunId?: string;
+  children?: string[];
+  fanOut?: FanOutProgress;
   usage?: NodeResult['usage'];
   meta?: NodeResult['meta'];
   wakeAt?: number;

@@ -286,6 +286,8 @@ export class WorkerRecovery {
       }
       if (node.status !== 'queued' && node.status !== 'running') continue;
       inFlight++;
+      // A map node waits for its children (their ends resume it, and its progress events keep the run fresh).
+      if (node.status === 'running' && node.fanOut && node.fanOut.running > 0) continue;
       if (node.status === 'running' && node.childRunId) {
         // A subflow node waits for its child run; once the child ended, a resume job finishes it.
         const child = await store.getStatus(node.childRunId);

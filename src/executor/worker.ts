@@ -4,20 +4,21 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, NodeNotWaitingError, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
-import { childRunId } from '../types/ids.js';
+import { childRunId, indexedChildRunId } from '../types/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import type { RunView } from '../types/run-view.js';
 import { decideEdges } from '../engine/transitions.js';
 import { lazyChild, silentLogger, type Logger } from '../logger.js';
-import type { ChildRuns, NodeKindRegistry, NodeResult, ParkRequest, SlotPool } from '../types/node-kind.js';
+import type { ChildRuns, FanOut, NodeKindRegistry, NodeResult, ParkRequest, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { BlueprintStore } from '../store/blueprint-store.js';
-import { RedisStore } from '../store/redis-store.js';
+import { encodeNeeds, RedisStore, type FanOutChild, type StoreNode } from '../store/redis-store.js';
 import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
 import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
-import { errorMessage, runAttempt, serializeFailure } from './attempt-policy.js';
+import { errorMessage, isCancelled, runAttempt, serializeFailure, type AttemptOptions } from './attempt-policy.js';
+import { collectChild, gatherChildren, type ExecuteNodeOptions } from './execute-node.js';
 import { TaskProtection, type TaskProtectionOptions } from './task-protection.js';
 import { WorkerRecovery, type RecoveryOptions, type RecoveryStats } from './recovery.js';
 
@@ -329,7 +330,10 @@ export class SwitchyardWorker {
     // Fetched as the grace period ended: hand the job back as it is, before it claims (and counts) anything.
     if (this.handingBack) return this.handBack(job.data, this.logger);
     const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
-    const begin = await this.store.startNode(runId, node, this.id, childRunId ? 'resume' : 'start', others);
+    // Collecting a fanning-out node's child needs only what its edges' conditions read, not what its
+    // `run` did (a map's list can be long, and there is a collection per child).
+    const reads = childRunId && this.fansOut(node) ? collectReads(node) : node;
+    const begin = await this.store.startNode(runId, reads, this.id, childRunId ? 'resume' : 'start', others);
     switch (begin.kind) {
       case 'done':
         // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
@@ -394,10 +398,11 @@ export class SwitchyardWorker {
   private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
     const { node } = step;
     const logger = lazyChild(this.logger, { runId, nodeId: node.id, attempt: step.attempt });
-    const result = await this.attempt(runId, graph, step, logger);
+    const result = step.childRunId && this.fansOut(node) ? await this.collect(runId, graph, step, logger) : await this.attempt(runId, graph, step, logger);
     if (!result) return [];
-    if (result.waitFor) return this.park(runId, node, result.waitFor.runId);
+    if (result.waitFor) return this.park(runId, node, result.waitFor.runId, step.childIndices?.get(result.waitFor.runId));
     if (result.park) return this.parkTimed(runId, graph, node, step.attempt, result.park, logger);
+    if (result.fanOut) return this.fanOut(runId, graph, step, result.fanOut, logger);
     const taken = decideStepEdges(step, result);
     const done = await this.complete(runId, graph, node, result, taken);
     if (done.kind !== 'ok') return [];
@@ -412,25 +417,21 @@ export class SwitchyardWorker {
    * tracked until the outcome is applied: the node's result, or undefined once a retry is scheduled, the
    * run failed or the run was cancelled.
    */
-  private async attempt(runId: string, graph: Graph, step: Step, logger: Logger): Promise<NodeResult | undefined> {
+  private async attempt(
+    runId: string,
+    graph: Graph,
+    step: Step,
+    logger: Logger,
+    continueWith?: AttemptOptions['continueWith'],
+  ): Promise<NodeResult | undefined> {
     const { node, attempt, childRunId } = step;
     const signal = this.track(runId);
     try {
       const outcome = await runAttempt({
-        runId,
-        blueprintId: graph.blueprintId,
-        nodeId: node.id,
-        definition: node.definition,
-        kinds: this.kinds,
-        context: step.context,
-        outputs: step.outputs,
-        attempt,
-        timeoutMs: node.config.timeoutMs,
-        signal,
-        logger,
-        runs: this.childRuns(runId, node, graph.version, attempt),
+        ...this.executeOptions(runId, graph, step, signal, logger),
         policy: node.config,
-        endedChild: childRunId ? () => this.endedChild(childRunId, node.id) : undefined,
+        endedChild: childRunId && !continueWith ? () => this.endedChild(childRunId, node.id) : undefined,
+        continueWith,
         logFallback: true,
       });
       switch (outcome.kind) {
@@ -455,11 +456,114 @@ export class SwitchyardWorker {
     }
   }
 
+  /** What running the step's node needs, for executeNode and the attempt policy. */
+  private executeOptions(runId: string, graph: Graph, step: Step, signal: AbortSignal, logger: Logger): ExecuteNodeOptions {
+    const { node, attempt } = step;
+    return {
+      runId,
+      blueprintId: graph.blueprintId,
+      nodeId: node.id,
+      definition: node.definition,
+      kinds: this.kinds,
+      context: step.context,
+      outputs: step.outputs,
+      attempt,
+      timeoutMs: node.config.timeoutMs,
+      signal,
+      logger,
+      runs: this.childRuns(runId, node, graph.version, step),
+    };
+  }
+
   /** The node waits for its child run without holding this slot; a resume job finishes it. */
-  private async park(runId: string, node: CompiledNode, childRunId: string): Promise<Step[]> {
-    const waiting = await this.store.waitNode(runId, node.id, childRunId);
+  private async park(runId: string, node: CompiledNode, childRunId: string, index?: number): Promise<Step[]> {
+    const waiting = await this.store.waitNode(runId, node.id, childRunId, index);
     if (waiting.outcome === 'stale') await this.runs.cancel(childRunId, 'parent run ended');
     return [];
+  }
+
+  /** Whether the node's kind fans out to many child runs (map): its children's ends are collected, not resumed. */
+  private fansOut(node: CompiledNode): boolean {
+    return this.kinds.get(node.definition.uses)?.collect !== undefined;
+  }
+
+  /**
+   * The node fans out to child runs: their inputs are stored and the first ones (up to the node's
+   * concurrency) marked running in one script call, then started here. The node keeps no worker slot;
+   * each child's end is collected by a resume job ({@link collect}).
+   */
+  private async fanOut(runId: string, graph: Graph, step: Step, fanOut: FanOut, logger: Logger): Promise<Step[]> {
+    const { node } = step;
+    const reply = await this.store.startFanOut(runId, node.id, {
+      base: childRunId(runId, node.id, step.attempt),
+      blueprintId: fanOut.blueprintId,
+      concurrency: fanOut.concurrency,
+      input: fanOut.input ?? {},
+      each: fanOut.each,
+    });
+    if (reply.kind === 'start') await this.startChildren(runId, graph, step, reply.blueprintId, reply.children, logger);
+    return [];
+  }
+
+  /**
+   * One child of a fanning-out node ended: its value (the kind's `collect`) is recorded in one script
+   * call, which says what follows: the children that frees room for (started here), or, once all are in,
+   * the node's result from the kind's `gather`. A child whose collection throws fails the node (under its
+   * policy: the fallback, else the run fails) after the children still in flight are cancelled.
+   */
+  private async collect(runId: string, graph: Graph, step: Step, logger: Logger): Promise<NodeResult | undefined> {
+    const { node } = step;
+    let child: RunView;
+    let value: unknown;
+    let failure: unknown;
+    const signal = this.track(runId);
+    try {
+      child = await this.endedChild(step.childRunId!, node.id);
+      if (child.parent?.index === undefined) throw new NonRetryableError(`child run ${child.runId} has no index among the node's children`, { nodeId: node.id });
+      try {
+        value = await collectChild(this.executeOptions(runId, graph, step, signal, logger), child);
+      } catch (err) {
+        failure = err;
+      }
+    } catch (err) {
+      return this.attempt(runId, graph, step, logger, () => Promise.reject(err));
+    } finally {
+      this.untrack(runId);
+    }
+    if (failure !== undefined && isCancelled(failure)) return undefined;
+    const reply = await this.store.collectChild(runId, node.id, {
+      index: child.parent.index,
+      childFailed: child.status !== 'completed',
+      value,
+      halt: failure !== undefined,
+    });
+    switch (reply.kind) {
+      case 'start':
+        await this.startChildren(runId, graph, step, reply.blueprintId, reply.children, logger);
+        return undefined;
+      case 'all':
+        return this.attempt(runId, graph, step, logger, (options) => gatherChildren(options, reply.values));
+      case 'halted':
+        await Promise.all(reply.running.map((id) => this.runs.cancel(id, `another child run of node "${node.id}" failed it`)));
+        return this.attempt(runId, graph, step, logger, () => Promise.reject(failure));
+      default:
+        return undefined;
+    }
+  }
+
+  /** Starts children of a fanning-out node (again, after a redelivery: their ids are derived). */
+  private async startChildren(runId: string, graph: Graph, step: Step, blueprintId: string, children: FanOutChild[], logger: Logger): Promise<void> {
+    if (children.length === 0) return;
+    const { node } = step;
+    try {
+      await Promise.all(children.map((c) => this.startChild(runId, node, graph.version, blueprintId, c.input, c.runId, c.index)));
+    } catch (err) {
+      // The children cannot start (a blueprint this worker does not have): the node fails, and the run with it.
+      await this.fail(runId, node.id, err, step.attempt, logger);
+      return;
+    }
+    // The run may have ended while they started (its cancel did not find them yet): end them too.
+    if ((await this.store.getStatus(runId)) !== 'running') await Promise.all(children.map((c) => this.runs.cancel(c.runId, 'parent run ended')));
   }
 
   /**
@@ -513,37 +617,49 @@ export class SwitchyardWorker {
   }
 
   /**
-   * Child runs started by a node: deterministic ids per attempt, linked back to the node, each running the
-   * version its run pinned when it started (read here, where a subflow starts: no ordinary node pays for
-   * it) and inheriting the pins, so this worker's own blueprints never decide what a run executes.
+   * Child runs started by a node: deterministic ids per attempt (and index), linked back to the node. The
+   * step notes each indexed child's index, so parking on it records which one it is.
    */
-  private childRuns(runId: string, node: CompiledNode, version: string, attempt: number): ChildRuns {
+  private childRuns(runId: string, node: CompiledNode, version: string, step: Step): ChildRuns {
+    const { attempt } = step;
     return {
-      start: async (blueprintId, input) => {
-        const id = childRunId(runId, node.id, attempt);
-        const pinned = await this.store.readPins(runId);
-        let graph: Graph;
-        let pinsJson = pinned?.json;
-        const pin = pinned?.pins[blueprintId];
-        if (pin !== undefined) {
-          graph = await this.graphs.get(pin);
-        } else if (pinned === undefined) {
-          // A run started before runs pinned their subflows: the version a start runs now, pinned from here on.
-          const closure = await this.catalog.closure(await this.catalog.resolve(blueprintId));
-          graph = this.runs.graphFor(closure.root);
-          pinsJson = closure.pins && JSON.stringify(closure.pins);
-        } else {
-          throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `subflow blueprint "${blueprintId}" is not among the versions run ${runId} pinned`, {
-            runId,
-            nodeId: node.id,
-            blueprintId,
-            retryable: false,
-          });
-        }
-        await this.runs.startGraph(graph, input, { runId: id, parent: { runId, nodeId: node.id, version }, pinsJson, store: [graph] });
+      start: async (blueprintId, input, options) => {
+        const index = options?.index;
+        const id = index === undefined ? childRunId(runId, node.id, attempt) : indexedChildRunId(runId, node.id, attempt, index);
+        if (index !== undefined) (step.childIndices ??= new Map()).set(id, index);
+        await this.startChild(runId, node, version, blueprintId, input, id, index);
         return id;
       },
     };
+  }
+
+  /**
+   * Starts (or finds) one child run of the node, linked back to it, running the version its run pinned
+   * when it started (read here, where a child starts: no ordinary node pays for it) and inheriting the
+   * pins, so this worker's own blueprints never decide what a run executes.
+   */
+  private async startChild(runId: string, node: CompiledNode, version: string, blueprintId: string, input: Record<string, unknown>, id: string, index?: number): Promise<void> {
+    const pinned = await this.store.readPins(runId);
+    let graph: Graph;
+    let pinsJson = pinned?.json;
+    const pin = pinned?.pins[blueprintId];
+    if (pin !== undefined) {
+      graph = await this.graphs.get(pin);
+    } else if (pinned === undefined) {
+      // A run started before runs pinned their subflows: the version a start runs now, pinned from here on.
+      const closure = await this.catalog.closure(await this.catalog.resolve(blueprintId));
+      graph = this.runs.graphFor(closure.root);
+      pinsJson = closure.pins && JSON.stringify(closure.pins);
+    } else {
+      throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `subflow blueprint "${blueprintId}" is not among the versions run ${runId} pinned`, {
+        runId,
+        nodeId: node.id,
+        blueprintId,
+        retryable: false,
+      });
+    }
+    const parent = { runId, nodeId: node.id, version, ...(index === undefined ? {} : { index }) };
+    await this.runs.startGraph(graph, input, { runId: id, parent, pinsJson, store: [graph] });
   }
 
   /** Fails the node and so its run (one script call), then ends what the run's end ends. */
@@ -589,6 +705,33 @@ interface Step {
   outputs: Record<string, unknown>;
   /** Set when the node is a subflow whose child run ended. */
   childRunId?: string;
+  /** Indexed child runs this step started (a loop's next iteration): run id -> index. */
+  childIndices?: Map<string, number>;
+}
+
+const collecting = new WeakMap<CompiledNode, StoreNode>();
+
+/** The node as the start script takes it when a child of its fan-out ended: reading what its edges' conditions read. */
+function collectReads(node: CompiledNode): StoreNode {
+  let stripped = collecting.get(node);
+  if (!stripped) {
+    const context = new Set<string>();
+    const outputs = new Set<string>();
+    let wholeContext = false;
+    let wholeOutputs = false;
+    for (const edge of node.outgoing) {
+      const reads = edge.condition?.reads;
+      if (!reads) continue;
+      reads.context.forEach((k) => context.add(k));
+      reads.outputs.forEach((k) => outputs.add(k));
+      wholeContext ||= reads.wholeContext;
+      wholeOutputs ||= reads.wholeOutputs;
+    }
+    const needs = { context: wholeContext ? ('*' as const) : [...context], outputs: wholeOutputs ? ('*' as const) : [...outputs] };
+    stripped = { id: node.id, index: node.index, needs, lua: { ...node.lua, needs: encodeNeeds(needs) } };
+    collecting.set(node, stripped);
+  }
+  return stripped;
 }
 
 const NO_RELEASE = () => undefined;

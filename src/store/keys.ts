@@ -11,6 +11,11 @@ export interface RunKeys {
   outputs: string;
   /** Stream: the run's timeline, capped (see src/store/run-events.ts). */
   events: string;
+  /**
+   * Hash: fanning-out nodes' per-child inputs and collected values (see src/store/lua/includes/fan-out.lua).
+   * The scripts derive it from `state` (same hash tag), so it is not among {@link StoreKeys.scriptKeys}.
+   */
+  fan: string;
 }
 
 /**
@@ -23,7 +28,7 @@ export class StoreKeys {
   /** The run's keys by name. */
   runKeys(runId: string): RunKeys {
     const base = `${this.prefix}:{${runId}}`;
-    return { state: `${base}:state`, ctx: `${base}:ctx`, outputs: `${base}:out`, events: `${base}:events` };
+    return { state: `${base}:state`, ctx: `${base}:ctx`, outputs: `${base}:out`, events: `${base}:events`, fan: `${base}:fan` };
   }
 
   /**

@@ -9,14 +9,18 @@ import { readParkedNode, readRun, readRunPins, readRunStatus, type BlueprintPins
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
+  encodeCollectChild,
   encodeCompleteNode,
   encodeFailNode,
   encodeParkNode,
   encodeReleaseNode,
   encodeRetryNode,
   encodeStartNode,
+  encodeStartFanOut,
   encodeStartRun,
   encodeWaitNode,
+  type CollectedChild,
+  type FanOutStart,
   type NodeNeeds,
   type NodeResult,
   type ParkArgs,
@@ -29,6 +33,7 @@ import {
   decodeCompleteNode,
   decodeFailNode,
   decodeParkNode,
+  decodeFanOut,
   decodeStartNode,
   decodeStartRun,
   decodeReleaseNode,
@@ -37,6 +42,7 @@ import {
   type CancelRunReply,
   type CompleteNodeReply,
   type ParkNodeReply,
+  type FanOutReply,
   type RunEnding,
   type ScriptReply,
   type StartNodeReply,
@@ -58,8 +64,9 @@ export interface WorkerBeat {
 }
 export { sumUsage } from '../types/usage.js';
 export type { BlueprintPins, ParentLink, ParkedNodeState } from './run-state.js';
-export type { NodeScriptArgs, ParkArgs, StartRunInput, StoreNode } from './script-args.js';
-export type { ClaimedNode, CompleteNodeReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
+export type { CollectedChild, FanOutStart, NodeScriptArgs, ParkArgs, StartRunInput, StoreNode } from './script-args.js';
+export type { ClaimedNode, CompleteNodeReply, FanOutChild, FanOutReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
+export { encodeNeeds } from './script-args.js';
 
 /**
  * The run scripts under the names they are registered by. Names carry a version so two deployed versions
@@ -74,6 +81,8 @@ const SCRIPTS = {
   sy2CancelRun: LUA_SCRIPTS['cancel-run'],
   sy2WaitNode: LUA_SCRIPTS['wait-node'],
   sy2ReleaseNode: LUA_SCRIPTS['release-node'],
+  sy2StartFanOut: LUA_SCRIPTS['start-fan-out'],
+  sy2CollectChild: LUA_SCRIPTS['collect-child'],
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -175,9 +184,22 @@ export class RedisStore {
     return decodeCancelRun(await this.call('sy2CancelRun', encodeCancelRun(this.keys, runId, reason)));
   }
 
-  /** Records that a subflow node now waits for its child run (and frees its worker slot). */
-  async waitNode(runId: string, nodeId: string, childRunId: string): Promise<WaitNodeReply> {
-    return decodeWaitNode(await this.call('sy2WaitNode', encodeWaitNode(this.keys, runId, nodeId, childRunId)));
+  /**
+   * Records that a subflow node now waits for its child run (and frees its worker slot); `index` for one
+   * of a node's children one after another (a loop's iteration).
+   */
+  async waitNode(runId: string, nodeId: string, childRunId: string, index?: number): Promise<WaitNodeReply> {
+    return decodeWaitNode(await this.call('sy2WaitNode', encodeWaitNode(this.keys, runId, nodeId, childRunId, index)));
+  }
+
+  /** A running node fans out to child runs: stores their inputs; returns the ones to start now (again, for a redelivery). */
+  async startFanOut(runId: string, nodeId: string, fanOut: FanOutStart): Promise<FanOutReply> {
+    return decodeFanOut(await this.call('sy2StartFanOut', encodeStartFanOut(this.keys, runId, nodeId, fanOut)));
+  }
+
+  /** Records one ended child of a fanning-out node; returns what follows: children to start, all values, or a halt. */
+  async collectChild(runId: string, nodeId: string, child: CollectedChild): Promise<FanOutReply> {
+    return decodeFanOut(await this.call('sy2CollectChild', encodeCollectChild(this.keys, runId, nodeId, child)));
   }
 
   /**

@@ -46,12 +46,18 @@ export type NodeFailedEvent = EventHead & AttemptFields & { type: 'node.failed';
 /** release-node: a stopping worker gave the node back, its attempt undone (`attempt` is the one before). */
 export type NodeReleasedEvent = EventHead & { type: 'node.released'; node: string; attempt: string; worker: string };
 /**
- * wait-node: a subflow node gave up its worker slot until its child run ends (`child`), or a wait node
- * parked until a signal (`prompt`, `actions` comma-joined, and `wake`, epoch ms, when it has a timeout).
+ * wait-node: a node gave up its worker slot until its child run ends (`child`; `index`: a loop's
+ * iteration), or a wait node parked until a signal (`prompt`, `actions` comma-joined, and `wake`, epoch
+ * ms, when it has a timeout).
  */
-export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child?: string; attempt?: string; prompt?: string; actions?: string; wake?: string };
+export type NodeWaitingEvent = EventHead & { type: 'node.waiting'; node: string; child?: string; index?: string; attempt?: string; prompt?: string; actions?: string; wake?: string };
 /** wait-node: a durable sleep parked until `wake` (epoch ms). */
 export type NodeSleepingEvent = EventHead & { type: 'node.sleeping'; node: string; attempt: string; wake: string };
+/**
+ * start-fan-out and collect-child: how a fanning-out node's (a map's) children stand. Written when the
+ * fan-out starts, on a failure, every 1% of the children and at the end.
+ */
+export type NodeProgressEvent = EventHead & { type: 'node.progress'; node: string; total: string; completed: string; failed: string; running: string };
 /** fail-node and cancel-run: the run's unfinished nodes, comma-joined, were cancelled. */
 export type NodesCancelledEvent = EventHead & { type: 'nodes.cancelled'; nodes: string };
 
@@ -66,6 +72,7 @@ export type RunEvent =
   | NodeWaitingEvent
   | NodeReleasedEvent
   | NodeSleepingEvent
+  | NodeProgressEvent
   | NodesCancelledEvent
   | RunRepairedEvent;
 

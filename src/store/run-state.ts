@@ -10,8 +10,9 @@ import type { RedisClient } from '../types/redis-client.js';
  * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own
  * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, pins, error,
  * cancelReason, deadline) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error,
- * startedAt, endedAt, worker, readied, meta, child; and for a parked node since, wake, prompt, actions,
- * wakeAction); a node without a status is pending. The scripts that write them
+ * startedAt, endedAt, worker, readied, meta, child, childIndex, children, a fanning-out node's fan*
+ * fields, and for a parked node since, wake, prompt, actions, wakeAction); a node without a status is
+ * pending. The scripts that write them
  * are src/store/lua (the layout is described in lua/includes/run-context.lua).
  */
 
@@ -33,6 +34,8 @@ export interface ParentLink {
   runId: string;
   nodeId: string;
   version: string;
+  /** Which of the node's children this is (a map's item index, a loop's iteration). */
+  index?: number;
 }
 
 /** A run's identity and first nodes, from its state hash alone. */
@@ -151,6 +154,17 @@ export function parseRunView(
           actions: actions ? actions.split(',') : [],
         });
       }
+    }
+    if (field('children')) view.children = field('children')!.split(',');
+    if (field('fanTotal') !== undefined) {
+      const running = field('fanRunning');
+      view.fanOut = {
+        total: Number(field('fanTotal')),
+        completed: Number(field('fanCompleted') ?? 0),
+        failed: Number(field('fanFailed') ?? 0),
+        // A map that failed keeps its last list until the cascade cancelled them: only a running node has children in flight.
+        running: running && field('status') === 'running' ? running.split(',').length : 0,
+      };
     }
     const meta = field('meta');
     if (meta) {

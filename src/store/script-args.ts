@@ -74,7 +74,8 @@ export function encodeTopology(nodes: readonly TopologyNode[]): EncodedTopology 
   };
 }
 
-function encodeNeeds({ context, outputs }: NodeNeeds): string {
+/** A node's reads as the start script takes them (ARGV[9]): JSON [context, outputs], or '' for nothing. */
+export function encodeNeeds({ context, outputs }: NodeNeeds): string {
   return context.length === 0 && outputs.length === 0 ? '' : JSON.stringify([context, outputs]);
 }
 
@@ -250,10 +251,48 @@ export function encodeCancelRun(keys: StoreKeys, runId: string, reason: string, 
   return call;
 }
 
-/** wait-node-4.lua: a subflow node waiting for its child run. */
-export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, childRunId: string): ScriptCall {
+/** wait-node-4.lua: a node waiting for its child run (a loop's: the iteration's index). */
+export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, childRunId: string, index?: number): ScriptCall {
   const call = head(keys, runId);
-  call.push(nodeId, childRunId);
+  call.push(nodeId, childRunId, '', '', '', '', '', index ?? '');
+  return call;
+}
+
+/** What a fanning-out node's children are: see {@link encodeStartFanOut}. */
+export interface FanOutStart {
+  /** A child's run id is `<base>-<index>`. */
+  base: string;
+  blueprintId: string;
+  concurrency: number;
+  /** The input every child shares. */
+  input: Record<string, unknown>;
+  /** Each child's own input, in order. */
+  each: ReadonlyArray<Record<string, unknown>>;
+}
+
+/** start-fan-out-4.lua */
+export function encodeStartFanOut(keys: StoreKeys, runId: string, nodeId: string, fanOut: FanOutStart): ScriptCall {
+  const call = head(keys, runId);
+  call.push(nodeId, fanOut.base, fanOut.blueprintId, fanOut.concurrency, JSON.stringify(fanOut.input));
+  for (const input of fanOut.each) call.push(JSON.stringify(input));
+  return call;
+}
+
+/** One ended child of a fanning-out node, as collect-child-4.lua records it. */
+export interface CollectedChild {
+  index: number;
+  /** The child did not complete (it counts as failed). */
+  childFailed: boolean;
+  /** What the kind collected from it (stored as JSON; undefined as null). */
+  value: unknown;
+  /** This child fails the node: the fan-out stops. */
+  halt: boolean;
+}
+
+/** collect-child-4.lua */
+export function encodeCollectChild(keys: StoreKeys, runId: string, nodeId: string, child: CollectedChild): ScriptCall {
+  const call = head(keys, runId);
+  call.push(nodeId, child.index, child.childFailed ? '1' : '0', JSON.stringify(child.value ?? null), child.halt ? '1' : '0');
   return call;
 }
 

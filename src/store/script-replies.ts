@@ -52,6 +52,24 @@ export type CompleteNodeReply =
 
 export type CancelRunReply = { outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' };
 
+/** A child run to start for a fanning-out node: its id, index and whole input. */
+export interface FanOutChild {
+  runId: string;
+  index: number;
+  input: Record<string, unknown>;
+}
+
+/** start-fan-out-4.lua and collect-child-4.lua. */
+export type FanOutReply =
+  /** Children to start now (maybe none), all of `blueprintId`. */
+  | { kind: 'start'; blueprintId: string; children: FanOutChild[] }
+  /** Every child is in: the collected values in input order. */
+  | { kind: 'all'; values: unknown[] }
+  /** This child failed the node: the children still in flight, to cancel. */
+  | { kind: 'halted'; running: string[] }
+  /** Nothing to do: another child failed the node already, the run ended or the node is not running. */
+  | { kind: 'pending' | 'stale' | 'not-running' };
+
 export type WaitNodeReply = { outcome: 'waiting' | 'not-running' } | { outcome: 'stale'; runStatus: string };
 
 export type ParkNodeReply = { outcome: 'parked' } | { outcome: 'not-running'; nodeStatus: string } | { outcome: 'stale'; runStatus: string };
@@ -161,6 +179,28 @@ export function decodeParkNode(reply: ScriptReply): ParkNodeReply {
 /** cancel-run-4.lua called with an error (a run past its deadline): the run's ending, or undefined when it had already ended. */
 export function decodeTimeOutRun(reply: ScriptReply): RunEnding | undefined {
   return reply[0] === 'failed' ? ending(reply) : undefined;
+}
+
+/** start-fan-out-4.lua, collect-child-4.lua */
+export function decodeFanOut(reply: ScriptReply): FanOutReply {
+  switch (reply[0]) {
+    case 'start': {
+      const base = String(reply[1]);
+      const common = JSON.parse(String(reply[3])) as Record<string, unknown>;
+      const children: FanOutChild[] = [];
+      for (let i = 4; i + 1 < reply.length; i += 2) {
+        const index = Number(reply[i]);
+        children.push({ runId: `${base}-${index}`, index, input: { ...common, ...(JSON.parse(String(reply[i + 1])) as Record<string, unknown>) } });
+      }
+      return { kind: 'start', blueprintId: String(reply[2]), children };
+    }
+    case 'all':
+      return { kind: 'all', values: reply.slice(1).map((v) => JSON.parse(String(v)) as unknown) };
+    case 'halted':
+      return { kind: 'halted', running: reply.slice(1).map(String) };
+    default:
+      return { kind: reply[0] === 'pending' ? 'pending' : reply[0] === 'stale' ? 'stale' : 'not-running' };
+  }
 }
 
 function splitCsv(value: ScriptReply[number] | undefined): string[] {

@@ -10,3 +10,11 @@ export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 export function childRunId(parentRunId: string, nodeId: string, attempt: number): string {
   return createHash('sha256').update(`${parentRunId}\u0000${nodeId}\u0000${attempt}`).digest('base64url').slice(0, 22);
 }
+
+/**
+ * The id of one of several child runs a node starts on an attempt (a map's item, a loop's iteration):
+ * the attempt's {@link childRunId} and the index, so the run scripts can derive it too.
+ */
+export function indexedChildRunId(parentRunId: string, nodeId: string, attempt: number, index: number): string {
+  return `${childRunId(parentRunId, nodeId, attempt)}-${index}`;
+}

@@ -25,6 +25,12 @@ export interface NodeResult {
    * `until` passes, in the same completion transition as any node.
    */
   park?: ParkRequest;
+  /**
+   * Set by a node that runs many child runs of one blueprint (map): the engine starts them, at most
+   * `concurrency` at a time, hands each ended child to the kind's `collect`, and once all are in calls
+   * its `gather` with the collected values in input order. No worker slot waits meanwhile.
+   */
+  fanOut?: FanOut;
 }
 
 /** How a node parks; see {@link NodeResult.park}. */
@@ -43,13 +49,34 @@ export interface NodeSignal {
   payload?: unknown;
 }
 
+/** The child runs of a fanning-out node: one per entry of `each`, whose input is `input` merged with that entry. */
+export interface FanOut {
+  /** The registered blueprint every child runs. */
+  blueprintId: string;
+  /** Input every child gets (once stored, not per child). */
+  input?: Record<string, unknown>;
+  /** Per child, in order: its own input keys (over `input`). At least one entry. */
+  each: Array<Record<string, unknown>>;
+  /** Children in flight at most. */
+  concurrency: number;
+}
+
 /** Starting child runs, for the subflow kind. */
 export interface ChildRuns {
   /**
    * Starts a run of a registered blueprint as a child of this node and returns its run id. Idempotent per
    * node attempt: a redelivered job gets the same child back instead of a second one.
    */
-  start(blueprintId: string, input: Record<string, unknown>): Promise<string>;
+  start(blueprintId: string, input: Record<string, unknown>, options?: ChildRunOptions): Promise<string>;
+}
+
+export interface ChildRunOptions {
+  /**
+   * For a node that starts several child runs one after another (loop: the iteration, from 1): part of
+   * the child's derived id and of its parent link, so each is a run of its own and the child's view
+   * says which it is.
+   */
+  index?: number;
 }
 
 /** A minimal structured logger; node kinds must never log secrets. */
@@ -113,8 +140,19 @@ export interface NodeKind<P = Record<string, unknown>> {
    * successors, so other workers get them instead of waiting in its line.
    */
   readonly slots?: SlotPool;
-  /** For kinds whose `run` returns `waitFor`: the result once the child run ended (throw to fail the node). */
+  /**
+   * For kinds whose `run` returns `waitFor`: the result once the child run ended (throw to fail the node).
+   * It may return `waitFor` again (a loop's next iteration) to go on waiting for another child.
+   */
   resume?(ctx: NodeContext<P>, child: RunView): Promise<NodeResult> | NodeResult;
+  /**
+   * For kinds whose `run` returns `fanOut`: what one ended child run contributes (JSON-serialisable; its
+   * index is `child.parent.index`). Throwing fails the node, and the engine cancels the children still
+   * in flight.
+   */
+  collect?(ctx: NodeContext<P>, child: RunView): Promise<unknown> | unknown;
+  /** For kinds whose `run` returns `fanOut`: the node's result from every child's collected value, in input order. */
+  gather?(ctx: NodeContext<P>, values: unknown[]): Promise<NodeResult> | NodeResult;
 }
 
 /**

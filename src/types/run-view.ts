@@ -13,8 +13,12 @@ export interface NodeView {
   endedAt?: number;
   /** Which worker ran the last attempt. */
   worker?: string;
-  /** A subflow node's child run. */
+  /** A subflow node's child run (a loop node's current or last iteration). */
   childRunId?: string;
+  /** A node that ran child runs one after another (a loop: one per iteration, in order), once there is more than one. */
+  children?: string[];
+  /** A node that fans out to many child runs (a map): how far they are. */
+  fanOut?: FanOutProgress;
   /** Tokens an LLM node used. */
   usage?: TokenUsage;
   /** What produced the answer, e.g. `{ provider: 'offline', model: 'offline-rules-1' }`. */
@@ -52,8 +56,8 @@ export interface RunView {
   error?: SerializedError & { nodeId?: string };
   createdAt?: number;
   endedAt?: number;
-  /** For a child run: the parent run and its subflow node. */
-  parent?: { runId: string; nodeId: string };
+  /** For a child run: the parent run and its subflow node (and, for a map item or loop iteration, its index). */
+  parent?: { runId: string; nodeId: string; index?: number };
   /** Tokens used by all LLM nodes of the run (not counting child runs). */
   usage?: TokenUsage;
   /** Nodes waiting for a signal now (`POST /runs/{runId}/signals/{nodeId}` answers them). */
@@ -70,4 +74,15 @@ export interface SignalOutcome {
   runStatus: RunStatus;
   /** The action the signal chose. */
   action?: string;
+}
+
+/** A fanning-out node's children: how many there are and how many ended which way. */
+export interface FanOutProgress {
+  total: number;
+  /** Children that completed. */
+  completed: number;
+  /** Children that failed or were cancelled. */
+  failed: number;
+  /** Children started and not yet collected. */
+  running: number;
 }

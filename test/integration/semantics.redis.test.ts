@@ -6,6 +6,7 @@ import { MemorySignals, runInMemory } from '../../src/executor/memory-executor.j
 import { waitForRunEvents } from '../../src/store/run-events.js';
 import type { NodeSignal } from '../../src/types/node-kind.js';
 import type { RunView, SignalOutcome, WaitingNode } from '../../src/types/run-view.js';
+import { indexedChildRunId } from '../../src/types/ids.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { Probe, testKinds } from '../support/test-kinds.js';
 
@@ -50,6 +51,19 @@ beforeAll(async () => {
     edges: [{ source: 'inner', target: 'wrap' }],
   });
   reader = h.redis.duplicate();
+  // Children of the map and loop cases.
+  h.registry.add({ id: 'item-echo', nodes: [{ id: 'echo', uses: 'output', params: { template: '{{item}}{{suffix}}', inputs: { item: 'item', suffix: 'suffix' } } }] });
+  h.registry.add({
+    id: 'item-picky',
+    nodes: [
+      { id: 'check', uses: 'route', params: { rules: [{ when: 'context.item == "bad"', action: 'bad' }], default: 'ok' } },
+      { id: 'explode', uses: 'boom', params: { message: 'bad item', retryable: false } },
+      { id: 'fine', uses: 'output', params: { template: 'ok {{item}}', inputs: { item: 'item' } } },
+    ],
+    edges: [{ source: 'check', target: 'explode', action: 'bad' }, { source: 'check', target: 'fine', action: 'ok' }],
+  });
+  h.registry.add({ id: 'item-blocks', nodes: [{ id: 'item_block', uses: 'block' }] });
+  h.registry.add({ id: 'counter', nodes: [{ id: 'step', uses: 'inc' }] });
 });
 afterAll(async () => {
   reader.disconnect();
@@ -259,6 +273,111 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
       expect(child.nodes.child_block!.status).toBe('cancelled');
     }
     probe.calls.delete(key); // later cases wait for this node id again
+  });
+
+  it('maps a list to one child run per item, values in input order, with shared inputs', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('fan', 'map', { items: 'list', blueprintId: 'item-echo', inputs: { suffix: 'tail' }, concurrency: 3 }),
+        node('after', 'output', { template: '{{fan}}' }),
+      ],
+      // The edge's condition reads the context when the last child is in.
+      edges: [{ source: 'fan', target: 'after', condition: 'context.tail == "!" && output[6] == "g!"' }],
+    }, { list: ['a', 'b', 'c', 'd', 'e', 'f', 'g'], tail: '!' });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.outputs.fan).toEqual(['a!', 'b!', 'c!', 'd!', 'e!', 'f!', 'g!']);
+    expect(view.context.final_output).toBe('["a!","b!","c!","d!","e!","f!","g!"]');
+    expect(view.nodes.fan!.fanOut).toEqual({ total: 7, completed: 7, failed: 0, running: 0 });
+  });
+
+  it('maps a list held as JSON text by a node, and an empty list to [] at once', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('list', 'output', { template: '[1, {"x": 2}, "three"]', outputKey: 'listText' }),
+        node('fan', 'map', { items: 'list', blueprintId: 'item-echo', itemKey: 'item' }),
+        node('none', 'map', { items: 'empty', blueprintId: 'item-echo' }),
+      ],
+      edges: [{ source: 'list', target: 'fan' }],
+    }, { empty: [] });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.outputs.fan).toEqual(['1', '{"x":2}', 'three']);
+    expect(view.outputs.none).toEqual([]);
+  });
+
+  it('fails a map on the first failing item, with the item and the reason, and starts no more', async () => {
+    const run = await runner().start({
+      nodes: [node('fan', 'map', { items: 'list', blueprintId: 'item-picky', concurrency: 1 }), node('after', 'count')],
+      edges: [{ source: 'fan', target: 'after' }],
+    }, { list: ['a', 'bad', 'c'] });
+    const view = await run.result();
+    expect(view.status).toBe('failed');
+    expect(view.error!.nodeId).toBe('fan');
+    expect(view.error!.message).toMatch(/^map item 1 of "item-picky" \(run [\w-]+\) failed at node "explode": bad item$/);
+    expect(view.nodes.after!.status).toBe('cancelled');
+    expect(probe.count(`${indexedChildRunId(run.runId, 'fan', 1, 2)}:check`)).toBe(0);
+  });
+
+  it('keeps going past failing items with continueOnError, each holding its error', async () => {
+    const run = await runner().start({ nodes: [node('fan', 'map', { items: 'list', blueprintId: 'item-picky', continueOnError: true, concurrency: 2 })] }, { list: ['a', 'bad', 'c'] });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.outputs.fan).toEqual(['ok a', { error: { code: 'NODE_FAILED', message: 'failed at node "explode": bad item' } }, 'ok c']);
+    expect(view.nodes.fan!.fanOut).toEqual({ total: 3, completed: 2, failed: 1, running: 0 });
+  });
+
+  it('loops until its condition holds on an iteration, carrying values, and takes the "done" edge', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('again', 'loop', { blueprintId: 'counter', inputs: { n: 'start' }, carry: { n: 'n' }, until: 'context.n >= 3', maxIterations: 10, outputs: { total: 'n' } }),
+        node('finished', 'count'),
+        node('gave_up', 'count'),
+      ],
+      edges: [{ source: 'again', target: 'finished', action: 'done' }, { source: 'again', target: 'gave_up', action: 'exhausted' }],
+    }, { start: 0 });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.outputs.again).toEqual({ iterations: 3, last: { n: 3 } });
+    expect(view.context.total).toBe(3);
+    expect(statusesOf(view)).toEqual({ again: 'done', finished: 'done', gave_up: 'skipped' });
+    expect(view.nodes.again!.children).toEqual([1, 2, 3].map((i) => indexedChildRunId(run.runId, 'again', 1, i)));
+    expect(view.nodes.again!.childRunId).toBe(indexedChildRunId(run.runId, 'again', 1, 3));
+  });
+
+  it('ends a loop "exhausted" after maxIterations', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('again', 'loop', { blueprintId: 'counter', carry: { n: 'n' }, until: 'context.n > 100', maxIterations: 4 }),
+        node('finished', 'count'),
+        node('gave_up', 'count'),
+      ],
+      edges: [{ source: 'again', target: 'finished', action: 'done' }, { source: 'again', target: 'gave_up', action: 'exhausted' }],
+    });
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.outputs.again).toEqual({ iterations: 4, last: { n: 4 } });
+    expect(statusesOf(view)).toEqual({ again: 'done', finished: 'skipped', gave_up: 'done' });
+  });
+
+  it('cancelling a run that is mapping and looping cancels every child in flight; no more start', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('fan', 'map', { items: 'list', blueprintId: 'item-blocks', concurrency: 2 }),
+        node('again', 'loop', { blueprintId: 'item-blocks', until: 'true', maxIterations: 3 }),
+      ],
+    }, { list: ['a', 'b', 'c'] });
+    const inFlight = [indexedChildRunId(run.runId, 'fan', 1, 0), indexedChildRunId(run.runId, 'fan', 1, 1), indexedChildRunId(run.runId, 'again', 1, 1)];
+    await probe.allStarted(inFlight.map((id) => `${id}:item_block`));
+    await run.cancel();
+    const view = await run.result();
+    expect(view.status).toBe('cancelled');
+    expect(statusesOf(view)).toEqual({ fan: 'cancelled', again: 'cancelled' });
+    await Promise.all(inFlight.map((id) => probe.whenAborted(`${id}:item_block`)));
+    expect(probe.count(`${indexedChildRunId(run.runId, 'fan', 1, 2)}:item_block`)).toBe(0);
+    if (name === 'distributed') {
+      for (const id of inFlight) expect((await h.client.result(id, { timeoutMs: 10_000 })).status).toBe('cancelled');
+    }
   });
 
   it('cancels: running nodes see the abort and queued nodes never run', async () => {

@@ -37,6 +37,11 @@ export class Probe {
 
   private readonly nodeWaiters = new Map<string, Array<(key: string) => void>>();
 
+  /** Resolves once every node with these idempotency keys has started (at least once). */
+  async allStarted(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((key) => this.started(key)));
+  }
+
   /** Resolves once the node with this idempotency key has started (at least once). */
   started(key: string): Promise<void> {
     if (this.count(key) > 0) return Promise.resolve();
@@ -102,5 +107,16 @@ export function testKinds(probe: Probe): NodeKind<any>[] {
       });
     },
   };
-  return [count, flaky, boom, block];
+  /** Adds 1 to the context's `n` (0 when missing), as its output and as `n`. */
+  const inc: NodeKind<Record<string, never>> = {
+    name: 'inc',
+    params: z.object({}).strict(),
+    reads: () => ({ context: ['n'], outputs: [] }),
+    run(ctx) {
+      probe.hit(ctx.idempotencyKey);
+      const n = (typeof ctx.context.n === 'number' ? ctx.context.n : 0) + 1;
+      return { output: n, context: { n } };
+    },
+  };
+  return [count, flaky, boom, block, inc];
 }

@@ -73,6 +73,7 @@ export function drawGraph(layout, { statuses, onSelect, label = 'Blueprint graph
     const g = s('g', {
       class: onSelect ? 'node interactive' : 'node',
       'data-node-id': node.id,
+      'data-max-chars': maxChars + 2,
       'data-status': statuses ? (statuses[node.id] ?? 'pending') : undefined,
       role: onSelect ? 'button' : undefined,
       tabindex: onSelect ? 0 : undefined,
@@ -103,6 +104,24 @@ export function drawGraph(layout, { statuses, onSelect, label = 'Blueprint graph
   return svg;
 }
 
+/**
+ * Shows how far nodes with child runs are (a map's children done, a loop's iterations) in place of their
+ * kind, and in their description; `labels` maps node id to `{ text, short }` (short: on the node), a node
+ * without one shows its kind again.
+ */
+export function setProgress(svg, labels) {
+  const uses = svg.__uses ?? new Map();
+  for (const g of svg.querySelectorAll('g.node')) {
+    const id = g.dataset.nodeId;
+    const label = labels[id];
+    if ((g.dataset.progress ?? '') === (label?.text ?? '')) continue;
+    g.dataset.progress = label?.text ?? '';
+    const kind = uses.get(id) ?? '';
+    g.querySelector('.node-uses').textContent = truncate(label ? label.short : kind, Number(g.dataset.maxChars) || 12);
+    describe(g, kind, g.dataset.status);
+  }
+}
+
 /** Sets each node's state (and the edges' look: taken, or dead once their target was skipped). */
 export function setStatuses(svg, statuses) {
   const uses = svg.__uses ?? new Map();
@@ -125,7 +144,8 @@ export function setStatuses(svg, statuses) {
 
 function describe(g, uses, status) {
   const id = g.dataset.nodeId;
-  const text = `${id} (${uses ?? 'node'})${status ? `: ${status}` : ''}`;
+  const progress = g.dataset.progress ? `, ${g.dataset.progress}` : '';
+  const text = `${id} (${uses ?? 'node'})${status ? `: ${status}` : ''}${progress}`;
   g.setAttribute('aria-label', g.getAttribute('role') === 'button' ? `${text}. Show details` : text);
   g.querySelector('title').textContent = text;
 }

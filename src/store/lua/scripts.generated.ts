@@ -28,6 +28,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -35,13 +37,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -88,13 +94,20 @@ local function isTerminalNode(status)
 end
 
 -- Every node that has not finished becomes cancelled (on failure or cancellation of the run). Returns
--- the child runs of the subflow nodes among them, which the caller cancels in turn.
+-- the child runs of the subflow and loop nodes among them, and every child a map node has in flight
+-- (the failed node's too), which the caller cancels in turn.
 local function cancelUnfinished(topo)
   local fields = {}
-  for i, id in ipairs(topo.ids) do fields[i * 2 - 1] = id .. '.status'; fields[i * 2] = id .. '.child' end
+  for _, id in ipairs(topo.ids) do
+    for _, name in ipairs({'.status', '.child', '.fanBase', '.fanRunning'}) do fields[#fields + 1] = id .. name end
+  end
   load(unpack(fields))
   local children, cancelled = {}, {}
   for _, id in ipairs(topo.ids) do
+    local base = get(id .. '.fanBase')
+    if base then
+      for index in string.gmatch(get(id .. '.fanRunning') or '', '[^,]+') do children[#children + 1] = base .. '-' .. index end
+    end
     if not isTerminalNode(get(id .. '.status')) then
       set(id .. '.status', 'cancelled')
       set(id .. '.endedAt', now)
@@ -116,6 +129,7 @@ local function finishRun(status)
   emit('run.' .. status)
   local ttl = tonumber(get('ttl')) or 604800
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  redis.call('EXPIRE', fanKey, ttl)
   redis.call('PUBLISH', endedChannel, status)
 end
 -- [included "parent-of"]
@@ -136,6 +150,236 @@ local ending = failWith == '' and 'cancelled' or 'failed'
 finishRun(ending)
 redis.call('PUBLISH', abortChannel, runId)
 return {ending, parentOf(), unpack(children)}
+`,
+  },
+  /** collect-child-4.lua, includes inlined. */
+  "collect-child": {
+    numberOfKeys: 4,
+    lua: `--[[
+collectChild: one child run of a fanning-out node (a map) ended: records its collected value by index,
+and either marks the next children to start (keeping at most the node's limit in flight), or, once
+every child is in, hands back all values in input order for the node's result. A child that fails the
+node (halt) stops the fan-out: nothing more starts, and the children in flight come back to be
+cancelled. Collecting the same child again (a redelivered resume job) changes nothing and answers as
+the first time did.
+
+KEYS: state, ctx, outputs, events (see includes/run-context.lua; the fan hash is derived: includes/fan-out.lua)
+ARGV: runId, now, endedChannel, abortChannel,
+      [5] nodeId, [6] the child's index, [7] '1' when the child did not complete (counted as failed),
+      [8] its collected value (JSON), [9] '1' when this child fails the node
+Returns: {'start', base, blueprintId, commonJson, index, inputJson, ...}: children to start (maybe none)
+  | {'all', valueJson...}: every child is in
+  | {'halted', childRunId...}: this child failed the node; the children still in flight
+  | {'pending'}: another child failed the node already; nothing to do
+  | {'stale', runStatus} | {'not-running', nodeStatus}
+Events: node.progress (total, completed, failed, running)
+]]
+-- [included "state-cache"]
+--[[
+Reads of the state hash go through a cache, and every change is written with one HSET at the end
+(\`flush\`), so a transition costs a handful of commands however many fields it touches.
+]]
+-- [included "run-context"]
+--[[
+The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
+
+  KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
+  ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
+
+(src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
+
+The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
+src/store/run-state.ts is the one reader of these fields outside the scripts.
+]]
+-- Every script names all of them, whether or not it uses each one.
+local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
+local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
+
+local cache, dirty, dirtyList = {}, {}, {}
+local function load(...)
+  local fields = {...}
+  local values = redis.call('HMGET', stateKey, unpack(fields))
+  -- A field changed in this script keeps its new value: Redis has not seen it yet.
+  for i, field in ipairs(fields) do if not dirty[field] then cache[field] = values[i] end end
+end
+local function get(field)
+  if cache[field] == nil then cache[field] = redis.call('HGET', stateKey, field) end
+  return cache[field]
+end
+local function set(field, value)
+  cache[field] = value
+  if not dirty[field] then
+    dirty[field] = true
+    dirtyList[#dirtyList + 1] = field
+  end
+end
+local function flush()
+  if #dirtyList == 0 then return end
+  local args = {}
+  for _, field in ipairs(dirtyList) do
+    args[#args + 1] = field
+    args[#args + 1] = cache[field]
+  end
+  redis.call('HSET', stateKey, unpack(args))
+  dirty, dirtyList = {}, {}
+end
+-- [included "emit"]
+-- Appends an event to the run's capped stream: type, at, node (when given), then \`extra\` as field, value, ...
+-- (src/store/run-events.ts types every event the scripts emit.)
+
+local function emit(kind, nodeId, extra)
+  local fields = {'type', kind, 'at', now}
+  if nodeId then fields[#fields + 1] = 'node'; fields[#fields + 1] = nodeId end
+  if extra then for i = 1, #extra do fields[#fields + 1] = extra[i] end end
+  redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
+end
+-- [included "fan-out"]
+
+--[[
+A fanning-out node's children (a map's items). Bookkeeping lives in the state hash, as the node's
+fields: fanBase (a child's run id is \`<fanBase>-<index>\`, index from 0), fanBlueprint, fanTotal,
+fanLimit (children in flight at most), fanNext (the next index to start), fanCompleted, fanFailed,
+fanHalted (the index of the child that failed the node), fanRunning (indices in flight, comma-joined).
+Per-child data lives in the run's fan hash (fanKey, see run-context.lua): \`<nodeId>:common\` (the input all children share),
+\`<nodeId>:in:<i>\` (child i's own input), \`<nodeId>:value:<i>\` (its collected value, JSON) and
+\`<nodeId>:next:<i>\` (the indices started when child i was collected, so a redelivery starts them again).
+]]
+
+local FAN_FIELDS = {'fanBase', 'fanBlueprint', 'fanTotal', 'fanLimit', 'fanNext', 'fanCompleted', 'fanFailed', 'fanHalted', 'fanRunning'}
+-- Fields per HSET/HMGET: Lua's unpack stops at a few thousand values.
+local FAN_CHUNK = 1000
+
+local function loadFan(nodeId)
+  local fields = {'status', nodeId .. '.status'}
+  for _, name in ipairs(FAN_FIELDS) do fields[#fields + 1] = nodeId .. '.' .. name end
+  load(unpack(fields))
+end
+
+local function fanNumber(nodeId, name)
+  return tonumber(get(nodeId .. '.' .. name)) or 0
+end
+
+local function splitIndices(csv)
+  local list = {}
+  for index in string.gmatch(csv or '', '[^,]+') do list[#list + 1] = tonumber(index) end
+  return list
+end
+
+-- Marks children as running up to the node's limit; returns the indices to start now.
+local function startMore(nodeId)
+  local running = splitIndices(get(nodeId .. '.fanRunning'))
+  local nextIndex, total, limit = fanNumber(nodeId, 'fanNext'), fanNumber(nodeId, 'fanTotal'), fanNumber(nodeId, 'fanLimit')
+  local started = {}
+  while #running < limit and nextIndex < total do
+    running[#running + 1] = nextIndex
+    started[#started + 1] = nextIndex
+    nextIndex = nextIndex + 1
+  end
+  set(nodeId .. '.fanNext', nextIndex)
+  set(nodeId .. '.fanRunning', table.concat(running, ','))
+  return started
+end
+
+-- {tag, base, blueprintId, commonJson, index, inputJson, ...}: the children to start.
+local function childrenReply(tag, nodeId, indices)
+  local reply = {tag, get(nodeId .. '.fanBase'), get(nodeId .. '.fanBlueprint'), redis.call('HGET', fanKey, nodeId .. ':common') or '{}'}
+  if #indices > 0 then
+    local fields = {}
+    for i, index in ipairs(indices) do fields[i] = nodeId .. ':in:' .. index end
+    local inputs = redis.call('HMGET', fanKey, unpack(fields))
+    for i, index in ipairs(indices) do
+      reply[#reply + 1] = index
+      reply[#reply + 1] = inputs[i] or '{}'
+    end
+  end
+  return reply
+end
+
+-- {'all', valueJson...}: every child's value, in input order.
+local function allReply(nodeId) -- luacheck: no unused (collect-child only)
+  local reply = {'all'}
+  local total = fanNumber(nodeId, 'fanTotal')
+  for from = 0, total - 1, FAN_CHUNK do
+    local fields = {}
+    for index = from, math.min(total, from + FAN_CHUNK) - 1 do fields[#fields + 1] = nodeId .. ':value:' .. index end
+    local values = redis.call('HMGET', fanKey, unpack(fields))
+    for i = 1, #fields do reply[#reply + 1] = values[i] or 'null' end
+  end
+  return reply
+end
+
+-- The run ids of the children in flight.
+local function runningChildren(nodeId) -- luacheck: no unused (collect-child only)
+  local base, ids = get(nodeId .. '.fanBase'), {}
+  for _, index in ipairs(splitIndices(get(nodeId .. '.fanRunning'))) do ids[#ids + 1] = base .. '-' .. index end
+  return ids
+end
+
+-- A node.progress event: when the fan-out starts, on a failure, every 1% of the children, at the end.
+local function emitProgress(nodeId, force)
+  local total, completed, failed = fanNumber(nodeId, 'fanTotal'), fanNumber(nodeId, 'fanCompleted'), fanNumber(nodeId, 'fanFailed')
+  local ended = completed + failed
+  if force or ended == total or ended % math.max(1, math.floor(total / 100)) == 0 then
+    local running = #splitIndices(get(nodeId .. '.fanRunning'))
+    emit('node.progress', nodeId, {'total', total, 'completed', completed, 'failed', failed, 'running', running})
+  end
+end
+
+local nodeId, index, childFailed, value, halt = ARGV[5], ARGV[6], ARGV[7] == '1', ARGV[8], ARGV[9] == '1'
+loadFan(nodeId)
+local runStatus = get('status')
+if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
+local status = get(nodeId .. '.status')
+if status ~= 'running' or not get(nodeId .. '.fanBase') then return {'not-running', status or 'pending'} end
+
+local total = fanNumber(nodeId, 'fanTotal')
+local valueField = nodeId .. ':value:' .. index
+if redis.call('HEXISTS', fanKey, valueField) == 1 then
+  -- Collected before: a redelivered job, answered as the first time.
+  local halted = get(nodeId .. '.fanHalted')
+  if halted == index then return {'halted', unpack(runningChildren(nodeId))} end
+  if halted then return {'pending'} end
+  if fanNumber(nodeId, 'fanCompleted') + fanNumber(nodeId, 'fanFailed') == total then return allReply(nodeId) end
+  return childrenReply('start', nodeId, splitIndices(redis.call('HGET', fanKey, nodeId .. ':next:' .. index)))
+end
+
+redis.call('HSET', fanKey, valueField, value)
+local running = {}
+for _, i in ipairs(splitIndices(get(nodeId .. '.fanRunning'))) do
+  if tostring(i) ~= index then running[#running + 1] = i end
+end
+set(nodeId .. '.fanRunning', table.concat(running, ','))
+if childFailed or halt then
+  set(nodeId .. '.fanFailed', fanNumber(nodeId, 'fanFailed') + 1)
+else
+  set(nodeId .. '.fanCompleted', fanNumber(nodeId, 'fanCompleted') + 1)
+end
+if halt and not get(nodeId .. '.fanHalted') then
+  set(nodeId .. '.fanHalted', index)
+  flush()
+  emitProgress(nodeId, true)
+  return {'halted', unpack(runningChildren(nodeId))}
+end
+if get(nodeId .. '.fanHalted') then
+  flush()
+  return {'pending'}
+end
+local started = startMore(nodeId)
+redis.call('HSET', fanKey, nodeId .. ':next:' .. index, table.concat(started, ','))
+flush()
+emitProgress(nodeId, childFailed)
+if fanNumber(nodeId, 'fanCompleted') + fanNumber(nodeId, 'fanFailed') == total then return allReply(nodeId) end
+return childrenReply('start', nodeId, started)
 `,
   },
   /** complete-node-4.lua, includes inlined. */
@@ -180,6 +424,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -187,13 +433,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -243,6 +493,7 @@ local function finishRun(status)
   emit('run.' .. status)
   local ttl = tonumber(get('ttl')) or 604800
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  redis.call('EXPIRE', fanKey, ttl)
   redis.call('PUBLISH', endedChannel, status)
 end
 -- [included "read-needs"]
@@ -427,6 +678,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -434,13 +687,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -487,13 +744,20 @@ end
 -- [included "cancel-unfinished"]
 
 -- Every node that has not finished becomes cancelled (on failure or cancellation of the run). Returns
--- the child runs of the subflow nodes among them, which the caller cancels in turn.
+-- the child runs of the subflow and loop nodes among them, and every child a map node has in flight
+-- (the failed node's too), which the caller cancels in turn.
 local function cancelUnfinished(topo)
   local fields = {}
-  for i, id in ipairs(topo.ids) do fields[i * 2 - 1] = id .. '.status'; fields[i * 2] = id .. '.child' end
+  for _, id in ipairs(topo.ids) do
+    for _, name in ipairs({'.status', '.child', '.fanBase', '.fanRunning'}) do fields[#fields + 1] = id .. name end
+  end
   load(unpack(fields))
   local children, cancelled = {}, {}
   for _, id in ipairs(topo.ids) do
+    local base = get(id .. '.fanBase')
+    if base then
+      for index in string.gmatch(get(id .. '.fanRunning') or '', '[^,]+') do children[#children + 1] = base .. '-' .. index end
+    end
     if not isTerminalNode(get(id .. '.status')) then
       set(id .. '.status', 'cancelled')
       set(id .. '.endedAt', now)
@@ -515,6 +779,7 @@ local function finishRun(status)
   emit('run.' .. status)
   local ttl = tonumber(get('ttl')) or 604800
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  redis.call('EXPIRE', fanKey, ttl)
   redis.call('PUBLISH', endedChannel, status)
 end
 -- [included "attempt-fields"]
@@ -575,6 +840,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -582,13 +849,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -674,6 +945,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -681,13 +954,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -752,6 +1029,219 @@ emit('node.retrying', nodeId, event)
 return {'ok'}
 `,
   },
+  /** start-fan-out-4.lua, includes inlined. */
+  "start-fan-out": {
+    numberOfKeys: 4,
+    lua: `--[[
+startFanOut: a running node fans out to child runs (a map): stores each child's input, and marks the
+first ones to start (at most the node's limit) as running. The node stays running, holding no worker
+slot, until every child is collected (collect-child-4.lua). A second call for the same node (a
+redelivered job) changes nothing and hands back the children in flight, to be started again: their
+ids are derived (\`<base>-<index>\`), so starting them again is harmless.
+
+KEYS: state, ctx, outputs, events (see includes/run-context.lua; the fan hash is derived: includes/fan-out.lua)
+ARGV: runId, now, endedChannel, abortChannel,
+      [5] nodeId, [6] child id base, [7] blueprintId, [8] children in flight at most,
+      [9] the input every child shares (JSON), [10..] each child's own input (JSON), in order
+Returns: {'start', base, blueprintId, commonJson, index, inputJson, ...}: the children to start
+  | {'stale', runStatus} | {'not-running', nodeStatus}
+Events: node.progress (total, completed, failed, running)
+]]
+-- [included "state-cache"]
+--[[
+Reads of the state hash go through a cache, and every change is written with one HSET at the end
+(\`flush\`), so a transition costs a handful of commands however many fields it touches.
+]]
+-- [included "run-context"]
+--[[
+The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
+
+  KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
+  ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
+
+(src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
+
+The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
+endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
+src/store/run-state.ts is the one reader of these fields outside the scripts.
+]]
+-- Every script names all of them, whether or not it uses each one.
+local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
+local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
+
+local cache, dirty, dirtyList = {}, {}, {}
+local function load(...)
+  local fields = {...}
+  local values = redis.call('HMGET', stateKey, unpack(fields))
+  -- A field changed in this script keeps its new value: Redis has not seen it yet.
+  for i, field in ipairs(fields) do if not dirty[field] then cache[field] = values[i] end end
+end
+local function get(field)
+  if cache[field] == nil then cache[field] = redis.call('HGET', stateKey, field) end
+  return cache[field]
+end
+local function set(field, value)
+  cache[field] = value
+  if not dirty[field] then
+    dirty[field] = true
+    dirtyList[#dirtyList + 1] = field
+  end
+end
+local function flush()
+  if #dirtyList == 0 then return end
+  local args = {}
+  for _, field in ipairs(dirtyList) do
+    args[#args + 1] = field
+    args[#args + 1] = cache[field]
+  end
+  redis.call('HSET', stateKey, unpack(args))
+  dirty, dirtyList = {}, {}
+end
+-- [included "emit"]
+-- Appends an event to the run's capped stream: type, at, node (when given), then \`extra\` as field, value, ...
+-- (src/store/run-events.ts types every event the scripts emit.)
+
+local function emit(kind, nodeId, extra)
+  local fields = {'type', kind, 'at', now}
+  if nodeId then fields[#fields + 1] = 'node'; fields[#fields + 1] = nodeId end
+  if extra then for i = 1, #extra do fields[#fields + 1] = extra[i] end end
+  redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
+end
+-- [included "fan-out"]
+
+--[[
+A fanning-out node's children (a map's items). Bookkeeping lives in the state hash, as the node's
+fields: fanBase (a child's run id is \`<fanBase>-<index>\`, index from 0), fanBlueprint, fanTotal,
+fanLimit (children in flight at most), fanNext (the next index to start), fanCompleted, fanFailed,
+fanHalted (the index of the child that failed the node), fanRunning (indices in flight, comma-joined).
+Per-child data lives in the run's fan hash (fanKey, see run-context.lua): \`<nodeId>:common\` (the input all children share),
+\`<nodeId>:in:<i>\` (child i's own input), \`<nodeId>:value:<i>\` (its collected value, JSON) and
+\`<nodeId>:next:<i>\` (the indices started when child i was collected, so a redelivery starts them again).
+]]
+
+local FAN_FIELDS = {'fanBase', 'fanBlueprint', 'fanTotal', 'fanLimit', 'fanNext', 'fanCompleted', 'fanFailed', 'fanHalted', 'fanRunning'}
+-- Fields per HSET/HMGET: Lua's unpack stops at a few thousand values.
+local FAN_CHUNK = 1000
+
+local function loadFan(nodeId)
+  local fields = {'status', nodeId .. '.status'}
+  for _, name in ipairs(FAN_FIELDS) do fields[#fields + 1] = nodeId .. '.' .. name end
+  load(unpack(fields))
+end
+
+local function fanNumber(nodeId, name)
+  return tonumber(get(nodeId .. '.' .. name)) or 0
+end
+
+local function splitIndices(csv)
+  local list = {}
+  for index in string.gmatch(csv or '', '[^,]+') do list[#list + 1] = tonumber(index) end
+  return list
+end
+
+-- Marks children as running up to the node's limit; returns the indices to start now.
+local function startMore(nodeId)
+  local running = splitIndices(get(nodeId .. '.fanRunning'))
+  local nextIndex, total, limit = fanNumber(nodeId, 'fanNext'), fanNumber(nodeId, 'fanTotal'), fanNumber(nodeId, 'fanLimit')
+  local started = {}
+  while #running < limit and nextIndex < total do
+    running[#running + 1] = nextIndex
+    started[#started + 1] = nextIndex
+    nextIndex = nextIndex + 1
+  end
+  set(nodeId .. '.fanNext', nextIndex)
+  set(nodeId .. '.fanRunning', table.concat(running, ','))
+  return started
+end
+
+-- {tag, base, blueprintId, commonJson, index, inputJson, ...}: the children to start.
+local function childrenReply(tag, nodeId, indices)
+  local reply = {tag, get(nodeId .. '.fanBase'), get(nodeId .. '.fanBlueprint'), redis.call('HGET', fanKey, nodeId .. ':common') or '{}'}
+  if #indices > 0 then
+    local fields = {}
+    for i, index in ipairs(indices) do fields[i] = nodeId .. ':in:' .. index end
+    local inputs = redis.call('HMGET', fanKey, unpack(fields))
+    for i, index in ipairs(indices) do
+      reply[#reply + 1] = index
+      reply[#reply + 1] = inputs[i] or '{}'
+    end
+  end
+  return reply
+end
+
+-- {'all', valueJson...}: every child's value, in input order.
+local function allReply(nodeId) -- luacheck: no unused (collect-child only)
+  local reply = {'all'}
+  local total = fanNumber(nodeId, 'fanTotal')
+  for from = 0, total - 1, FAN_CHUNK do
+    local fields = {}
+    for index = from, math.min(total, from + FAN_CHUNK) - 1 do fields[#fields + 1] = nodeId .. ':value:' .. index end
+    local values = redis.call('HMGET', fanKey, unpack(fields))
+    for i = 1, #fields do reply[#reply + 1] = values[i] or 'null' end
+  end
+  return reply
+end
+
+-- The run ids of the children in flight.
+local function runningChildren(nodeId) -- luacheck: no unused (collect-child only)
+  local base, ids = get(nodeId .. '.fanBase'), {}
+  for _, index in ipairs(splitIndices(get(nodeId .. '.fanRunning'))) do ids[#ids + 1] = base .. '-' .. index end
+  return ids
+end
+
+-- A node.progress event: when the fan-out starts, on a failure, every 1% of the children, at the end.
+local function emitProgress(nodeId, force)
+  local total, completed, failed = fanNumber(nodeId, 'fanTotal'), fanNumber(nodeId, 'fanCompleted'), fanNumber(nodeId, 'fanFailed')
+  local ended = completed + failed
+  if force or ended == total or ended % math.max(1, math.floor(total / 100)) == 0 then
+    local running = #splitIndices(get(nodeId .. '.fanRunning'))
+    emit('node.progress', nodeId, {'total', total, 'completed', completed, 'failed', failed, 'running', running})
+  end
+end
+
+local nodeId = ARGV[5]
+loadFan(nodeId)
+local runStatus = get('status')
+if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
+local status = get(nodeId .. '.status')
+if status ~= 'running' then return {'not-running', status or 'pending'} end
+if get(nodeId .. '.fanBase') then
+  return childrenReply('start', nodeId, splitIndices(get(nodeId .. '.fanRunning')))
+end
+
+local total = #ARGV - 9
+redis.call('HSET', fanKey, nodeId .. ':common', ARGV[9])
+for from = 0, total - 1, FAN_CHUNK do
+  local fields = {}
+  for index = from, math.min(total, from + FAN_CHUNK) - 1 do
+    fields[#fields + 1] = nodeId .. ':in:' .. index
+    fields[#fields + 1] = ARGV[10 + index]
+  end
+  redis.call('HSET', fanKey, unpack(fields))
+end
+set(nodeId .. '.fanBase', ARGV[6])
+set(nodeId .. '.fanBlueprint', ARGV[7])
+set(nodeId .. '.fanLimit', ARGV[8])
+set(nodeId .. '.fanTotal', total)
+set(nodeId .. '.fanNext', 0)
+set(nodeId .. '.fanCompleted', 0)
+set(nodeId .. '.fanFailed', 0)
+set(nodeId .. '.fanRunning', '')
+local started = startMore(nodeId)
+flush()
+emitProgress(nodeId, true)
+return childrenReply('start', nodeId, started)
+`,
+  },
   /** start-node-4.lua, includes inlined. */
   "start-node": {
     numberOfKeys: 4,
@@ -789,6 +1279,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -796,13 +1288,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -940,6 +1436,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -947,13 +1445,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -1018,8 +1520,10 @@ return {'created'}
     numberOfKeys: 4,
     lua: `--[[
 waitNode: a node parks and gives up its worker slot. Two kinds of park:
-  - a subflow node started its child run ([7] ''): it stays running until the child ends (then a resume
-    job completes or fails it);
+  - a node waiting for a child run ([7] ''): a subflow's child, or a loop's iterations one after another
+    (indexed children, [12]); it stays running until the child ends (then a resume job completes or fails
+    it, or starts the next iteration). Each indexed child is recorded in \`children\`; a child whose index is
+    not above the one recorded (a late call racing a later iteration's) changes nothing;
   - a \`wait\` or durable \`sleep\` node ([7] 'waiting' or 'sleeping'): it becomes that status, with the time
     it parked (\`since\`) and, for a timed park, \`wake\` (epoch ms; the caller adds a delayed wake job); a
     waiting node also keeps its prompt, the actions a signal may choose, and the action its timeout
@@ -1028,12 +1532,12 @@ waitNode: a node parks and gives up its worker slot. Two kinds of park:
 
 KEYS: state, ctx, outputs, events (see includes/run-context.lua)
 ARGV: runId, now, endedChannel, abortChannel, [5] nodeId, [6] child run id or '',
-      [7] park status: '' (a subflow: stays running), 'waiting' or 'sleeping',
+      [7] park status: '' (waiting for a child run: stays running), 'waiting' or 'sleeping',
       [8] wake time (epoch ms) or '', [9] prompt or '', [10] actions comma-joined or '',
-      [11] the action a timeout completes it with, or ''
-Returns: {'waiting'} (a subflow node) | {'parked'} | {'stale', runStatus} | {'not-running', nodeStatus}
-Events: node.waiting (with the child run id; or, for a wait node, attempt, wake, prompt and actions),
-  node.sleeping (attempt, wake)
+      [11] the action a timeout completes it with, or '', [12] the child's index (a loop's iteration) or ''
+Returns: {'waiting'} (a child run) | {'parked'} | {'stale', runStatus} | {'not-running', nodeStatus}
+Events: node.waiting (with the child run id and its index when it has one; or, for a wait node, attempt,
+  wake, prompt and actions), node.sleeping (attempt, wake)
 ]]
 -- [included "state-cache"]
 --[[
@@ -1045,6 +1549,8 @@ Reads of the state hash go through a cache, and every change is written with one
 The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
 
   KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
   ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
@@ -1052,13 +1558,17 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
 endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
-readied, meta, child, and for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction.
-A node without a status is pending. A field Redis does not have reads as false (Lua's form of a nil reply).
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
 src/store/run-state.ts is the one reader of these fields outside the scripts.
 ]]
 -- Every script names all of them, whether or not it uses each one.
 local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
 local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
 
 local cache, dirty, dirtyList = {}, {}, {}
 local function load(...)
@@ -1099,15 +1609,27 @@ local function emit(kind, nodeId, extra)
   redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
 end
 
-local nodeId, child, parkAs = ARGV[5], ARGV[6], ARGV[7] or ''
-load('status', nodeId .. '.status', nodeId .. '.attempts')
+local nodeId, child, parkAs, index = ARGV[5], ARGV[6], ARGV[7] or '', ARGV[12] or ''
+load('status', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.child', nodeId .. '.childIndex', nodeId .. '.children')
 local runStatus = get('status')
 if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 if parkAs == '' then
-  set(nodeId .. '.child', child)
+  local event = {'child', child}
+  if index == '' then
+    set(nodeId .. '.child', child)
+  elseif (tonumber(get(nodeId .. '.childIndex')) or -1) < tonumber(index) then
+    local previous = get(nodeId .. '.child')
+    if previous and previous ~= child then set(nodeId .. '.children', (get(nodeId .. '.children') or previous) .. ',' .. child) end
+    set(nodeId .. '.child', child)
+    set(nodeId .. '.childIndex', index)
+    event[#event + 1] = 'index'
+    event[#event + 1] = index
+  else
+    event = nil
+  end
   flush()
   if get(nodeId .. '.status') ~= 'running' then return {'not-running', get(nodeId .. '.status') or 'pending'} end
-  emit('node.waiting', nodeId, {'child', child})
+  if event then emit('node.waiting', nodeId, event) end
   return {'waiting'}
 end
 

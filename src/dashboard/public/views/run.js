@@ -3,7 +3,7 @@
 // the run after each batch, so nothing reloads.
 import { api, ApiError } from '../api.js';
 import { attemptsFrom, drawGantt, GANTT_LEGEND } from '../gantt.js';
-import { drawGraph, setStatuses } from '../graph.js';
+import { drawGraph, setProgress, setStatuses } from '../graph.js';
 import {
   announce, delay, formatDuration, formatFullTime, formatNumber, formatTime, formatTokens, h, isTerminalRunStatus, prettyJson, replace, shortId, statusBadge, totalTokens,
 } from '../util.js';
@@ -80,14 +80,17 @@ export function renderRun({ main, runId, isCurrent }) {
     breadcrumbBlueprint.href = `#/?blueprint=${encodeURIComponent(view.blueprintId)}`;
     renderFacts(facts, view, serverNow());
     if (view.parent) {
-      replace(lineage, 'Child run of ', h('a', { href: `#/runs/${encodeURIComponent(view.parent.runId)}`, class: 'mono', id: 'parent-link' }, `run ${shortId(view.parent.runId)}`), ', node ', h('code', {}, view.parent.nodeId));
+      replace(lineage, 'Child run of ', h('a', { href: `#/runs/${encodeURIComponent(view.parent.runId)}`, class: 'mono', id: 'parent-link' }, `run ${shortId(view.parent.runId)}`), ', node ', h('code', {}, view.parent.nodeId), view.parent.index === undefined ? '' : `, child #${view.parent.index}`);
       lineage.hidden = false;
     }
     replace(messages, view.error ? h('div', { class: 'callout error', role: 'note' },
       h('strong', {}, view.error.nodeId ? `Node ${view.error.nodeId} failed: ` : 'Failed: '), view.error.message ?? view.error.code ?? 'unknown error') : null);
     const statuses = Object.fromEntries(Object.entries(view.nodes).map(([id, n]) => [id, n.status]));
     const svg = graphHost.querySelector('svg.graph');
-    if (svg) setStatuses(svg, statuses);
+    if (svg) {
+      setStatuses(svg, statuses);
+      setProgress(svg, progressLabels(view, state.blueprint));
+    }
     renderTimeline();
     renderSignals();
     renderContext(contextHost, view.context);
@@ -260,6 +263,31 @@ function legend() {
     NODE_STATES.map((s) => h('li', {}, h('span', { class: `swatch swatch-${s}`, 'aria-hidden': 'true' }), s)));
 }
 
+/**
+ * How many of its children a map node has done (and how many failed), and which iteration a loop node is
+ * on: `{ text, short }` (short: what fits on the node in the graph), or undefined.
+ */
+function childProgress(node, uses) {
+  if (node.fanOut) {
+    const { total, completed, failed } = node.fanOut;
+    return { text: `${completed + failed} of ${total} done${failed ? `, ${failed} failed` : ''}`, short: `${completed + failed}/${total}${failed ? ` · ${failed} failed` : ''}` };
+  }
+  const iterations = node.children?.length ?? (node.childRunId ? 1 : 0);
+  if (uses !== 'loop' || iterations === 0) return undefined;
+  const text = node.status === 'running' ? `iteration ${iterations}` : `${iterations} iteration${iterations === 1 ? '' : 's'}`;
+  return { text, short: text };
+}
+
+function progressLabels(view, blueprint) {
+  const uses = new Map((blueprint?.blueprint?.nodes ?? []).map((n) => [n.id, n.uses]));
+  const labels = {};
+  for (const [id, node] of Object.entries(view.nodes)) {
+    const label = childProgress(node, uses.get(id));
+    if (label) labels[id] = label;
+  }
+  return labels;
+}
+
 function renderFacts(facts, view, now) {
   if (!view) return;
   const counts = {};
@@ -327,7 +355,11 @@ function renderNodeDialog(dialog, state, nodeId, now) {
       node.meta && metaSummary(node.meta) ? field('Answered by', metaSummary(node.meta)) : null,
       // Only under a fleet-wide LLM limit: the time the node waited for a slot (or a provider's pause).
       typeof node.meta?.llmWaitMs === 'number' ? field('Waited for an LLM slot', h('span', { id: 'node-llm-wait' }, formatDuration(node.meta.llmWaitMs))) : null),
-    node.childRunId ? h('p', { class: 'callout info' }, 'Subflow: ', h('a', { href: `#/runs/${encodeURIComponent(node.childRunId)}`, class: 'mono', id: 'child-run-link', onclick: () => dialog.close() }, `child run ${shortId(node.childRunId)}`)) : null,
+    node.fanOut ? h('p', { class: 'callout info', id: 'fan-out-progress' }, `Child runs: ${childProgress(node, definition?.uses).text}${node.fanOut.running ? `, ${node.fanOut.running} running` : ''}.`) : null,
+    definition?.uses === 'loop' && (node.children ?? (node.childRunId ? [node.childRunId] : [])).length > 0
+      ? h('section', {}, h('h3', {}, 'Iterations'), h('ol', { class: 'iterations', id: 'iteration-links' }, (node.children ?? [node.childRunId]).map((id, i) =>
+        h('li', {}, h('a', { href: `#/runs/${encodeURIComponent(id)}`, title: id, onclick: () => dialog.close() }, `iteration ${i + 1}`), ' ', h('span', { class: 'mono small subtle' }, id)))))
+      : node.childRunId && !node.fanOut ? h('p', { class: 'callout info' }, 'Subflow: ', h('a', { href: `#/runs/${encodeURIComponent(node.childRunId)}`, class: 'mono', id: 'child-run-link', onclick: () => dialog.close() }, `child run ${shortId(node.childRunId)}`)) : null,
     node.error ? h('section', {}, h('h3', {}, 'Error'), h('pre', { class: 'json error' }, errorText(node.error))) : null,
     attempts.length > 0 ? h('section', {}, h('h3', {}, 'Attempts'), h('ol', { class: 'attempts' }, attempts.map((a) =>
       h('li', {}, statusBadge(a.outcome === 'retrying' ? 'failed' : a.outcome), ` on ${a.worker}, ${formatDuration((a.end ?? now) - a.start)}`, a.error ? h('span', { class: 'subtle' }, ` – ${errorText(a.error)}`) : '')))) : null,

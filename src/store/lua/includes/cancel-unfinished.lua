@@ -3,13 +3,20 @@
 --- @include "node-status"
 
 -- Every node that has not finished becomes cancelled (on failure or cancellation of the run). Returns
--- the child runs of the subflow nodes among them, which the caller cancels in turn.
+-- the child runs of the subflow and loop nodes among them, and every child a map node has in flight
+-- (the failed node's too), which the caller cancels in turn.
 local function cancelUnfinished(topo)
   local fields = {}
-  for i, id in ipairs(topo.ids) do fields[i * 2 - 1] = id .. '.status'; fields[i * 2] = id .. '.child' end
+  for _, id in ipairs(topo.ids) do
+    for _, name in ipairs({'.status', '.child', '.fanBase', '.fanRunning'}) do fields[#fields + 1] = id .. name end
+  end
   load(unpack(fields))
   local children, cancelled = {}, {}
   for _, id in ipairs(topo.ids) do
+    local base = get(id .. '.fanBase')
+    if base then
+      for index in string.gmatch(get(id .. '.fanRunning') or '', '[^,]+') do children[#children + 1] = base .. '-' .. index end
+    end
     if not isTerminalNode(get(id .. '.status')) then
       set(id .. '.status', 'cancelled')
       set(id .. '.endedAt', now)

@@ -9,5 +9,6 @@ local function finishRun(status)
   emit('run.' .. status)
   local ttl = tonumber(get('ttl')) or 604800
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  redis.call('EXPIRE', fanKey, ttl)
   redis.call('PUBLISH', endedChannel, status)
 end
