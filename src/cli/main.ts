@@ -12,6 +12,7 @@ import { graph } from './graph.js';
 import { keys } from './keys.js';
 import { cancel, events, run, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
+import type { AnyNodeKind } from '../types/node-kind.js';
 
 const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + BullMQ
 
@@ -217,7 +218,14 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
 };
 
 /** Entry point: returns the process exit code. Only this file reads process.env and argv. */
-export async function main(argv: string[]): Promise<number> {
+/** What an embedding program adds to the command (the chaos tests' recording worker). */
+export interface MainOptions {
+  /** Node kinds the `worker` command offers besides the built-in ones. @default none */
+  kinds?: readonly AnyNodeKind[];
+}
+
+/** Runs one `switchyard` command; resolves with its exit code. */
+export async function main(argv: string[], mainOptions: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
@@ -247,7 +255,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'validate':
         return await validate(positionals);
       case 'worker':
-        return await worker(positionals, values, env);
+        return await worker(positionals, values, env, mainOptions.kinds ?? []);
       case 'run':
         return await run(positionals, values, env);
       case 'status':
@@ -299,11 +307,11 @@ async function validate(paths: string[]): Promise<number> {
   return 0;
 }
 
-async function worker(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+async function worker(positionals: string[], values: Parsed, env: CliEnv, extraKinds: readonly AnyNodeKind[]): Promise<number> {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const concurrency = intOption('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1);
   const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
-  const registry = await loadRegistry(values.blueprints, env);
+  const registry = await loadRegistry(values.blueprints, env, extraKinds);
   // REDIS_URL, or an ElastiCache endpoint (REDIS_HOST, REDIS_PORT, REDIS_TLS, REDIS_AUTH_TOKEN as ECS
   // injects it from Secrets Manager, REDIS_CLUSTER) as the Fargate task definition sets it.
   const warn = cliLogger(env);
