@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { ErrorCodes, LimitExceededError, SwitchyardError } from '../errors.js';
+import { jsonBytes, Limits } from '../types/limits.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult } from '../types/node-kind.js';
 import { sumUsage } from '../types/usage.js';
@@ -20,6 +21,8 @@ export interface MemoryRunOptions {
   /** Aborting it cancels the run. */
   signal?: AbortSignal;
   logger?: Logger;
+  /** How deep this run is in subflow child runs (0 for a run started by a user); set for child runs. @default 0 */
+  subflowDepth?: number;
 }
 
 /**
@@ -31,6 +34,11 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const runId = options.runId ?? randomUUID();
   const logger = options.logger ?? silentLogger;
   const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
+  // The run's context size, as the distributed engine counts it: JSON bytes per key, summed.
+  const contextBytes = new Map<string, number>(Object.entries(context).map(([key, value]) => [key, jsonBytes(value)]));
+  let contextTotal = [...contextBytes.values()].reduce((a, b) => a + b, 0);
+  checkContextSize(contextTotal, 'the run\'s input');
+  const depth = options.subflowDepth ?? 0;
   const outputs: Record<string, unknown> = Object.create(null);
   const extras = graph.nodes.map(() => ({}) as { childRunId?: string; usage?: NodeResult['usage']; meta?: NodeResult['meta'] });
   const children = new Map<string, Promise<RunView>>();
@@ -76,7 +84,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
       });
       switch (outcome.kind) {
         case 'result':
-          return finish(node, outcome.result);
+          return finish(node, outcome.result, attempt);
         case 'retry':
           state.nodes[node.index]!.status = 'queued';
           await sleep(outcome.delayMs, abort.signal);
@@ -103,18 +111,31 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
       async start(blueprintId, input) {
         const loaded = options.blueprints?.get(blueprintId);
         if (!loaded) throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprintId}"`, { nodeId: node.id });
+        if (depth + 1 > Limits.MAX_SUBFLOW_DEPTH) {
+          throw new LimitExceededError('MAX_SUBFLOW_DEPTH', depth + 1, Limits.MAX_SUBFLOW_DEPTH, `the subflow depth of a child run of "${blueprintId}"`, { nodeId: node.id });
+        }
         const id = childRunId(runId, node.id, attempt);
         if (!children.has(id)) {
           const childGraph = compileGraph(loaded, options.kinds);
-          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal }));
+          children.set(id, runInMemory(childGraph, { ...options, input, runId: id, signal: abort.signal, subflowDepth: depth + 1 }));
         }
         return id;
       },
     };
   }
 
-  function finish(node: CompiledNode, result: NodeResult): void {
+  function finish(node: CompiledNode, result: NodeResult, attempt: number): void {
     if (state.status !== 'running') return;
+    // The context limit, checked before anything of the result is applied (as completeNode does).
+    const writes = Object.entries(result.context ?? {}).filter(([, value]) => value !== undefined);
+    let total = contextTotal;
+    for (const [key, value] of writes) total += jsonBytes(value) - (contextBytes.get(key) ?? 0);
+    if (total > Limits.MAX_CONTEXT_BYTES) {
+      const err = new LimitExceededError('MAX_CONTEXT_BYTES', total, Limits.MAX_CONTEXT_BYTES, 'the run\'s context (bytes of JSON) after this node\'s writes', { nodeId: node.id });
+      return fail(node, err, attempt);
+    }
+    for (const [key, value] of writes) contextBytes.set(key, jsonBytes(value));
+    contextTotal = total;
     if (result.usage) extras[node.index]!.usage = result.usage;
     if (result.meta) extras[node.index]!.meta = result.meta;
     for (const [key, value] of Object.entries(result.context ?? {})) context[key] = value;
@@ -132,6 +153,11 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   while (inFlight.size > 0) await Promise.race(inFlight);
   options.signal?.removeEventListener('abort', onCancel);
   return toView(graph, runId, state, context, outputs, extras);
+}
+
+/** Refuses a run whose input alone is over the context limit (the distributed engine refuses it at start too). */
+function checkContextSize(bytes: number, what: string): void {
+  if (bytes > Limits.MAX_CONTEXT_BYTES) throw new LimitExceededError('MAX_CONTEXT_BYTES', bytes, Limits.MAX_CONTEXT_BYTES, `${what} (bytes of JSON)`);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,5 +1,6 @@
 import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
-import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { ErrorCodes, LimitExceededError, SwitchyardError } from '../errors.js';
+import { jsonBytes, Limits } from '../types/limits.js';
 import { compileGraph, type Graph } from '../engine/graph.js';
 import { RUN_ID_PATTERN } from '../types/ids.js';
 import type { RunStatus } from '../types/statuses.js';
@@ -57,6 +58,12 @@ export class RunService {
     if (!RUN_ID_PATTERN.test(options.runId)) {
       throw new SwitchyardError(ErrorCodes.VALIDATION, `runId "${options.runId}" must be 1-128 letters, digits, "_" or "-"`);
     }
+    let inputBytes = 0;
+    for (const value of Object.values(input)) inputBytes += jsonBytes(value);
+    if (inputBytes > Limits.MAX_CONTEXT_BYTES) {
+      throw new LimitExceededError('MAX_CONTEXT_BYTES', inputBytes, Limits.MAX_CONTEXT_BYTES, 'the run\'s input (bytes of JSON)', { runId: options.runId });
+    }
+    if (options.parent) await this.checkSubflowDepth(options.parent, loaded.blueprint.id);
     const graph = this.graphFor(loaded);
     const ttlSeconds = options.ttlSeconds ?? this.defaultTtlSeconds;
     const savedAt = this.saved.get(graph.version);
@@ -79,6 +86,22 @@ export class RunService {
       await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes);
     }
     return { created: started.created, status: started.status, graph };
+  }
+
+  /**
+   * Refuses a child run deeper than {@link Limits.MAX_SUBFLOW_DEPTH}: counts its ancestors through their
+   * parent links (one read each; validation already keeps blueprints within the limit, so this guards
+   * blueprints registered without their subflow targets).
+   */
+  private async checkSubflowDepth(parent: ParentLink, blueprintId: string): Promise<void> {
+    let depth = 0;
+    for (let link: ParentLink | undefined = parent; link; link = await this.store.getParent(link.runId)) {
+      if (++depth > Limits.MAX_SUBFLOW_DEPTH) {
+        throw new LimitExceededError('MAX_SUBFLOW_DEPTH', depth, Limits.MAX_SUBFLOW_DEPTH, `the subflow depth of a child run of "${blueprintId}"`, {
+          nodeId: parent.nodeId,
+        });
+      }
+    }
   }
 
   /** Cancels a running run and, in turn, its child runs. */

@@ -5,7 +5,7 @@ import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
 import type { RedisClient } from '../types/redis-client.js';
-import { readRun, readRunStatus } from './run-state.js';
+import { parseParentLink, readRun, readRunStatus, type ParentLink } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
@@ -152,6 +152,12 @@ export class RedisStore {
   /** The whole run in one round trip; undefined when there is no such run (or it expired). */
   getRun(runId: string): Promise<RunView | undefined> {
     return readRun(this.redis, this.keys, runId);
+  }
+
+  /** The run's parent link (a child run's subflow node); undefined for a run with none (or no such run). */
+  async getParent(runId: string): Promise<ParentLink | undefined> {
+    const json = await this.redis.hget(this.keys.runKeys(runId).state, 'parent');
+    return json ? parseParentLink(json) : undefined;
   }
 
   /** The run's timeline (oldest first), at most `count` events. */

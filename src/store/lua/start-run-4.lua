@@ -23,6 +23,10 @@ set('createdAt', now)
 set('ttl', ARGV[8])
 if ARGV[9] ~= '' then set('parent', ARGV[9]) end
 for id in string.gmatch(ARGV[11], '[^,]+') do set(id .. '.status', 'queued') end
+-- The context's size in bytes of JSON values, which completeNode keeps up to date against its limit.
+local ctxBytes = 0
+for i = 13, #ARGV, 2 do ctxBytes = ctxBytes + #ARGV[i] end
+set('ctxBytes', ctxBytes)
 flush()
 if #ARGV >= 12 then redis.call('HSET', ctxKey, unpack(ARGV, 12)) end
 emit('run.started')
