@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApi } from '../src/api/app.js';
 import { compileGraph } from '../src/engine/graph.js';
+import { silentLogger } from '../src/logger.js';
 import { ErrorCodes, LimitExceededError, ValidationError } from '../src/errors.js';
 import { runInMemory } from '../src/executor/memory-executor.js';
 import { BlueprintRegistry, createNodeKinds } from '../src/index.js';
@@ -80,6 +82,21 @@ describe('limits', () => {
     await expect(h.client.start('big-output', input)).rejects.toThrow(message);
     await expect(h.client.start('big-output', input)).rejects.toBeInstanceOf(LimitExceededError);
     await expect(runInMemory(compileGraph(h.registry.get('big-output')!, h.kinds), { kinds: h.kinds, input })).rejects.toThrow(message);
+  });
+
+  it('MAX_CONTEXT_BYTES: the API answers an input over it with 413 LIMIT_EXCEEDED (when its body limit lets the input through)', async () => {
+    const api = createApi({ client: h.client, blueprints: h.registry, auth: { mode: 'off' }, maxBodyBytes: 4 * 1024 * 1024, logger: silentLogger, dashboard: false });
+    const body = JSON.stringify({ blueprintId: 'big-output', input: { x: big(Limits.MAX_CONTEXT_BYTES) } });
+    const res = await api.fetch(new Request('http://local/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body }));
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({
+      error: {
+        code: 'LIMIT_EXCEEDED',
+        message: `the run's input (bytes of JSON) is ${Limits.MAX_CONTEXT_BYTES + 2}, over the limit MAX_CONTEXT_BYTES (${Limits.MAX_CONTEXT_BYTES})`,
+        details: { limit: 'MAX_CONTEXT_BYTES', value: Limits.MAX_CONTEXT_BYTES + 2, max: Limits.MAX_CONTEXT_BYTES },
+      },
+    });
+    await api.close();
   });
 
   it('MAX_CONTEXT_BYTES is the same number in completeNode\'s Lua', () => {

@@ -12,6 +12,8 @@ export const ApiErrorCodes = {
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   RUN_ENDED: 'RUN_ENDED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** A limit of src/types/limits.ts (the run's input over MAX_CONTEXT_BYTES); details name it and the value. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   RATE_LIMITED: 'RATE_LIMITED',
   INTERNAL: 'INTERNAL',
   NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
