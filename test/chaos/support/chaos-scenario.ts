@@ -152,7 +152,6 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     // The fault hits once a fifth of the executions the runs need have begun (read from the logs).
     await until(() => countLines(execDir) >= Math.max(5, Math.floor(options.runs * 1.2)), 30_000);
     const faultEndedAt = await options.fault({ redis, proxy, workers, startWorker, replica });
-    if (options.replica && replica) redis = replica; // the promoted replica is the Redis now
 
     debug('fault ended');
     const views = new Map<string, RunView>();
