@@ -67,8 +67,9 @@ export class RedisProcess {
     await this.exited;
   }
 
+  /** Signals the server while it is alive (never a pid that has exited and might be reused). */
   signal(signal: 'SIGSTOP' | 'SIGCONT'): void {
-    if (this.child?.pid) process.kill(this.child.pid, signal);
+    if (this.child?.pid && this.child.exitCode === null && this.child.signalCode === null) process.kill(this.child.pid, signal);
   }
 
   /** A connection of the test's own (the caller quits it). */
