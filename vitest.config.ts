@@ -2,6 +2,16 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests that need Redis (directly, or through workers, clients, CLI processes or the API) say so in their name. */
 const REDIS_TESTS = 'test/**/*.redis.test.ts';
+/** Fault injection with processes and Redis servers of their own: only in `npm run test:chaos`. */
+const CHAOS_TESTS = 'test/chaos/**/*.chaos.test.ts';
+/** The fuzz tests run in both: a few hundred cases in `npm test`, thousands in `npm run test:chaos`. */
+const FUZZ_TESTS = 'test/**/fuzz-*.redis.test.ts';
+
+/**
+ * `npm run test:chaos` sets SWITCHYARD_CHAOS=1: then only the "chaos" project exists (the fault scenarios
+ * and the large fuzz runs), so `npm test` stays fast and the chaos run runs nothing else.
+ */
+const chaos = process.env.SWITCHYARD_CHAOS === '1';
 
 export default defineConfig({
   test: {
@@ -10,17 +20,25 @@ export default defineConfig({
     // Integration tests share one private Redis; each test uses its own key prefix and queue.
     pool: 'forks',
     maxWorkers: 2,
-    projects: [
-      // Pure tests: no Redis is started (`npm run test:unit`).
-      {
-        extends: true,
-        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, REDIS_TESTS] },
-      },
-      // The global setup starts one private Redis for these (or uses REDIS_URL).
-      {
-        extends: true,
-        test: { name: 'redis', include: [REDIS_TESTS], globalSetup: ['test/support/global-setup.ts'] },
-      },
-    ],
+    projects: chaos
+      ? [
+          // Each fault scenario starts its own redis-server(s) and workers; the fuzz files use the shared private Redis.
+          {
+            extends: true,
+            test: { name: 'chaos', include: [CHAOS_TESTS, FUZZ_TESTS], globalSetup: ['test/support/global-setup.ts'], testTimeout: 600_000 },
+          },
+        ]
+      : [
+          // Pure tests: no Redis is started (`npm run test:unit`).
+          {
+            extends: true,
+            test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, REDIS_TESTS, CHAOS_TESTS] },
+          },
+          // The global setup starts one private Redis for these (or uses REDIS_URL).
+          {
+            extends: true,
+            test: { name: 'redis', include: [REDIS_TESTS], globalSetup: ['test/support/global-setup.ts'] },
+          },
+        ],
   },
 });

@@ -23,6 +23,8 @@ export const ErrorCodes = {
   CONFIG: 'CONFIG',
   /** The run's stored state cannot go on (lost writes in a failover): the reconciler failed it. */
   RUN_INCONSISTENT: 'RUN_INCONSISTENT',
+  /** A limit of src/types/limits.ts was exceeded; the message names the limit and the value. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -103,6 +105,23 @@ export class NonRetryableError extends SwitchyardError {
   constructor(message: string, options: Omit<SwitchyardErrorOptions, 'retryable'> = {}) {
     super(ErrorCodes.NODE_FAILED, message, { ...options, retryable: false });
     this.name = 'NonRetryableError';
+  }
+}
+
+/**
+ * A limit of src/types/limits.ts was exceeded (a node output, the run's context, the subflow depth):
+ * never retryable, since the same work would exceed it again.
+ */
+export class LimitExceededError extends SwitchyardError {
+  readonly limit: string;
+  readonly value: number;
+  readonly max: number;
+  constructor(limit: string, value: number, max: number, what: string, options: Omit<SwitchyardErrorOptions, 'retryable'> = {}) {
+    super(ErrorCodes.LIMIT_EXCEEDED, `${what} is ${value}, over the limit ${limit} (${max})`, { ...options, retryable: false });
+    this.name = 'LimitExceededError';
+    this.limit = limit;
+    this.value = value;
+    this.max = max;
   }
 }
 

@@ -15,6 +15,8 @@ export const ApiErrorCodes = {
   NODE_NOT_WAITING: 'NODE_NOT_WAITING',
   NODE_NOT_FOUND: 'NODE_NOT_FOUND',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** A limit of src/types/limits.ts (the run's input over MAX_CONTEXT_BYTES); details name it and the value. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   RATE_LIMITED: 'RATE_LIMITED',
   INTERNAL: 'INTERNAL',
   NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',

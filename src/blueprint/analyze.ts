@@ -1,3 +1,4 @@
+import { Limits } from '../types/limits.js';
 import type { NodeKindRegistry } from '../types/node-kind.js';
 import { ConditionError, parseCondition } from './condition.js';
 import type { Blueprint, NodeDefinition } from './schema.js';
@@ -356,8 +357,47 @@ function checkSubflows(
       return undefined;
     };
     const ring = walk(id, [selfId, id]);
-    if (ring) issues.push({ path, message: `subflow recursion: ${ring.join(' -> ')}` });
+    if (ring) {
+      issues.push({ path, message: `subflow recursion: ${ring.join(' -> ')}` });
+      continue;
+    }
+    const deepest = deepestChain(id, resolve, kinds);
+    if (deepest.length > Limits.MAX_SUBFLOW_DEPTH) {
+      issues.push({
+        path,
+        message: `subflow depth ${deepest.length} is over the limit MAX_SUBFLOW_DEPTH (${Limits.MAX_SUBFLOW_DEPTH}): ${[selfId, ...deepest].join(' -> ')}`,
+      });
+    }
   }
+}
+
+/**
+ * The longest chain of subflow calls starting with a call of `id` (so `[id]` when `id` calls none),
+ * cut off past the limit. Rings are reported elsewhere: a blueprint already on the chain ends it.
+ */
+function deepestChain(
+  id: string,
+  resolve: (id: string) => Blueprint | undefined,
+  kinds: NodeKindRegistry,
+  trail: string[] = [],
+  memo = new Map<string, string[]>(),
+): string[] {
+  const known = memo.get(id);
+  if (known) return known;
+  const chain = [...trail, id];
+  if (chain.length > Limits.MAX_SUBFLOW_DEPTH) return [id];
+  const found = resolve(id);
+  let longest: string[] = [];
+  for (const next of found ? referencesOf(found, kinds) : []) {
+    if (chain.includes(next)) continue;
+    const below = deepestChain(next, resolve, kinds, chain, memo);
+    if (below.length > longest.length) longest = below;
+    if (chain.length + longest.length > Limits.MAX_SUBFLOW_DEPTH) break;
+  }
+  const result = [id, ...longest];
+  // Below the limit the answer does not depend on the trail (registered blueprints have no rings).
+  if (chain.length + longest.length <= Limits.MAX_SUBFLOW_DEPTH) memo.set(id, result);
+  return result;
 }
 
 /** Groups issues by the node or edge they belong to, in file order; order within a group is kept. */

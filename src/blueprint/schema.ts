@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Limits } from '../types/limits.js';
 
 /**
  * Node and blueprint ids become parts of Redis keys and BullMQ job ids (`<runId>.<nodeId>`), and BullMQ
@@ -51,7 +52,13 @@ export const BlueprintSchema = z
     id: z.string().regex(BLUEPRINT_ID_PATTERN, 'must be 1-100 characters of letters, digits, ".", "_" or "-"').optional(),
     version: z.string().optional(),
     metadata: z.record(z.string(), z.unknown()).optional(),
-    nodes: z.array(NodeDefinitionSchema).min(1, 'a blueprint needs at least one node'),
+    nodes: z
+      .array(NodeDefinitionSchema)
+      .min(1, 'a blueprint needs at least one node')
+      .max(Limits.MAX_NODES_PER_BLUEPRINT, {
+        error: (issue) =>
+          `a blueprint has ${Array.isArray(issue.input) ? issue.input.length : 'too many'} nodes, over the limit MAX_NODES_PER_BLUEPRINT (${Limits.MAX_NODES_PER_BLUEPRINT})`,
+      }),
     edges: z.array(EdgeDefinitionSchema).default([]),
   })
   .strict();

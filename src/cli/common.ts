@@ -4,7 +4,7 @@ import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createLlmProvider, llmConfigFromEnv, type LlmConfig } from '../llm/index.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../logger.js';
 import { createNodeKinds } from '../nodes/index.js';
-import type { NodeKindRegistry } from '../types/node-kind.js';
+import type { AnyNodeKind, NodeKindRegistry } from '../types/node-kind.js';
 import { connectRedis, DEFAULT_REDIS_URL, probeRedis, redisTargetFromEnv, withAuthToken, type ConnectionRole, type RedisTarget } from '../redis-connection.js';
 import type { RedisClient } from '../store/redis-store.js';
 
@@ -120,8 +120,15 @@ export function blueprintPaths(given: readonly string[] | undefined): string[] {
   throw new UsageError('--blueprints <dir> is required (there is no ./workflows here)');
 }
 
-export async function loadRegistry(given: readonly string[] | undefined, env: CliEnv, limit?: LlmConfig['limit']): Promise<BlueprintRegistry> {
-  return BlueprintRegistry.load(blueprintPaths(given), nodeKinds(env, limit));
+/** The blueprints of `--blueprints` (or ./workflows), checked against the built-in node kinds and `extraKinds`. */
+export async function loadRegistry(
+  given: readonly string[] | undefined,
+  env: CliEnv,
+  limit?: LlmConfig['limit'],
+  extraKinds: readonly AnyNodeKind[] = [],
+): Promise<BlueprintRegistry> {
+  const kinds = nodeKinds(env, limit);
+  return BlueprintRegistry.load(blueprintPaths(given), extraKinds.length ? kinds.with(...extraKinds) : kinds);
 }
 
 /** A run's initial context from `--input` (JSON, or @file). */

@@ -17,6 +17,7 @@ import { limits } from './limits.js';
 import { cancel, events, run, signal, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
 import { workerOpsFromEnv } from './worker-ops.js';
+import type { AnyNodeKind } from '../types/node-kind.js';
 
 const USAGE = `switchyard — run graph-shaped AI-agent workflows on Redis + BullMQ
 
@@ -297,7 +298,14 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
 };
 
 /** Entry point: returns the process exit code. Only this file reads process.env and argv. */
-export async function main(argv: string[]): Promise<number> {
+/** What an embedding program adds to the command (the chaos tests' recording worker). */
+export interface MainOptions {
+  /** Node kinds the `worker` command offers besides the built-in ones. @default none */
+  kinds?: readonly AnyNodeKind[];
+}
+
+/** Runs one `switchyard` command; resolves with its exit code. */
+export async function main(argv: string[], mainOptions: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
@@ -327,7 +335,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'validate':
         return await validate(positionals);
       case 'worker':
-        return await worker(positionals, values, env);
+        return await worker(positionals, values, env, mainOptions.kinds ?? []);
       case 'run':
         return await run(positionals, values, env);
       case 'status':
@@ -385,7 +393,7 @@ async function validate(paths: string[]): Promise<number> {
   return 0;
 }
 
-async function worker(positionals: string[], values: Parsed, env: CliEnv): Promise<number> {
+async function worker(positionals: string[], values: Parsed, env: CliEnv, extraKinds: readonly AnyNodeKind[]): Promise<number> {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const concurrency = intOption('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1);
   const lockDurationMs = values['lock-duration'] === undefined ? undefined : intOption('lock-duration', values['lock-duration'], 30_000, 1000);
@@ -398,7 +406,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
   const warn = cliLogger(env);
   const redis = await openRedis(env, { role: 'worker', onError: (error) => warn.warn('redis connection error', { error }) });
   const fleet = llmLimits ? new FleetLimits({ redis, prefix: env.prefix, limits: llmLimits, logger: cliLogger(env) }) : undefined;
-  const registry = await loadRegistry(values.blueprints, env, fleet && ((provider) => fleet.wrap(provider)));
+  const registry = await loadRegistry(values.blueprints, env, fleet && ((provider) => fleet.wrap(provider)), extraKinds);
   const runTtlSeconds = env.runTtlSeconds;
   const w = new SwitchyardWorker({
     redis,

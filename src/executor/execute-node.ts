@@ -1,5 +1,6 @@
 import type { NodeDefinition } from '../blueprint/schema.js';
-import { ErrorCodes, NonRetryableError, SwitchyardError } from '../errors.js';
+import { ErrorCodes, LimitExceededError, NonRetryableError, SwitchyardError } from '../errors.js';
+import { jsonBytes, Limits } from '../types/limits.js';
 import type { Logger } from '../logger.js';
 import type { ChildRuns, NodeContext, NodeKindRegistry, NodeResult } from '../types/node-kind.js';
 import type { RunView } from '../types/run-view.js';
@@ -171,6 +172,18 @@ function checkResult(result: unknown, nodeId: string): NodeResult {
     throw new NonRetryableError('a node result\'s "park" must be { until?: epoch ms, signal?: { prompt } } with at least one of them', { nodeId });
   }
   if (r.fanOut !== undefined) checkFanOut(r.fanOut, nodeId);
+  if (r.output !== undefined) {
+    let bytes: number;
+    try {
+      bytes = jsonBytes(r.output);
+    } catch (err) {
+      // A cycle or a BigInt: it could never be stored (nor sent across the queue).
+      throw new NonRetryableError(`a node's output must be JSON: ${err instanceof Error ? err.message : String(err)}`, { nodeId });
+    }
+    if (bytes > Limits.MAX_NODE_OUTPUT_BYTES) {
+      throw new LimitExceededError('MAX_NODE_OUTPUT_BYTES', bytes, Limits.MAX_NODE_OUTPUT_BYTES, 'the node\'s output (bytes of JSON)', { nodeId });
+    }
+  }
   return r;
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { ErrorCodes, NodeNotWaitingError, SwitchyardError } from '../errors.js';
+import { ErrorCodes, LimitExceededError, NodeNotWaitingError, SwitchyardError } from '../errors.js';
+import { jsonBytes, Limits } from '../types/limits.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, NodeKindRegistry, NodeResult, NodeSignal, ParkRequest } from '../types/node-kind.js';
 import { sumUsage } from '../types/usage.js';
@@ -24,6 +25,8 @@ export interface MemoryRunOptions {
   timeoutMs?: number;
   /** Where signals for the waiting nodes of this run (and of its child runs) come from. @default none: waits end only by timeout */
   signals?: MemorySignals;
+  /** How deep this run is in subflow child runs (0 for a run started by a user); set for child runs. @default 0 */
+  subflowDepth?: number;
 }
 
 /** A parked node of an in-memory run. */
@@ -90,6 +93,11 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   const runId = options.runId ?? randomUUID();
   const logger = options.logger ?? silentLogger;
   const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
+  // The run's context size, as the distributed engine counts it: JSON bytes per key, summed.
+  const contextBytes = new Map<string, number>(Object.entries(context).map(([key, value]) => [key, jsonBytes(value)]));
+  let contextTotal = [...contextBytes.values()].reduce((a, b) => a + b, 0);
+  checkContextSize(contextTotal, 'the run\'s input');
+  const depth = options.subflowDepth ?? 0;
   const outputs: Record<string, unknown> = Object.create(null);
   const extras = graph.nodes.map(() => ({}) as NodeExtras);
   /** Child runs by id: their end, and what cancels them alone (a map's other children once one failed it). */
@@ -126,7 +134,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
     const result: NodeResult = {};
     if (signal.payload !== undefined) result.output = signal.payload;
     if (signal.action !== undefined) result.action = signal.action;
-    finish(node, result);
+    finish(node, result, state.nodes[node.index]!.attempts);
     return { runId, nodeId, status: state.nodes[node.index]!.status, runStatus: state.status, ...(signal.action === undefined ? {} : { action: signal.action }) };
   });
 
@@ -166,7 +174,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
       switch (outcome.kind) {
         case 'result':
           if (outcome.result.park) return park(node, outcome.result.park);
-          return finish(node, outcome.result);
+          return finish(node, outcome.result, attempt);
         case 'retry':
           state.nodes[node.index]!.status = 'queued';
           await sleep(outcome.delayMs, abort.signal);
@@ -202,7 +210,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
       if (request.until !== undefined) {
         timer = setTimeout(() => {
           end();
-          finish(node, request.wakeAction === undefined ? {} : { action: request.wakeAction });
+          finish(node, request.wakeAction === undefined ? {} : { action: request.wakeAction }, state.nodes[node.index]!.attempts);
         }, Math.max(0, request.until - Date.now()));
       }
       const waiting: WaitingNode | undefined = request.signal && {
@@ -236,6 +244,9 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
         const loaded = options.blueprints?.get(blueprintId);
         if (!loaded) throw new SwitchyardError(ErrorCodes.BLUEPRINT_NOT_FOUND, `no blueprint "${blueprintId}"`, { nodeId: node.id });
         const index = start?.index;
+        if (depth + 1 > Limits.MAX_SUBFLOW_DEPTH) {
+          throw new LimitExceededError('MAX_SUBFLOW_DEPTH', depth + 1, Limits.MAX_SUBFLOW_DEPTH, `the subflow depth of a child run of "${blueprintId}"`, { nodeId: node.id });
+        }
         const id = index === undefined ? childRunId(runId, node.id, attempt) : indexedChildRunId(runId, node.id, attempt, index);
         if (!children.has(id)) {
           const childGraph = compileGraph(loaded, options.kinds);
@@ -243,7 +254,7 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
           const signal = AbortSignal.any([abort.signal, cancel.signal]);
           const parent = { runId, nodeId: node.id, ...(index === undefined ? {} : { index }) };
           // A child run has no deadline of its own: the parent's end (its deadline included) ends it.
-          const ended = runInMemory(childGraph, { ...options, input, runId: id, signal, timeoutMs: undefined }).then((view) => ({ ...view, parent }));
+          const ended = runInMemory(childGraph, { ...options, input, runId: id, signal, timeoutMs: undefined, subflowDepth: depth + 1 }).then((view) => ({ ...view, parent }));
           children.set(id, { ended, cancel });
         }
         return id;
@@ -251,8 +262,18 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
     };
   }
 
-  function finish(node: CompiledNode, result: NodeResult): void {
+  function finish(node: CompiledNode, result: NodeResult, attempt: number): void {
     if (state.status !== 'running') return;
+    // The context limit, checked before anything of the result is applied (as completeNode does).
+    const writes = Object.entries(result.context ?? {}).filter(([, value]) => value !== undefined);
+    let total = contextTotal;
+    for (const [key, value] of writes) total += jsonBytes(value) - (contextBytes.get(key) ?? 0);
+    if (total > Limits.MAX_CONTEXT_BYTES) {
+      const err = new LimitExceededError('MAX_CONTEXT_BYTES', total, Limits.MAX_CONTEXT_BYTES, 'the run\'s context (bytes of JSON) after this node\'s writes', { nodeId: node.id });
+      return fail(node, err, attempt);
+    }
+    for (const [key, value] of writes) contextBytes.set(key, jsonBytes(value));
+    contextTotal = total;
     if (result.usage) extras[node.index]!.usage = result.usage;
     if (result.meta) extras[node.index]!.meta = result.meta;
     for (const [key, value] of Object.entries(result.context ?? {})) context[key] = value;
@@ -281,6 +302,11 @@ interface NodeExtras {
   usage?: NodeResult['usage'];
   meta?: NodeResult['meta'];
   wakeAt?: number;
+}
+
+/** Refuses a run whose input alone is over the context limit (the distributed engine refuses it at start too). */
+function checkContextSize(bytes: number, what: string): void {
+  if (bytes > Limits.MAX_CONTEXT_BYTES) throw new LimitExceededError('MAX_CONTEXT_BYTES', bytes, Limits.MAX_CONTEXT_BYTES, `${what} (bytes of JSON)`);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
-import { ErrorCodes, NodeNotWaitingError, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
+import { ErrorCodes, LimitExceededError, NodeNotWaitingError, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
+import { Limits } from '../types/limits.js';
 import { childRunId, indexedChildRunId } from '../types/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
 import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
@@ -405,6 +406,11 @@ export class SwitchyardWorker {
     if (result.fanOut) return this.fanOut(runId, graph, step, result.fanOut, logger);
     const taken = decideStepEdges(step, result);
     const done = await this.complete(runId, graph, node, result, taken);
+    if (done.kind === 'limit') {
+      const err = new LimitExceededError('MAX_CONTEXT_BYTES', done.contextBytes, Limits.MAX_CONTEXT_BYTES, 'the run\'s context (bytes of JSON) after this node\'s writes', { nodeId: node.id });
+      await this.fail(runId, node.id, err, step.attempt, logger);
+      return [];
+    }
     if (done.kind !== 'ok') return [];
     const claimedIds = new Set(done.claimed.map((c) => c.nodeId));
     await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)));

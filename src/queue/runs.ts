@@ -1,6 +1,7 @@
 import type { LoadedBlueprint } from '../blueprint/load.js';
 import type { Blueprint } from '../blueprint/schema.js';
-import { ErrorCodes, NodeNotWaitingError, SwitchyardError } from '../errors.js';
+import { ErrorCodes, LimitExceededError, NodeNotWaitingError, SwitchyardError } from '../errors.js';
+import { jsonBytes, Limits } from '../types/limits.js';
 import { compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import { decideEdges } from '../engine/transitions.js';
 import { RUN_ID_PATTERN } from '../types/ids.js';
@@ -78,6 +79,12 @@ export class RunService {
     if (!RUN_ID_PATTERN.test(options.runId)) {
       throw new SwitchyardError(ErrorCodes.VALIDATION, `runId "${options.runId}" must be 1-128 letters, digits, "_" or "-"`);
     }
+    let inputBytes = 0;
+    for (const value of Object.values(input)) inputBytes += jsonBytes(value);
+    if (inputBytes > Limits.MAX_CONTEXT_BYTES) {
+      throw new LimitExceededError('MAX_CONTEXT_BYTES', inputBytes, Limits.MAX_CONTEXT_BYTES, 'the run\'s input (bytes of JSON)', { runId: options.runId });
+    }
+    if (options.parent) await this.checkSubflowDepth(options.parent, graph.blueprintId);
     const ttlSeconds = options.ttlSeconds ?? this.defaultTtlSeconds;
     const due = options.store.filter(({ version }) => {
       const savedAt = this.saved.get(version);
@@ -106,6 +113,22 @@ export class RunService {
       if (options.deadline !== undefined) await this.queue.enqueueDeadline(options.runId, graph.version, options.deadline);
     }
     return { created: started.created, status: started.status, graph };
+  }
+
+  /**
+   * Refuses a child run deeper than {@link Limits.MAX_SUBFLOW_DEPTH}: counts its ancestors through their
+   * parent links (one read each; validation already keeps blueprints within the limit, so this guards
+   * blueprints registered without their subflow targets).
+   */
+  private async checkSubflowDepth(parent: ParentLink, blueprintId: string): Promise<void> {
+    let depth = 0;
+    for (let link: ParentLink | undefined = parent; link; link = await this.store.getParent(link.runId)) {
+      if (++depth > Limits.MAX_SUBFLOW_DEPTH) {
+        throw new LimitExceededError('MAX_SUBFLOW_DEPTH', depth, Limits.MAX_SUBFLOW_DEPTH, `the subflow depth of a child run of "${blueprintId}"`, {
+          nodeId: parent.nodeId,
+        });
+      }
+    }
   }
 
   /** Cancels a running run and, in turn, its child runs. */
@@ -162,6 +185,8 @@ export class RunService {
     const done = await this.store.completeNode(runId, node, result, taken);
     if (done.kind === 'duplicate') throw notWaiting(done.nodeStatus);
     if (done.kind === 'stale') throw notWaiting(parked.status);
+    // A signal or a wake writes no context, so this cannot happen; it is here for the type.
+    if (done.kind === 'limit') throw new LimitExceededError('MAX_CONTEXT_BYTES', done.contextBytes, Limits.MAX_CONTEXT_BYTES, 'the run\'s context (bytes of JSON)', { runId, nodeId: node.id });
     const ready = done.ready.map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
     await this.queue.enqueue(runId, graph.version, ready);
     if (done.parent) await this.notifyParent(done.parent, runId);

@@ -5,7 +5,7 @@ import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
 import type { RedisClient } from '../types/redis-client.js';
-import { readParkedNode, readRun, readRunPins, readRunStatus, type BlueprintPins, type ParkedNodeState } from './run-state.js';
+import { parseParentLink, readParkedNode, readRun, readRunPins, readRunStatus, type BlueprintPins, type ParentLink, type ParkedNodeState } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
 import {
   encodeCancelRun,
@@ -304,6 +304,12 @@ export class RedisStore {
     if (holder === owner) return (await this.redis.pexpire(key, ttlMs)) === 1 || this.holdLease(owner, ttlMs);
     if (holder !== null) return false;
     return (await this.redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** The run's parent link (a child run's subflow node); undefined for a run with none (or no such run). */
+  async getParent(runId: string): Promise<ParentLink | undefined> {
+    const json = await this.redis.hget(this.keys.runKeys(runId).state, 'parent');
+    return json ? parseParentLink(json) : undefined;
   }
 
   /** The run's timeline (oldest first), at most `count` events. */

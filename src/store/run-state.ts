@@ -130,7 +130,8 @@ export function parseRunView(
 ): RunView | undefined {
   if (!state.status) return undefined;
   const topology = parseTopology(state.topo);
-  const nodes: Record<string, NodeView> = {};
+  // Null prototype: node ids may be "__proto__" or "constructor" (copied to a plain object below).
+  const byId: Record<string, NodeView> = Object.create(null);
   const waiting: WaitingNode[] = [];
   for (const id of topology.ids) {
     const field = (name: string) => state[`${id}.${name}`];
@@ -172,8 +173,9 @@ export function parseRunView(
       if (usage) view.usage = usage;
       if (Object.keys(rest).length) view.meta = rest;
     }
-    nodes[id] = view;
+    byId[id] = view;
   }
+  const nodes = { ...byId };
   const view: RunView = {
     runId,
     blueprintId: state.blueprintId ?? '',

@@ -48,7 +48,9 @@ export type StartNodeReply =
 export type CompleteNodeReply =
   | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink; claimed: ClaimedNode[] }
   | { kind: 'stale'; runStatus: string }
-  | { kind: 'duplicate'; nodeStatus: string };
+  | { kind: 'duplicate'; nodeStatus: string }
+  /** The context writes would take the run's context over Limits.MAX_CONTEXT_BYTES; nothing was applied. */
+  | { kind: 'limit'; contextBytes: number };
 
 export type CancelRunReply = { outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' };
 
@@ -128,6 +130,7 @@ export function decodeStartNode(reply: ScriptReply, node: Pick<StoreNode, 'needs
 export function decodeCompleteNode(reply: ScriptReply, needsOf: ((nodeId: string) => NodeNeeds) | undefined): CompleteNodeReply {
   if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
   if (reply[0] === 'duplicate') return { kind: 'duplicate', nodeStatus: String(reply[1]) };
+  if (reply[0] === 'limit') return { kind: 'limit', contextBytes: Number(reply[1]) };
   const ready = splitCsv(reply[3]);
   const claimed: ClaimedNode[] = [];
   for (let i = 4; i + 3 < reply.length; i += 4) {

@@ -1,6 +1,6 @@
 import type { ErrorHandler, Hono, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { ErrorCodes, SwitchyardError, ValidationError } from '../../errors.js';
+import { ErrorCodes, LimitExceededError, SwitchyardError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { clip, rawPath, type ApiEnv } from '../env.js';
 import { validationError } from '../json-body.js';
@@ -61,6 +61,9 @@ export function toApiError(err: unknown): ApiError | undefined {
     if (err.code === ErrorCodes.RUN_NOT_FOUND) return new ApiError(404, ApiErrorCodes.RUN_NOT_FOUND, err.message);
     if (err.code === ErrorCodes.BLUEPRINT_NOT_FOUND) return new ApiError(404, ApiErrorCodes.BLUEPRINT_NOT_FOUND, err.message);
     if (err.code === ErrorCodes.VALIDATION) return new ApiError(400, ApiErrorCodes.VALIDATION, err.message);
+    if (err instanceof LimitExceededError) {
+      return new ApiError(413, ApiErrorCodes.LIMIT_EXCEEDED, err.message, { limit: err.limit, value: err.value, max: err.max });
+    }
   }
   // Hono's own (its body parsers, a middleware of its): the status it chose, in the API's shape.
   if (err instanceof HTTPException && err.status < 500) {

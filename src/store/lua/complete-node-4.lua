@@ -24,6 +24,8 @@ Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the par
   completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
   and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
   | {'stale', runStatus} | {'duplicate', nodeStatus}
+  | {'limit', contextBytes}: the context writes would take the run's context over MAX_CONTEXT_BYTES
+    (bytes of JSON values, kept in the state field ctxBytes); nothing was applied
 Events: node.done (with its attempt, start, worker, and the nodes it made ready or skipped),
   node.started (claimed nodes), run.completed
 ]]
@@ -34,6 +36,9 @@ Events: node.done (with its attempt, start, worker, and the nodes it made ready 
 --- @include "claim"
 --- @include "attempt-fields"
 --- @include "parent-of"
+
+-- Limits.MAX_CONTEXT_BYTES in src/types/limits.ts (a test keeps the two equal).
+local MAX_CONTEXT_BYTES = 1048576
 
 local nodeId, output, taken, action, meta, claimFor, claimMax = ARGV[5], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
 local edgeCount = tonumber(ARGV[13])
@@ -48,7 +53,7 @@ for _ = 1, tonumber(ARGV[14 + edgeCount]) do
 end
 local writesFrom = at
 -- One read for the run, this node and every described node (status, arrival counts, attempts for a claim).
-local fields = {'status', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker'}
+local fields = {'status', 'remaining', 'parent', 'ctxBytes', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker'}
 for _, info in pairs(known) do
   local id = info[1]
   fields[#fields + 1] = id .. '.status'
@@ -65,6 +70,15 @@ local status = get(nodeId .. '.status')
 -- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
 if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending'} end
 
+if #ARGV >= writesFrom then
+  -- The run's context size after the writes, from each value's stored length: checked before anything is applied.
+  local ctxBytes = tonumber(get('ctxBytes')) or 0
+  for i = writesFrom, #ARGV - 1, 2 do
+    ctxBytes = ctxBytes + #ARGV[i + 1] - redis.call('HSTRLEN', ctxKey, ARGV[i])
+  end
+  if ctxBytes > MAX_CONTEXT_BYTES then return {'limit', ctxBytes} end
+  set('ctxBytes', ctxBytes)
+end
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
 if #ARGV >= writesFrom then redis.call('HSET', ctxKey, unpack(ARGV, writesFrom)) end
 set(nodeId .. '.status', 'done')

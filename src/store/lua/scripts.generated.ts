@@ -411,6 +411,8 @@ Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the par
   completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
   and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
   | {'stale', runStatus} | {'duplicate', nodeStatus}
+  | {'limit', contextBytes}: the context writes would take the run's context over MAX_CONTEXT_BYTES
+    (bytes of JSON values, kept in the state field ctxBytes); nothing was applied
 Events: node.done (with its attempt, start, worker, and the nodes it made ready or skipped),
   node.started (claimed nodes), run.completed
 ]]
@@ -535,6 +537,9 @@ local function parentOf()
   return get('parent') or ''
 end
 
+-- Limits.MAX_CONTEXT_BYTES in src/types/limits.ts (a test keeps the two equal).
+local MAX_CONTEXT_BYTES = 1048576
+
 local nodeId, output, taken, action, meta, claimFor, claimMax = ARGV[5], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
 local edgeCount = tonumber(ARGV[13])
 local known = {}
@@ -548,7 +553,7 @@ for _ = 1, tonumber(ARGV[14 + edgeCount]) do
 end
 local writesFrom = at
 -- One read for the run, this node and every described node (status, arrival counts, attempts for a claim).
-local fields = {'status', 'remaining', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker'}
+local fields = {'status', 'remaining', 'parent', 'ctxBytes', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.startedAt', nodeId .. '.worker'}
 for _, info in pairs(known) do
   local id = info[1]
   fields[#fields + 1] = id .. '.status'
@@ -565,6 +570,15 @@ local status = get(nodeId .. '.status')
 -- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
 if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending'} end
 
+if #ARGV >= writesFrom then
+  -- The run's context size after the writes, from each value's stored length: checked before anything is applied.
+  local ctxBytes = tonumber(get('ctxBytes')) or 0
+  for i = writesFrom, #ARGV - 1, 2 do
+    ctxBytes = ctxBytes + #ARGV[i + 1] - redis.call('HSTRLEN', ctxKey, ARGV[i])
+  end
+  if ctxBytes > MAX_CONTEXT_BYTES then return {'limit', ctxBytes} end
+  set('ctxBytes', ctxBytes)
+end
 if output ~= '' then redis.call('HSET', outKey, nodeId, output) end
 if #ARGV >= writesFrom then redis.call('HSET', ctxKey, unpack(ARGV, writesFrom)) end
 set(nodeId .. '.status', 'done')
@@ -1509,6 +1523,10 @@ if ARGV[9] ~= '' then set('parent', ARGV[9]) end
 if ARGV[12] ~= '' then set('pins', ARGV[12]) end
 if ARGV[13] ~= '' then set('deadline', ARGV[13]) end
 for id in string.gmatch(ARGV[11], '[^,]+') do set(id .. '.status', 'queued') end
+-- The context's size in bytes of JSON values, which completeNode keeps up to date against its limit.
+local ctxBytes = 0
+for i = 13, #ARGV, 2 do ctxBytes = ctxBytes + #ARGV[i] end
+set('ctxBytes', ctxBytes)
 flush()
 if #ARGV >= 14 then redis.call('HSET', ctxKey, unpack(ARGV, 14)) end
 emit('run.started')

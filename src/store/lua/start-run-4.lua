@@ -28,6 +28,10 @@ if ARGV[9] ~= '' then set('parent', ARGV[9]) end
 if ARGV[12] ~= '' then set('pins', ARGV[12]) end
 if ARGV[13] ~= '' then set('deadline', ARGV[13]) end
 for id in string.gmatch(ARGV[11], '[^,]+') do set(id .. '.status', 'queued') end
+-- The context's size in bytes of JSON values, which completeNode keeps up to date against its limit.
+local ctxBytes = 0
+for i = 13, #ARGV, 2 do ctxBytes = ctxBytes + #ARGV[i] end
+set('ctxBytes', ctxBytes)
 flush()
 if #ARGV >= 14 then redis.call('HSET', ctxKey, unpack(ARGV, 14)) end
 emit('run.started')
