@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OFFLINE_RULES, answerOffline, createOfflineProvider } from '../src/llm/offline.js';
 import essayWriterRound from '../workflows/use-cases/essay-writer-round.json' with { type: 'json' };
@@ -296,6 +297,12 @@ describe('offline provider', () => {
     expect(new Set(names).size).toBe(names.length);
     expect(new Set(CASES.map((c) => c.rule))).toEqual(new Set(names));
     for (const rule of OFFLINE_RULES) expect(rule.description.length).toBeGreaterThan(40);
+  });
+
+  it("is documented in README's offline rules list: every rule, in order, with its description", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const listed = [...readme.matchAll(/^ {2}- `([a-z-]+)`: (.*)$/gm)].map((m) => ({ name: m[1]!, description: m[2]! }));
+    expect(listed).toEqual(OFFLINE_RULES.map(({ name, description }) => ({ name, description })));
   });
 
   it('lists its word lists in the rule descriptions', () => {
