@@ -21,6 +21,11 @@ import customerReview from '../workflows/use-cases/customer-review.json' with { 
 import jobApplicationDecline from '../workflows/use-cases/job-application-decline.json' with { type: 'json' };
 import jobApplicationInvite from '../workflows/use-cases/job-application-invite.json' with { type: 'json' };
 import jobApplication from '../workflows/use-cases/job-application.json' with { type: 'json' };
+import documentDigestSection from '../workflows/use-cases/document-digest-section.json' with { type: 'json' };
+import documentDigest from '../workflows/use-cases/document-digest.json' with { type: 'json' };
+import essayWriterRound from '../workflows/use-cases/essay-writer-round.json' with { type: 'json' };
+import essayWriter from '../workflows/use-cases/essay-writer.json' with { type: 'json' };
+import moderationWithReview from '../workflows/use-cases/moderation-with-review.json' with { type: 'json' };
 
 /**
  * The blueprints of `workflows/`, imported statically so esbuild puts them in each function's bundle (the
@@ -47,6 +52,11 @@ export const BUNDLED_BLUEPRINTS: ReadonlyArray<{ file: string; json: object }> =
   { file: 'workflows/use-cases/job-application-decline.json', json: jobApplicationDecline },
   { file: 'workflows/use-cases/job-application-invite.json', json: jobApplicationInvite },
   { file: 'workflows/use-cases/job-application.json', json: jobApplication },
+  { file: 'workflows/use-cases/document-digest-section.json', json: documentDigestSection },
+  { file: 'workflows/use-cases/document-digest.json', json: documentDigest },
+  { file: 'workflows/use-cases/essay-writer-round.json', json: essayWriterRound },
+  { file: 'workflows/use-cases/essay-writer.json', json: essayWriter },
+  { file: 'workflows/use-cases/moderation-with-review.json', json: moderationWithReview },
 ];
 
 /**

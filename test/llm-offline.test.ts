@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OFFLINE_RULES, answerOffline, createOfflineProvider } from '../src/llm/offline.js';
+import essayWriterRound from '../workflows/use-cases/essay-writer-round.json' with { type: 'json' };
 
 /**
  * The seed blueprints' prompt templates, copied verbatim from /work/shared/seed-workflows so these tests
@@ -52,6 +54,15 @@ const SEED = {
     'Write a polite, templated warning message to user {{userId}} explaining that their post was edited to remove personal information and reminding them not to share PII.',
   deleteSpam:
     'Simulate the actions of deleting a spam post and flagging the user. Respond with a summary of actions taken for user ID {{userId}}.',
+} as const;
+
+/** The essay writer's prompts (workflows/use-cases/essay-writer*.json), verbatim. */
+const ESSAY = {
+  critic:
+    'Score the essay below from 1 to 10 for clarity, structure and evidence. Respond with only the score, a whole number from 1 to 10.\nTopic: {{topic}}\n\n{{essay}}',
+  revise:
+    'Revise the essay below so that it scores higher than the {{score}} out of 10 the critic gave it: make it clearer, better structured and better supported.\nTopic: {{topic}}\n\n{{essay}}',
+  draft: '[offline] Write a short essay of about 300 words on the topic below. (74f64b22)',
 } as const;
 
 /** Fills `{{name}}` placeholders, as the engine's template rendering does. */
@@ -220,6 +231,25 @@ const CASES: Case[] = [
     ].join('\n'),
   },
 
+  // workflows/use-cases/essay-writer-round: the critic's score and the revision.
+  { name: 'score: a first draft', prompt: fill(ESSAY.critic, { topic: 'Trees', essay: ESSAY.draft }), rule: 'number-score', kind: 'classification', expected: '6' },
+  { name: 'score: one revision', prompt: fill(ESSAY.critic, { topic: 'Trees', essay: `${ESSAY.draft}\n[offline] Revision 1: Revise it.` }), rule: 'number-score', kind: 'classification', expected: '8' },
+  {
+    name: 'score: at most 10',
+    prompt: fill(ESSAY.critic, { topic: 'Trees', essay: [ESSAY.draft, 1, 2, 3].map((l) => (typeof l === 'number' ? `[offline] Revision ${l}: Revise it.` : l)).join('\n') }),
+    rule: 'number-score',
+    kind: 'classification',
+    expected: '10',
+  },
+  { name: 'score: "out of 10", "answer with a number"', prompt: 'Rate this poem out of 10. Answer with a number only.\n\nRoses are red.', rule: 'number-score', kind: 'classification', expected: '6' },
+  {
+    name: 'revision: the essay, then a numbered revision line',
+    prompt: fill(ESSAY.revise, { topic: 'Trees', essay: `${ESSAY.draft}\n[offline] Revision 1: Revise it.`, score: '7' }),
+    rule: 'generate-revision',
+    kind: 'generated',
+    expected: `${ESSAY.draft}\n[offline] Revision 1: Revise it.\n[offline] Revision 2: Revise the essay below so that it scores higher than the 7 out of 10 the critic gave it: make it clearer, better structured and better supported.`,
+  },
+
   // Not from the seeds: the fallbacks of each family.
   { name: 'boolean default', prompt: "Is the sky blue today? Respond only 'true' or 'false'.", rule: 'boolean-default', kind: 'classification', expected: 'true' },
   { name: 'boolean default, false named first', prompt: "Is this a duplicate? Reply 'false' if unsure, otherwise 'true'.", rule: 'boolean-default', kind: 'classification', expected: 'false' },
@@ -267,6 +297,12 @@ describe('offline provider', () => {
     expect(new Set(names).size).toBe(names.length);
     expect(new Set(CASES.map((c) => c.rule))).toEqual(new Set(names));
     for (const rule of OFFLINE_RULES) expect(rule.description.length).toBeGreaterThan(40);
+  });
+
+  it("is documented in README's offline rules list: every rule, in order, with its description", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const listed = [...readme.matchAll(/^ {2}- `([a-z-]+)`: (.*)$/gm)].map((m) => ({ name: m[1]!, description: m[2]! }));
+    expect(listed).toEqual(OFFLINE_RULES.map(({ name, description }) => ({ name, description })));
   });
 
   it('lists its word lists in the rule descriptions', () => {
@@ -368,6 +404,23 @@ describe('seed decision chains', () => {
     expect(await ask(fill(SEED.categorize, { review }))).toBe(category);
     // llm-condition takes "true" when the answer contains it.
     expect(await ask(fill(SEED.checkSentiment, { summary }))).toBe(positive);
+  });
+
+  it("essay writer: these are the loop body's prompts", () => {
+    const prompt = (id: string) => essayWriterRound.nodes.find((n) => n.id === id)?.params.promptTemplate;
+    expect([prompt('critic'), prompt('revise')]).toEqual([ESSAY.critic, ESSAY.revise]);
+  });
+
+  it('essay writer: the score rises by 2 with each revision, so a round of 8 or more comes second', async () => {
+    let essay: string = ESSAY.draft;
+    const scores: string[] = [];
+    for (let round = 1; round <= 3; round++) {
+      const score = await ask(fill(ESSAY.critic, { topic: 'Trees', essay }));
+      scores.push(score);
+      essay = await ask(fill(ESSAY.revise, { topic: 'Trees', essay, score }));
+      expect(essay.split('\n')).toHaveLength(round + 1);
+    }
+    expect(scores).toEqual(['6', '8', '10']);
   });
 
   it('blog post: titles come from the offline draft without its mark or hash', async () => {

@@ -418,6 +418,17 @@ function list(words: readonly string[]): string {
   return words.join(', ');
 }
 
+/** "from 1 to 10", "1-10", "between 1 and 10", "out of 10". */
+const SCALE_RE = /\b(?:1|one)\s*(?:to|-|–|and)\s*(?:10|ten)\b|\bout of (?:10|ten)\b/i;
+/** "Respond with only the score", "Answer with a number". */
+const NUMBER_ASK_RE = /\b(?:respond|answer|reply|return)\b[^\n]*\b(?:score|number|integer)\b/i;
+const REVISION_LINE_RE = /^\[offline\] Revision \d+: /gm;
+
+/** How many revision lines generate-revision has added to `text`. */
+function revisionsIn(text: string): number {
+  return [...text.matchAll(REVISION_LINE_RE)].length;
+}
+
 const RULES: readonly OfflineRule[] = [
   {
     name: 'boolean-required-skills',
@@ -554,6 +565,28 @@ const RULES: readonly OfflineRule[] = [
       const n = TITLE_COUNT_RE.exec(p.lead)?.[1]?.toLowerCase();
       const parsed = n === undefined ? 5 : /^\d+$/.test(n) ? Number(n) : NUMBER_WORDS.indexOf(n);
       return titlesFor(p.subject, Math.min(Math.max(parsed, 1), MAX_TITLES));
+    },
+  },
+  {
+    name: 'generate-revision',
+    description:
+      'A request to revise (rewrite, improve) a text, the text after the first blank line: that text, then a line "[offline] Revision N: " and the request\'s first sentence (at most 160 characters), N being one more than the revision lines ("[offline] Revision k: …") the text already has. Not marked otherwise: it is the input, carried on.',
+    answer(p) {
+      if (!/^\s*(?:please\s+)?(?:revise|rewrite|improve)\b/i.test(p.lead) || !BLANK_LINE.test(p.prompt)) return undefined;
+      const text = p.prompt.slice(BLANK_LINE.exec(p.prompt)!.index).trim();
+      const n = revisionsIn(text) + 1;
+      return `${text}\n${MARK}Revision ${n}: ${clip(firstSentence(p.head), 160)}`;
+    },
+  },
+  {
+    name: 'number-score',
+    description:
+      'A request to score (rate, grade) a text from 1 to 10 (or out of 10) that asks for only a number: a bare whole number, 6 plus 2 for each revision line ("[offline] Revision k: …", as generate-revision writes them) in the text after the first blank line, at most 10. Not a judgement of the text: it makes a loop that revises until a score is reached end after a known number of rounds (6, 8: the second round).',
+    answer(p) {
+      if (!/\b(?:score|rate|grade)\b/i.test(p.lead) || !SCALE_RE.test(p.head) || !NUMBER_ASK_RE.test(p.head)) return undefined;
+      const blank = BLANK_LINE.exec(p.prompt);
+      const text = blank ? p.prompt.slice(blank.index) : p.subject;
+      return String(Math.min(10, 6 + 2 * revisionsIn(text)));
     },
   },
   {

@@ -77,7 +77,7 @@ describe('agent use cases (offline provider, 2 workers)', () => {
     expect(view.context.final_output).toBeTypeOf('string');
   });
 
-  it.each(['blog-post', 'job-application', 'customer-review', 'content-moderation'])('our %s use case completes with its sample input', async (id) => {
+  it.each(['blog-post', 'job-application', 'customer-review', 'content-moderation', 'essay-writer'])('our %s use case completes with its sample input', async (id) => {
     const view = await run(id, sample(id));
     expect(view.status).toBe('completed');
     expect(view.context.final_output).toBeTypeOf('string');
