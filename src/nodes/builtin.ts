@@ -39,15 +39,40 @@ export const templateKind: NodeKind<TemplateParams> = {
 };
 
 /** As `template`, and also writes the text to the context under `outputKey` (default `final_output`). */
-export const outputKind: NodeKind<TemplateParams> = {
+const OutputParams = z
+  .object({
+    template: z.string().optional(),
+    promptTemplate: z.string().optional(),
+    inputs: InputsSchema.optional(),
+    outputKey: z.string().min(1).optional(),
+    /**
+     * `number`: the filled text read as a number (its first number, such as a model's "8" or "Score: 8/10"),
+     * so conditions can compare it (`context.score >= 8`); a text with no number fails the node.
+     */
+    as: z.enum(['text', 'number']).optional(),
+  })
+  .refine((p) => p.template !== undefined || p.promptTemplate !== undefined, {
+    message: 'needs "template" (or "promptTemplate")',
+  });
+type OutputParams = z.infer<typeof OutputParams>;
+
+export const outputKind: NodeKind<OutputParams> = {
   name: 'output',
-  params: TemplateParams,
+  params: OutputParams,
   reads: templateReads,
   run(ctx) {
     const text = renderTemplate(templateOf(ctx.params), ctx.params.inputs, ctx.resolve);
-    return { output: text, context: { [ctx.params.outputKey ?? 'final_output']: text } };
+    const value = ctx.params.as === 'number' ? firstNumber(text, ctx.nodeId) : text;
+    return { output: value, context: { [ctx.params.outputKey ?? 'final_output']: value } };
   },
 };
+
+/** The first number in a text ("8", "Score: 8/10", "-2.5"); a text with none fails the node (not retried). */
+function firstNumber(text: string, nodeId: string): number {
+  const match = /-?\d+(\.\d+)?/.exec(text);
+  if (!match) throw new NonRetryableError(`output "as": "number" found no number in ${JSON.stringify(text.slice(0, 80))}`, { nodeId });
+  return Number(match[0]);
+}
 
 const RouteParams = z.object({
   rules: z.array(z.object({ when: z.string().min(1), action: z.string().min(1) }).strict()),

@@ -143,8 +143,8 @@ describe.each(Object.keys(runners))('issue 13 use cases (%s)', (name) => {
     expect(statuses(view, ['draft', 'critique', 'publish', 'best_effort'])).toEqual({ draft: 'done', critique: 'done', publish: 'done', best_effort: 'skipped' });
     const critique = view.outputs.critique as { iterations: number; last: Record<string, unknown> };
     expect(critique.iterations).toBe(2);
-    expect(critique.last).toMatchObject({ verdict: 'accept', score: '8' });
-    expect(view.context.score).toBe('8');
+    expect(critique.last).toMatchObject({ verdict: 'accept', score: 8 });
+    expect(view.context.score).toBe(8);
     const essay = String(view.context.essay);
     expect(essay.split('\n')).toEqual([
       view.outputs.draft,
@@ -153,7 +153,7 @@ describe.each(Object.keys(runners))('issue 13 use cases (%s)', (name) => {
     expect(view.context.final_output).toBe(`${essay}\n\n(the critic's score: 8/10)`);
     if (name === 'distributed') {
       const first = await h.client.get(view.nodes.critique!.children![0]!);
-      expect(first).toMatchObject({ blueprintId: 'essay-writer-round', status: 'completed', context: { score: '6', verdict: 'revise' } });
+      expect(first).toMatchObject({ blueprintId: 'essay-writer-round', status: 'completed', context: { score: 6, verdict: 'revise' } });
       expect(first!.nodes.accept!.status).toBe('skipped');
     }
   });
@@ -163,7 +163,7 @@ describe.each(Object.keys(runners))('issue 13 use cases (%s)', (name) => {
     expect(view.status).toBe('completed');
     expect(statuses(view, ['publish', 'best_effort'])).toEqual({ publish: 'skipped', best_effort: 'done' });
     expect((view.outputs.critique as { iterations: number }).iterations).toBe(1);
-    expect(view.context.score).toBe('6');
+    expect(view.context.score).toBe(6);
     expect(String(view.context.final_output)).toMatch(/\[offline\] Revision 1: [^\n]+\n\n\(best effort after 3 rounds; the critic's last score: 6\/10\)$/);
   });
 
