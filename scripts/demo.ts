@@ -134,7 +134,8 @@ async function main(): Promise<number> {
     print();
 
     const labels = new Map(stack.workers.map((w) => [w.workerId, `worker ${w.index} (pid ${w.pid})`]));
-    const progress = createProgressPrinter({ write: print, color, workerLabel: (id) => labels.get(id) ?? id });
+    // A waiting node's signal command must reach this demo's Redis (a private one, not 6379).
+    const progress = createProgressPrinter({ write: print, color, workerLabel: (id) => labels.get(id) ?? id, commandPrefix: `REDIS_URL=${redis.url} ` });
     for await (const event of followRunEvents(stack.client.store.redis as Redis, stack.client.store.keys, runId, { children: true, signal: interrupt.signal })) {
       progress(event);
     }

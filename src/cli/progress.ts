@@ -60,6 +60,8 @@ export interface ProgressOptions {
   color?: boolean;
   /** How a worker is named in the lines (e.g. "worker 1 (pid 4242)"). @default its id */
   workerLabel?(workerId: string): string;
+  /** Put before the printed `switchyard signal` command (e.g. `REDIS_URL=… ` for a private Redis). @default '' */
+  commandPrefix?: string;
 }
 
 /**
@@ -129,7 +131,7 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
         const until = f.wake ? `; times out in ${formatDuration(Number(f.wake) - event.at)}` : '';
         line(event, 'waiting', node, `for a signal${f.prompt ? `: ${JSON.stringify(f.prompt)}` : ''}${c.dim(` (actions: ${actions.join(', ') || 'none'}${until})`)}`);
         // How to answer it, ready to copy.
-        options.write(`${' '.repeat(10)}signal it: switchyard signal ${event.runId} ${node}${actions.length ? ` --action ${actions[0]}` : ''}${actions.length > 1 ? c.dim(`   (or ${actions.slice(1).join(', ')})`) : ''}`);
+        options.write(`${' '.repeat(10)}signal it: ${options.commandPrefix ?? ''}switchyard signal ${event.runId} ${node}${actions.length ? ` --action ${actions[0]}` : ''}${actions.length > 1 ? c.dim(`   (or ${actions.slice(1).join(', ')})`) : ''}`);
         return;
       }
       case 'node.sleeping':
