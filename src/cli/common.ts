@@ -28,6 +28,8 @@ export interface CliEnv {
   heartbeatMs: number;
   prefix: string;
   queueName: string;
+  /** SWITCHYARD_QUEUE_SHARDS: queue shards (the same on every client and worker). @default 1 */
+  queueShards: number;
   logLevel: LogLevel;
   /** SWITCHYARD_LOG_FORMAT: json | pretty; undefined: pretty when stderr is a terminal. */
   logFormat: 'json' | 'pretty' | undefined;
@@ -55,6 +57,7 @@ export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
     heartbeatMs: env.SWITCHYARD_HEARTBEAT_MS ? envInt('SWITCHYARD_HEARTBEAT_MS', env.SWITCHYARD_HEARTBEAT_MS, 10) : DEFAULT_HEARTBEAT_MS,
     prefix: env.SWITCHYARD_PREFIX || 'sy',
     queueName: env.SWITCHYARD_QUEUE || 'switchyard',
+    queueShards: env.SWITCHYARD_QUEUE_SHARDS ? envInt('SWITCHYARD_QUEUE_SHARDS', env.SWITCHYARD_QUEUE_SHARDS, 1) : 1,
     logLevel: level,
     logFormat: format,
     llmProvider: env.SWITCHYARD_LLM || 'offline',

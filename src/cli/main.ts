@@ -106,6 +106,8 @@ Options:
   --wait               wait for the run to end and print its result (with live progress on a terminal)
   --progress           show live progress while waiting, also when not on a terminal (on stderr)
   --timeout <s>        with --wait: give up waiting after this many seconds (the run goes on)
+  --priority <n>       the run's priority, BullMQ's: 1 (highest) to 2097152; its node jobs are taken
+                       before those of runs with a larger number (runs without one go first)
   --json               print one JSON object: { runId, blueprintId, status, context, nodes, error? }
   --local              run in this process with the in-memory executor (no Redis, no workers)
   --tenant <tenant>    whose run it is in the HTTP API and dashboard (default local: the tenant of
@@ -238,7 +240,7 @@ Examples:
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   validate: [],
   worker: ['blueprints', 'concurrency', 'lock-duration', 'drain-timeout'],
-  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'json', 'local', 'tenant'],
+  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'json', 'local', 'tenant', 'priority'],
   status: ['json'],
   cancel: [],
   events: ['follow', 'json'],
@@ -350,6 +352,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv): Promi
     redis,
     prefix: env.prefix,
     queueName: env.queueName,
+    queueShards: env.queueShards,
     kinds: registry.kinds,
     blueprints: registry,
     seedBlueprints: true,

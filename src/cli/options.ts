@@ -13,6 +13,7 @@ export const OPTIONS = {
   wait: { type: 'boolean' },
   progress: { type: 'boolean' },
   timeout: { type: 'string' },
+  priority: { type: 'string' },
   json: { type: 'boolean' },
   local: { type: 'boolean' },
   follow: { type: 'boolean', short: 'f' },

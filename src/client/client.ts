@@ -4,7 +4,7 @@ import type { BlueprintRegistry, LoadedBlueprint } from '../blueprint/load.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import type { RunView } from '../types/run-view.js';
 import { isTerminalRunStatus, type RunStatus } from '../types/statuses.js';
-import { NodeQueue } from '../queue/node-queue.js';
+import { MAX_PRIORITY, NodeQueue } from '../queue/node-queue.js';
 import { BlueprintCatalog, type PushResult } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
@@ -26,6 +26,13 @@ export interface StartOptions {
   runId?: string;
   /** Seconds a finished run is kept. @default the client's runTtlSeconds */
   ttlSeconds?: number;
+  /**
+   * The run's priority, as BullMQ's: 1 is the highest, up to 2097152. Every node job of the run (and of
+   * its child runs) carries it, so on a busy queue a run with a smaller number is taken before those with
+   * larger ones. Runs without a priority are taken before prioritized ones (BullMQ's rule).
+   * @default none
+   */
+  priority?: number;
 }
 
 export interface ResultOptions {
@@ -94,9 +101,12 @@ export class SwitchyardClient {
     if (options.version !== undefined && typeof blueprint !== 'string') {
       throw new SwitchyardError(ErrorCodes.VALIDATION, 'version names a stored version of a blueprint id: give the id, not an inline blueprint');
     }
+    if (options.priority !== undefined && (!Number.isInteger(options.priority) || options.priority < 1 || options.priority > MAX_PRIORITY)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, `priority must be a whole number from 1 (highest) to ${MAX_PRIORITY} (got ${options.priority})`);
+    }
     const loaded = typeof blueprint === 'string' ? await this.catalog.resolve(blueprint, options.version) : await this.validateInline(blueprint);
     const runId = options.runId ?? randomUUID();
-    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds });
+    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds, priority: options.priority });
     return new RunHandle(this, runId, started.graph.blueprintId, started.created);
   }
 

@@ -14,7 +14,7 @@ import type { ChildRuns, NodeKindRegistry, NodeResult, SlotPool } from '../types
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { BlueprintStore } from '../store/blueprint-store.js';
 import { RedisStore } from '../store/redis-store.js';
-import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
+import { NodeQueue, routeOf, type NodeJobData, type RunRoute } from '../queue/node-queue.js';
 import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { errorMessage, runAttempt, serializeFailure } from './attempt-policy.js';
@@ -34,9 +34,9 @@ export interface WorkerOptions extends SwitchyardOptions {
    */
   seedBlueprints?: boolean;
   /**
-   * Node jobs run at once. While steps here hold every slot of a kind's pool (the LLM kinds: this
-   * worker's LLM limit) the worker takes no new jobs and claims no extra successors, so other workers
-   * get them. @default 64
+   * Node jobs run at once, over all queue shards together. While steps here hold every slot of a kind's
+   * pool (the LLM kinds: this worker's LLM limit) the worker takes no new jobs and claims no extra
+   * successors, so other workers get them. @default 64
    */
   concurrency?: number;
   /**
@@ -91,7 +91,12 @@ export class SwitchyardWorker {
   /** Stored blueprints (and this worker's own): for runs started before runs pinned their subflows. */
   private readonly catalog: BlueprintCatalog;
   private readonly graphs: GraphCache;
-  private readonly worker: Worker<NodeJobData>;
+  /** One BullMQ worker per queue shard, sharing this worker's concurrency (see {@link adjustIntake}). */
+  private readonly workers: Array<Worker<NodeJobData>>;
+  /** Jobs being processed now, per queue shard. */
+  private readonly jobsByShard: number[];
+  /** Where adjustIntake starts handing out free slots, turned each call so no shard is always last. */
+  private nextShare = 0;
   private readonly subscriber: Redis;
   /** Per run with steps running here: one AbortController for all of them, and how many there are. */
   private readonly running = new Map<string, { controller: AbortController; steps: number }>();
@@ -153,20 +158,27 @@ export class SwitchyardWorker {
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     this.subscribed = this.subscriber.subscribe(this.store.keys.aborts()).then(() => undefined);
     this.subscribed.catch((err: unknown) => this.logger.error('abort subscription failed', { err: String(err) }));
-    this.worker = new Worker<NodeJobData>(this.options.queueName, (job) => this.process(job), {
-      connection: this.options.redis,
-      prefix: this.options.queuePrefix,
-      concurrency,
-      maxStalledCount: 2,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      stalledInterval: options.lockDurationMs ?? 30_000,
+    // Every queue shard, each with a BullMQ worker of its own (a queue is one hash tag, so one queue per
+    // shard); they start with an equal part of the concurrency and share it from the first job on.
+    const shards = this.options.queuePrefixes.length;
+    this.jobsByShard = new Array<number>(shards).fill(0);
+    this.workers = this.options.queuePrefixes.map((prefix, shard) => {
+      const worker = new Worker<NodeJobData>(this.options.queueName, (job) => this.process(job, shard), {
+        connection: this.options.redis,
+        prefix,
+        concurrency: Math.max(1, Math.floor(concurrency / shards) + (shard < concurrency % shards ? 1 : 0)),
+        maxStalledCount: 2,
+        lockDuration: options.lockDurationMs ?? 30_000,
+        stalledInterval: options.lockDurationMs ?? 30_000,
+      });
+      worker.on('error', (err) => this.logger.error('worker error', { err: err.message, shard }));
+      return worker;
     });
-    this.worker.on('error', (err) => this.logger.error('worker error', { err: err.message }));
   }
 
   /** Resolves once the worker is connected and taking jobs (and has seeded its blueprints, when asked to). */
   async ready(): Promise<void> {
-    await Promise.all([this.worker.waitUntilReady(), this.subscribed, this.seeding]);
+    await Promise.all([...this.workers.map((w) => w.waitUntilReady()), this.subscribed, this.seeding]);
   }
 
   /**
@@ -176,7 +188,7 @@ export class SwitchyardWorker {
   close(): Promise<void> {
     this.stopping = true;
     this.closing ??= (async () => {
-      await this.drain(this.worker.close());
+      await this.drain(Promise.all(this.workers.map((w) => w.close())).then(() => undefined));
       await this.protection?.close();
       await this.queue.close();
       await this.subscriber.quit().catch(() => undefined);
@@ -226,12 +238,28 @@ export class SwitchyardWorker {
   }
 
   /**
-   * Back-pressure: while saturated, take no job beyond those held (BullMQ reads its concurrency before
-   * each fetch); otherwise the configured concurrency.
+   * Back-pressure and the shared concurrency: BullMQ reads a worker's concurrency before each fetch, so
+   * each shard's worker is set to the jobs it holds plus its share of the free slots (concurrency minus
+   * the jobs of all shards; none while saturated), handed out in turn. A BullMQ worker's concurrency is at
+   * least 1, so a shard holding no job may still take one: the jobs over all shards stay within
+   * concurrency + shards - 1 (with one shard: the configured concurrency, or while saturated the jobs held
+   * and at least 1, as before shards).
    */
   private adjustIntake(): void {
-    const wanted = this.saturated() ? Math.max(1, this.jobs) : this.concurrency;
-    if (this.worker.concurrency !== wanted) this.worker.concurrency = wanted;
+    const shards = this.workers.length;
+    if (shards === 1) {
+      const wanted = this.saturated() ? Math.max(1, this.jobs) : this.concurrency;
+      if (this.workers[0]!.concurrency !== wanted) this.workers[0]!.concurrency = wanted;
+      return;
+    }
+    const free = this.saturated() ? 0 : Math.max(0, this.concurrency - this.jobs);
+    const start = this.nextShare++ % shards;
+    for (let i = 0; i < shards; i++) {
+      const shard = (start + i) % shards;
+      const share = Math.floor(free / shards) + (i < free % shards ? 1 : 0);
+      const wanted = Math.max(1, this.jobsByShard[shard]! + share);
+      if (this.workers[shard]!.concurrency !== wanted) this.workers[shard]!.concurrency = wanted;
+    }
   }
 
   /** Counts a step of `node` against its kind's slots from now until the returned release is called. */
@@ -251,11 +279,14 @@ export class SwitchyardWorker {
     };
   }
 
-  private async process(job: Job<NodeJobData>): Promise<void> {
+  private async process(job: Job<NodeJobData>, shard: number): Promise<void> {
     if (this.jobs++ === 0) this.protection?.busy();
+    this.jobsByShard[shard]!++;
+    if (this.workers.length > 1) this.adjustIntake(); // the other shards' shares shrink at once
     try {
       await this.processJob(job);
     } finally {
+      this.jobsByShard[shard]!--;
       if (--this.jobs === 0) this.protection?.idle();
       this.adjustIntake();
     }
@@ -287,6 +318,8 @@ export class SwitchyardWorker {
 
   private async runJob(job: Job<NodeJobData>, graph: Graph, node: CompiledNode, holdFirst: () => void): Promise<void> {
     const { runId, version, childRunId, siblings } = job.data;
+    // The run's shard and priority, as its start recorded them: every job this one leads to carries them.
+    const route = routeOf(job.data);
     // Fetched as the grace period ended: hand the job back as it is, before it claims (and counts) anything.
     if (this.handingBack) return this.handBack(job.data, this.logger);
     const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
@@ -296,7 +329,7 @@ export class SwitchyardWorker {
         // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
         // worker that completed it died before enqueueing (job ids make this harmless otherwise), and the
         // start nodes this job was to claim.
-        return this.enqueue(runId, graph, [...begin.readied, ...(siblings ?? [])]);
+        return this.enqueue(runId, graph, [...begin.readied, ...(siblings ?? [])], route);
       case 'ended':
         // Likewise, tell the parent of an ended child run again (resume jobs are idempotent).
         if (begin.parent && !childRunId) await this.runs.notifyParent(begin.parent, runId);
@@ -314,17 +347,17 @@ export class SwitchyardWorker {
       if (this.handingBack) {
         // Claimed (a successor, a sibling) but not started when the grace period ended.
         release();
-        const task = this.handBack(stepJob(runId, version, step), this.logger).finally(() => running.delete(task));
+        const task = this.handBack(stepJob(runId, version, step, route), this.logger).finally(() => running.delete(task));
         running.add(task);
         return;
       }
       if (++steps > MAX_STEPS_PER_JOB) {
         release();
-        void this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
+        void this.queue.enqueue(runId, version, [step.node], route); // claimed but over the limit: hand it on
         return;
       }
       this.steps++;
-      const task = this.runStep(runId, graph, step)
+      const task = this.runStep(runId, graph, step, route)
         .finally(release)
         .then((next) => next.forEach((claimed) => launch(claimed)))
         .finally(() => {
@@ -336,7 +369,7 @@ export class SwitchyardWorker {
     launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId }, holdFirst);
     for (const sibling of begin.siblings) {
       if (sibling.kind === 'run') launch({ node: graph.byId.get(sibling.nodeId)!, attempt: sibling.attempt, context: sibling.context, outputs: sibling.outputs });
-      else await this.enqueue(runId, graph, sibling.readied);
+      else await this.enqueue(runId, graph, sibling.readied, route);
     }
     while (running.size > 0) await Promise.race(running);
   }
@@ -347,17 +380,17 @@ export class SwitchyardWorker {
    * park a node that waits for a child run, else decide its edges, complete it (claiming successors),
    * enqueue the ready nodes not claimed, tell a parent run that this run ended.
    */
-  private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
+  private async runStep(runId: string, graph: Graph, step: Step, route: RunRoute): Promise<Step[]> {
     const { node } = step;
     const logger = lazyChild(this.logger, { runId, nodeId: node.id, attempt: step.attempt });
-    const result = await this.attempt(runId, graph, step, logger);
+    const result = await this.attempt(runId, graph, step, logger, route);
     if (!result) return [];
     if (result.waitFor) return this.park(runId, node, result.waitFor.runId);
     const taken = decideStepEdges(step, result);
     const done = await this.complete(runId, graph, node, result, taken);
     if (done.kind !== 'ok') return [];
     const claimedIds = new Set(done.claimed.map((c) => c.nodeId));
-    await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)));
+    await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)), route);
     if (done.parent) await this.runs.notifyParent(done.parent, runId);
     return done.claimed.map((c) => ({ node: graph.byId.get(c.nodeId)!, attempt: c.attempt, context: c.context, outputs: c.outputs }));
   }
@@ -367,7 +400,7 @@ export class SwitchyardWorker {
    * tracked until the outcome is applied: the node's result, or undefined once a retry is scheduled, the
    * run failed or the run was cancelled.
    */
-  private async attempt(runId: string, graph: Graph, step: Step, logger: Logger): Promise<NodeResult | undefined> {
+  private async attempt(runId: string, graph: Graph, step: Step, logger: Logger, route: RunRoute): Promise<NodeResult | undefined> {
     const { node, attempt, childRunId } = step;
     const signal = this.track(runId);
     try {
@@ -383,7 +416,7 @@ export class SwitchyardWorker {
         timeoutMs: node.config.timeoutMs,
         signal,
         logger,
-        runs: this.childRuns(runId, node, graph.version, attempt),
+        runs: this.childRuns(runId, node, graph.version, attempt, route),
         policy: node.config,
         endedChild: childRunId ? () => this.endedChild(childRunId, node.id) : undefined,
         logFallback: true,
@@ -395,14 +428,14 @@ export class SwitchyardWorker {
           // Our own delayed job, counted by the node's attempts in run state (not BullMQ's attempts).
           logger.warn('node attempt failed; will retry', { delayMs: outcome.delayMs, error: errorMessage(outcome.error) });
           await this.store.retryNode(runId, node.id, serializeError(outcome.error), outcome.delayMs);
-          await this.queue.enqueueRetry(runId, graph.version, node, attempt, outcome.delayMs);
+          await this.queue.enqueueRetry(runId, graph.version, node, attempt, outcome.delayMs, route);
           return undefined;
         case 'failed':
           await this.fail(runId, node.id, outcome.error, attempt, logger);
           return undefined;
         case 'cancelled':
           // Its signal fired: the run was cancelled or failed elsewhere, or this worker's grace period ended.
-          if (this.handingBack) await this.handBack(stepJob(runId, graph.version, step), logger);
+          if (this.handingBack) await this.handBack(stepJob(runId, graph.version, step, route), logger);
           return undefined;
       }
     } finally {
@@ -441,7 +474,7 @@ export class SwitchyardWorker {
    * version its run pinned when it started (read here, where a subflow starts: no ordinary node pays for
    * it) and inheriting the pins, so this worker's own blueprints never decide what a run executes.
    */
-  private childRuns(runId: string, node: CompiledNode, version: string, attempt: number): ChildRuns {
+  private childRuns(runId: string, node: CompiledNode, version: string, attempt: number, route: RunRoute): ChildRuns {
     return {
       start: async (blueprintId, input) => {
         const id = childRunId(runId, node.id, attempt);
@@ -464,7 +497,9 @@ export class SwitchyardWorker {
             retryable: false,
           });
         }
-        await this.runs.startGraph(graph, input, { runId: id, parent: { runId, nodeId: node.id, version }, pinsJson, store: [graph] });
+        // The child runs on its parent's shard with its priority; its link carries them for the resume job.
+        const parent = { runId, nodeId: node.id, version, ...definedRoute(route) };
+        await this.runs.startGraph(graph, input, { runId: id, parent, pinsJson, store: [graph], shard: route.shard ?? 0, priority: route.priority });
         return id;
       },
     };
@@ -486,9 +521,9 @@ export class SwitchyardWorker {
     await this.runs.afterEnding(ending, runId);
   }
 
-  private async enqueue(runId: string, graph: Graph, nodeIds: readonly string[]): Promise<void> {
+  private async enqueue(runId: string, graph: Graph, nodeIds: readonly string[], route: RunRoute): Promise<void> {
     const nodes = nodeIds.map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
-    await this.queue.enqueue(runId, graph.version, nodes);
+    await this.queue.enqueue(runId, graph.version, nodes, route);
   }
 
   /** The signal that fires when the run is cancelled or fails elsewhere, for a step starting now. */
@@ -518,10 +553,15 @@ interface Step {
 const NO_RELEASE = () => undefined;
 
 /** The job that runs `step` again elsewhere: a resume job for a subflow node whose child ended, else a start job. */
-function stepJob(runId: string, version: string, step: Step): NodeJobData {
-  const data: NodeJobData = { runId, nodeId: step.node.id, version };
+function stepJob(runId: string, version: string, step: Step, route: RunRoute): NodeJobData {
+  const data: NodeJobData = { runId, nodeId: step.node.id, version, ...definedRoute(route) };
   if (step.childRunId) data.childRunId = step.childRunId;
   return data;
+}
+
+/** The route's parts that are set (a stored parent link or job data leaves the defaults out). */
+function definedRoute(route: RunRoute): RunRoute {
+  return { ...(route.shard ? { shard: route.shard } : {}), ...(route.priority ? { priority: route.priority } : {}) };
 }
 
 /** How long close() lets running nodes finish before handing them back, unless told otherwise. */

@@ -6,7 +6,7 @@ import { RUN_ID_PATTERN } from '../types/ids.js';
 import type { RunStatus } from '../types/statuses.js';
 import type { ParentLink, RedisStore, RunEnding } from '../store/redis-store.js';
 import type { BlueprintCatalog } from './blueprint-catalog.js';
-import type { NodeQueue } from './node-queue.js';
+import type { NodeQueue, RunRoute } from './node-queue.js';
 
 /**
  * Starting and ending runs, shared by the client (runs users start) and the worker (child runs of
@@ -44,7 +44,7 @@ export class RunService {
   async start(
     loaded: LoadedBlueprint,
     input: Record<string, unknown>,
-    options: { runId: string; ttlSeconds?: number },
+    options: { runId: string; ttlSeconds?: number; priority?: number },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
     const closure = await this.catalog.closure(loaded);
     return this.startGraph(this.graphFor(loaded), input, {
@@ -69,6 +69,13 @@ export class RunService {
       /** The run's pins as stored (a child run inherits its parent's). */
       pinsJson?: string;
       store: ReadonlyArray<{ version: string; blueprint: Blueprint }>;
+      /**
+       * The run's queue shard. A child run takes its parent's (from the parent's job), so that every start
+       * of it, retried or not, goes to the same shard. @default a hash of the run id over this process's shard count
+       */
+      shard?: number;
+      /** The run's BullMQ priority; a child run inherits its parent's. */
+      priority?: number;
     },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
     if (!RUN_ID_PATTERN.test(options.runId)) {
@@ -94,8 +101,10 @@ export class RunService {
       pinsJson: options.pinsJson,
     });
     if (started.status === 'running' && started.version === graph.version) {
-      // One job starts them all: the worker that takes it claims the other start nodes itself.
-      await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes);
+      // One job starts them all: the worker that takes it claims the other start nodes itself. Its data
+      // carries the run's route (shard, priority): every later job of the run is produced from a job's data.
+      const route: RunRoute = { shard: options.shard ?? this.queue.shardFor(options.runId), priority: options.priority };
+      await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes, route);
     }
     return { created: started.created, status: started.status, graph };
   }

@@ -32,6 +32,10 @@ export interface ParentLink {
   runId: string;
   nodeId: string;
   version: string;
+  /** The parent run's queue shard (absent: 0), where its resume job goes. */
+  shard?: number;
+  /** The parent run's priority, which its resume job carries. */
+  priority?: number;
 }
 
 /** A run's identity and first nodes, from its state hash alone. */

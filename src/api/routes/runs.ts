@@ -19,7 +19,7 @@ import { ApiError, ApiErrorCodes, jsonResponse } from '../respond.js';
 
 /** What the runs routes need of the client (a `SwitchyardClient` has all of it). */
 export interface RunsClient {
-  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string }): Promise<{ created: boolean }>;
+  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string; priority?: number }): Promise<{ created: boolean }>;
   get(runId: string): Promise<RunView | undefined>;
   result(runId: string, options: { timeoutMs?: number }): Promise<RunView>;
   cancel(runId: string): Promise<boolean>;
@@ -56,6 +56,8 @@ const StartRunBody = z
     version: z.string().regex(VERSION_PATTERN, 'must be a blueprint version (64 hex digits; GET /blueprints/{id} lists them)').optional(),
     input: z.record(z.string(), z.unknown()).optional(),
     idempotencyKey: z.string().min(1, 'must be 1-200 characters').max(200, 'must be 1-200 characters').optional(),
+    // BullMQ's priorities: 1 is the highest.
+    priority: z.number().int('must be a whole number').min(1, 'must be 1 (highest) to 2097152').max(2_097_152, 'must be 1 (highest) to 2097152').optional(),
   })
   .strict();
 
@@ -168,7 +170,7 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     let runId: string = randomUUID();
     let replayed = false;
     if (body.idempotencyKey !== undefined) {
-      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, version: body.version, input }));
+      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, version: body.version, input, priority: body.priority }));
       const claim = await store.reserveIdempotencyKey(principal.tenant, body.idempotencyKey, bodyHash, runId);
       if (claim.outcome === 'conflict') {
         throw new ApiError(409, ApiErrorCodes.IDEMPOTENCY_CONFLICT, 'this idempotencyKey was already used with a different request body');
@@ -177,7 +179,11 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
       replayed = claim.outcome === 'replay';
     }
     const startedAt = Date.now();
-    const handle = await client.start(target, input, version === undefined ? { runId } : { runId, version });
+    const handle = await client.start(target, input, {
+      runId,
+      ...(version === undefined ? {} : { version }),
+      ...(body.priority === undefined ? {} : { priority: body.priority }),
+    });
     const tagged = await store.tagRun(runId, principal.tenant);
     if (tagged.outcome !== 'ok') throw new Error(`run ${runId} could not be tagged with its tenant (${tagged.outcome})`);
     await store.indexRun(principal.tenant, runId, startedAt, tagged.ttlSeconds);
