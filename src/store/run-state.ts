@@ -223,8 +223,13 @@ function parseUsage(json: string): TokenUsage | undefined {
 }
 
 /** Null-prototype object from JSON-valued hash fields, so no key (not even `__proto__`) can pollute. */
+/**
+ * A hash's JSON values by field, in field order: HGETALL's order is the hash's internal one (insertion
+ * order while small, bucket order once large or mid-rehash), which would make one run's view differ
+ * between two reads.
+ */
 function parseValues(fields: Record<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
-  for (const [key, json] of Object.entries(fields)) out[key] = JSON.parse(json);
+  for (const key of Object.keys(fields).sort()) out[key] = JSON.parse(fields[key]!);
   return { ...out };
 }
