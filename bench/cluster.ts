@@ -1,6 +1,6 @@
 /**
  * The cluster scenario of `npm run bench` (alone: `npm run bench:cluster`): one Redis with one queue shard
- * against a private 3-master Redis Cluster with 3 queue shards, on this machine. A client and a worker
+ * against a private 3-master Redis Cluster with 1 and with 3 queue shards, on this machine. A client and a worker
  * (default concurrency) in this process run BENCH_CLUSTER_RUNS (default 1,000) runs of each graph, 300 in
  * flight; then, per master, the share of Redis commands (INFO commandstats, commands inside scripts
  * included), commands and µs of Redis CPU (INFO cpu) per node execution. Both setups share the same two
@@ -35,7 +35,7 @@ export interface MasterFigures {
 }
 
 export interface ClusterRow {
-  setup: 'one Redis, 1 shard' | '3-master cluster, 3 shards';
+  setup: 'one Redis, 1 shard' | '3-master cluster, 1 shard' | '3-master cluster, 3 shards';
   scenario: string;
   nodesPerSec: number;
   masters: MasterFigures[];
@@ -112,6 +112,8 @@ export async function runClusterScenario(): Promise<ClusterRow[]> {
   try {
     const admins = cluster.urls.map((url) => new Redis(url));
     const connect = () => new Cluster([{ host: '127.0.0.1', port: cluster.ports[0]! }], { redisOptions: { maxRetriesPerRequest: null } }) as unknown as RedisClient;
+    // One queue shard first: the issue's starting point (run state spreads, the whole queue on one master).
+    rows.push(...(await measure('3-master cluster, 1 shard', connect, admins, 1)));
     rows.push(...(await measure('3-master cluster, 3 shards', connect, admins, 3)));
     admins.forEach((a) => a.disconnect());
   } finally {
