@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
+import { Worker, type Job, type JobJson, type WorkerOptions as BullWorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
@@ -93,8 +93,11 @@ export class SwitchyardWorker {
   private readonly graphs: GraphCache;
   /** One BullMQ worker per queue shard, sharing this worker's concurrency (see {@link adjustIntake}). */
   private readonly workers: Array<Worker<NodeJobData>>;
-  /** Jobs being processed now, per queue shard. */
-  private readonly jobsByShard: number[];
+  /**
+   * Jobs each shard's BullMQ worker holds: counted when fetched (BullMQ may fetch up to its concurrency
+   * before it starts processing them) until processed.
+   */
+  private readonly inHand: number[];
   /** Where adjustIntake starts handing out free slots, turned each call so no shard is always last. */
   private nextShare = 0;
   private readonly subscriber: Redis;
@@ -161,16 +164,21 @@ export class SwitchyardWorker {
     // Every queue shard, each with a BullMQ worker of its own (a queue is one hash tag, so one queue per
     // shard); they start with an equal part of the concurrency and share it from the first job on.
     const shards = this.options.queuePrefixes.length;
-    this.jobsByShard = new Array<number>(shards).fill(0);
+    this.inHand = new Array<number>(shards).fill(0);
     this.workers = this.options.queuePrefixes.map((prefix, shard) => {
-      const worker = new Worker<NodeJobData>(this.options.queueName, (job) => this.process(job, shard), {
+      const settings: BullWorkerOptions = {
         connection: this.options.redis,
         prefix,
         concurrency: Math.max(1, Math.floor(concurrency / shards) + (shard < concurrency % shards ? 1 : 0)),
         maxStalledCount: 2,
         lockDuration: options.lockDurationMs ?? 30_000,
         stalledInterval: options.lockDurationMs ?? 30_000,
-      });
+      };
+      const process = (job: Job<NodeJobData>) => this.process(job, shard);
+      const worker =
+        shards === 1
+          ? new Worker<NodeJobData>(this.options.queueName, process, settings)
+          : new ShardWorker(this.options.queueName, process, settings, () => this.fetched(shard));
       worker.on('error', (err) => this.logger.error('worker error', { err: err.message, shard }));
       return worker;
     });
@@ -252,14 +260,21 @@ export class SwitchyardWorker {
       if (this.workers[0]!.concurrency !== wanted) this.workers[0]!.concurrency = wanted;
       return;
     }
-    const free = this.saturated() ? 0 : Math.max(0, this.concurrency - this.jobs);
+    const held = this.inHand.reduce((sum, n) => sum + n, 0);
+    const free = this.saturated() ? 0 : Math.max(0, this.concurrency - held);
     const start = this.nextShare++ % shards;
     for (let i = 0; i < shards; i++) {
       const shard = (start + i) % shards;
       const share = Math.floor(free / shards) + (i < free % shards ? 1 : 0);
-      const wanted = Math.max(1, this.jobsByShard[shard]! + share);
+      const wanted = Math.max(1, this.inHand[shard]! + share);
       if (this.workers[shard]!.concurrency !== wanted) this.workers[shard]!.concurrency = wanted;
     }
+  }
+
+  /** A shard's BullMQ worker fetched a job: it counts against the shared concurrency from now. */
+  private fetched(shard: number): void {
+    this.inHand[shard]!++;
+    this.adjustIntake(); // the other shards' shares shrink before they fetch again
   }
 
   /** Counts a step of `node` against its kind's slots from now until the returned release is called. */
@@ -281,12 +296,10 @@ export class SwitchyardWorker {
 
   private async process(job: Job<NodeJobData>, shard: number): Promise<void> {
     if (this.jobs++ === 0) this.protection?.busy();
-    this.jobsByShard[shard]!++;
-    if (this.workers.length > 1) this.adjustIntake(); // the other shards' shares shrink at once
     try {
       await this.processJob(job);
     } finally {
-      this.jobsByShard[shard]!--;
+      if (this.workers.length > 1) this.inHand[shard] = Math.max(0, this.inHand[shard]! - 1);
       if (--this.jobs === 0) this.protection?.idle();
       this.adjustIntake();
     }
@@ -537,6 +550,29 @@ export class SwitchyardWorker {
   private untrack(runId: string): void {
     const entry = this.running.get(runId);
     if (entry && --entry.steps === 0) this.running.delete(runId);
+  }
+}
+
+/**
+ * A BullMQ worker that reports each job it fetches (by moveToActive, or with the previous job's completion),
+ * before it processes it: with several shards, the shared concurrency counts jobs from their fetch.
+ */
+class ShardWorker extends Worker<NodeJobData> {
+  constructor(
+    name: string,
+    processor: (job: Job<NodeJobData>) => Promise<void>,
+    settings: BullWorkerOptions,
+    private readonly onFetched: () => void,
+  ) {
+    super(name, processor, settings);
+  }
+
+  protected override async nextJobFromJobData(jobData?: JobJson, jobId?: string, token?: string): Promise<Job<NodeJobData>> {
+    const job = await super.nextJobFromJobData(jobData, jobId, token);
+    // Undefined when the queue had nothing (the type says otherwise); the callback is set by then (the first
+    // fetch waits for the connection, after the constructor).
+    if (job) this.onFetched?.();
+    return job;
   }
 }
 
