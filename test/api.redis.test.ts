@@ -145,6 +145,18 @@ describe('runs', () => {
     expect(again.json.error).toMatchObject({ code: 'RUN_ENDED', details: { runId, status: 'cancelled' } });
   });
 
+  it('starts a run with a priority (BullMQ\'s, 1 the highest), and refuses one outside 1-2097152', async () => {
+    const started = await call('POST', '/runs', { key: key.acme, body: { blueprintId: 'greeting', input: { name: 'Prio' }, priority: 7 } });
+    expect(started.status).toBe(202);
+    const done = await call('GET', `/runs/${started.json.runId}?wait=20`, { key: key.acme });
+    expect(done.json.status).toBe('completed');
+    for (const priority of [0, 2_097_153, 1.5, '3']) {
+      const refused = await call('POST', '/runs', { key: key.acme, body: { blueprintId: 'greeting', priority } });
+      expect(refused.status, String(priority)).toBe(400);
+      expect(JSON.stringify(refused.json.error.details)).toContain('$.priority');
+    }
+  });
+
   it('answers signals with 501 until the wait node exists', async () => {
     const reply = await call('POST', '/runs/some-run/signals/approve', { key: key.acme, body: { action: 'yes' } });
     expect(reply.status).toBe(501);

@@ -44,6 +44,8 @@ Environment (Redis: the same settings for the worker and every command; set REDI
                          (REDIS_PORT without REDIS_HOST, REDIS_URL and REDIS_HOST) is refused, never guessed.
   SWITCHYARD_PREFIX      prefix of Switchyard's Redis keys (default sy)
   SWITCHYARD_QUEUE       BullMQ queue name (default switchyard)
+  SWITCHYARD_QUEUE_SHARDS  queue shards (default 1): the same on every worker and client; on a Redis
+                         Cluster its shard count, so the queue spreads over them
   SWITCHYARD_LOG_LEVEL   debug | info | warn | error | silent (default info)
   SWITCHYARD_LOG_FORMAT  json | pretty (default: pretty on a terminal, else JSON lines)
   SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
