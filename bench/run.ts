@@ -5,7 +5,8 @@
  * BENCH_RUNS (default 500) runs launched at once per scenario, BENCH_REPS (default 3) repetitions (medians
  * are reported), BENCH_SOAK_RUNS (default 20000; 0 skips) for the worker-RSS soak, BENCH_SCALE=0 skips the
  * 1/2/4-worker scaling run, BENCH_ONLY=chain10,diamond limits the scenarios, BENCH_ENGINES=switchyard,flowcraft
- * limits the engines, BENCH_RAW=0 skips raw BullMQ, BENCH_TTL=0 and BENCH_REDIS_BENCHMARK=0 skip those. BENCH_BASELINE=<dir> (a checkout of an earlier commit, after
+ * limits the engines, BENCH_RAW=0 skips raw BullMQ, BENCH_TTL=0, BENCH_REDIS_BENCHMARK=0 and BENCH_CLUSTER=0 (the
+ * one-Redis vs 3-master-cluster scenario, bench/cluster.ts) skip those. BENCH_BASELINE=<dir> (a checkout of an earlier commit, after
  * its own `npm ci`) adds `switchyard-baseline` at the default concurrency, and `ratioVsBaseline` for
  * `switchyard`: before/after figures from one invocation.
  */
@@ -19,6 +20,7 @@ import { startLocalRedis, type LocalRedis } from '../src/local/redis-server.js';
 import type { Engine, Scenario, WorkerConfig, WorkerMessage } from './engine.js';
 import { switchyardBaselineEngine, switchyardEngine } from './engines/switchyard.js';
 import { SCENARIOS } from './scenarios.js';
+import { runClusterScenario } from './cluster.js';
 import { DEFAULT_CONCURRENCY } from '../src/executor/worker.js';
 import { median, medianOf, percentile, round } from './stats.js';
 
@@ -102,6 +104,8 @@ async function main(): Promise<void> {
   if (process.env.BENCH_TTL !== '0') extra.ttl = await ttlReclaim();
   if (SCALE) extra.scale = await scale();
   if (process.env.BENCH_REDIS_BENCHMARK !== '0') extra.redisBenchmark = redisBenchmark();
+  // One Redis vs a 3-master cluster with 3 queue shards (bench/cluster.ts): how the work divides.
+  if (process.env.BENCH_CLUSTER !== '0') extra.cluster = await runClusterScenario();
   printTable(results);
   console.log(JSON.stringify(extra, null, 2));
   mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });

@@ -46,21 +46,21 @@ export function backlogMetricLine(service: string, counts: BacklogCounts, timest
 
 /**
  * Reads the counts (BullMQ's getJobCounts is a single script) and the oldest waiting job (the list's
- * tail, which workers take next).
+ * tail, which workers take next) of every queue shard, summed (the oldest: over all shards), all shards
+ * at once.
  */
 export async function readBacklog(queue: NodeQueue, now = Date.now()): Promise<BacklogCounts> {
-  const [counts, oldest] = await Promise.all([
-    queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed'),
-    queue.queue.getWaiting(0, 0),
-  ]);
-  const waiting = counts.waiting ?? 0;
-  const prioritized = counts.prioritized ?? 0;
-  const active = counts.active ?? 0;
-  const delayed = counts.delayed ?? 0;
+  const shards = await Promise.all(
+    queue.shards.map((shard) => Promise.all([shard.getJobCounts('waiting', 'prioritized', 'active', 'delayed'), shard.getWaiting(0, 0)])),
+  );
+  const sum = (state: string) => shards.reduce((total, [counts]) => total + (counts[state] ?? 0), 0);
+  const waiting = sum('waiting');
+  const prioritized = sum('prioritized');
+  const active = sum('active');
+  const delayed = sum('delayed');
   // A job that was delayed became ready when its delay ended, not when it was added (BullMQ zeroes
   // `job.delay` when it promotes the job; the option keeps it).
-  const job = oldest[0];
-  const readySince = job ? job.timestamp + (job.opts.delay ?? 0) : now;
+  const readySince = Math.min(now, ...shards.flatMap(([, oldest]) => oldest.map((job) => job.timestamp + (job.opts.delay ?? 0))));
   const oldestWaitingSeconds = Math.max(0, Math.round((now - readySince) / 1000));
   return { waiting, prioritized, active, delayed, backlog: waiting + prioritized + active, oldestWaitingSeconds };
 }
@@ -84,7 +84,7 @@ export function createBacklogHandler(
   const open = async () => {
     const resolved = config();
     const redis = await connectRedis(resolved.redis, options.readSecret);
-    const queue = new NodeQueue(resolveOptions({ redis, prefix: resolved.prefix, queueName: resolved.queueName }));
+    const queue = new NodeQueue(resolveOptions({ redis, prefix: resolved.prefix, queueName: resolved.queueName, queueShards: resolved.queueShards }));
     return { queue, service: resolved.metricService, redis };
   };
   const handler = async (): Promise<BacklogCounts> => {

@@ -86,7 +86,7 @@ export interface BuiltApi {
 export async function createApiFromConfig(config: FunctionConfig, readSecret?: SecretReader): Promise<BuiltApi> {
   const blueprints = loadBundledBlueprints(createNodeKinds());
   const redis = await connectRedis(config.redis, readSecret);
-  const client = new SwitchyardClient({ redis, prefix: config.prefix, queueName: config.queueName, runTtlSeconds: config.runTtlSeconds, blueprints });
+  const client = new SwitchyardClient({ redis, prefix: config.prefix, queueName: config.queueName, queueShards: config.queueShards, runTtlSeconds: config.runTtlSeconds, blueprints });
   // The bundled blueprints become the first stored version of their ids (once; a pushed version wins).
   try {
     await client.seedBlueprints();

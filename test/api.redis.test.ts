@@ -167,6 +167,18 @@ describe('runs', () => {
     expect(again.json.error).toMatchObject({ code: 'RUN_ENDED', details: { runId, status: 'cancelled' } });
   });
 
+  it('starts a run with a priority (BullMQ\'s, 1 the highest), and refuses one outside 1-2097152', async () => {
+    const started = await call('POST', '/runs', { key: key.acme, body: { blueprintId: 'greeting', input: { name: 'Prio' }, priority: 7 } });
+    expect(started.status).toBe(202);
+    const done = await call('GET', `/runs/${started.json.runId}?wait=20`, { key: key.acme });
+    expect(done.json.status).toBe('completed');
+    for (const priority of [0, 2_097_153, 1.5, '3']) {
+      const refused = await call('POST', '/runs', { key: key.acme, body: { blueprintId: 'greeting', priority } });
+      expect(refused.status, String(priority)).toBe(400);
+      expect(JSON.stringify(refused.json.error.details)).toContain('$.priority');
+    }
+  });
+
   it('signals: 200 with the node\'s new state; 409 for a second signal; 404 for an unknown run or node or another tenant\'s run; 400 for an action no edge has; 413 for a large payload', async () => {
     const started = await call('POST', '/runs', { key: key.acme, body: { blueprintId: APPROVAL.id, input: { item: 'the invoice' } } });
     expect(started.status).toBe(202);

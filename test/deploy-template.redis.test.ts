@@ -165,6 +165,15 @@ describe('ElastiCache', () => {
     expect(resources.RedisAuthSecret!.Properties.GenerateSecretString.PasswordLength).toBeGreaterThanOrEqual(32);
   });
 
+  it('gives cluster mode redisShards shards, and the functions and the worker as many queue shards (1 without cluster mode)', () => {
+    const shards = { 'Fn::If': ['RedisClusterMode', ref('RedisShards'), '1'] };
+    for (const name of FUNCTIONS) expect(resources[`${name}LambdaFunction`]!.Properties.Environment.Variables.SWITCHYARD_QUEUE_SHARDS).toEqual(shards);
+    const c = resources.WorkerTaskDefinition!.Properties.ContainerDefinitions[0];
+    expect(c.Environment).toContainEqual({ Name: 'SWITCHYARD_QUEUE_SHARDS', Value: shards });
+    expect(resources.RedisReplicationGroup!.Properties.NumNodeGroups).toEqual({ 'Fn::If': ['RedisClusterMode', ref('RedisShards'), ref('AWS::NoValue')] });
+    expect(template.Parameters!.RedisShards).toMatchObject({ Type: 'Number', Default: '1', MinValue: 1 });
+  });
+
   it('uses noeviction in both modes, and cluster-enabled only in cluster mode', () => {
     const pg = resources.RedisParameterGroup!.Properties;
     const [condition, cluster, single] = pg.Properties['Fn::If'];

@@ -32,6 +32,8 @@ export interface CliEnv {
   deadAfterMs: number | undefined;
   prefix: string;
   queueName: string;
+  /** SWITCHYARD_QUEUE_SHARDS: queue shards (the same on every client and worker). @default 1 */
+  queueShards: number;
   logLevel: LogLevel;
   /** SWITCHYARD_LOG_FORMAT: json | pretty; undefined: pretty when stderr is a terminal. */
   logFormat: 'json' | 'pretty' | undefined;
@@ -61,6 +63,7 @@ export function resolveCliEnv(env: NodeJS.ProcessEnv): CliEnv {
     deadAfterMs: env.SWITCHYARD_DEAD_AFTER_MS ? envInt('SWITCHYARD_DEAD_AFTER_MS', env.SWITCHYARD_DEAD_AFTER_MS, 100) : undefined,
     prefix: env.SWITCHYARD_PREFIX || 'sy',
     queueName: env.SWITCHYARD_QUEUE || 'switchyard',
+    queueShards: env.SWITCHYARD_QUEUE_SHARDS ? envInt('SWITCHYARD_QUEUE_SHARDS', env.SWITCHYARD_QUEUE_SHARDS, 1) : 1,
     logLevel: level,
     logFormat: format,
     llmProvider: env.SWITCHYARD_LLM || 'offline',

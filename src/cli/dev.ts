@@ -47,6 +47,7 @@ export async function dev(positionals: string[], values: Parsed, env: CliEnv): P
       redisConnection,
       prefix: env.prefix,
       queueName: env.queueName,
+      queueShards: env.queueShards,
       registry,
       blueprintPaths: paths,
       workers,

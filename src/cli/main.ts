@@ -50,6 +50,8 @@ Environment (Redis: the same settings for the worker and every command; set REDI
                          (REDIS_PORT without REDIS_HOST, REDIS_URL and REDIS_HOST) is refused, never guessed.
   SWITCHYARD_PREFIX      prefix of Switchyard's Redis keys (default sy)
   SWITCHYARD_QUEUE       BullMQ queue name (default switchyard)
+  SWITCHYARD_QUEUE_SHARDS  queue shards (default 1): the same on every worker and client; on a Redis
+                         Cluster its shard count, so the queue spreads over them
   SWITCHYARD_LOG_LEVEL   debug | info | warn | error | silent (default info)
   SWITCHYARD_LOG_FORMAT  json | pretty (default: pretty on a terminal, else JSON lines)
   SWITCHYARD_LLM         offline (default: rule-based, no network) | openai | bedrock
@@ -121,6 +123,8 @@ Options:
   --timeout <s>        with --wait: give up waiting after this many seconds (the run goes on)
   --timeout-run <s>    the run's deadline: past it the run fails with RUN_TIMEOUT (running nodes are
                        aborted, waiting and sleeping nodes and child runs end)
+  --priority <n>       the run's priority, BullMQ's: 1 (highest) to 2097152; its node jobs are taken
+                       before those of runs with a larger number (runs without one go first)
   --json               print one JSON object: { runId, blueprintId, status, context, nodes, error? }
   --local              run in this process with the in-memory executor (no Redis, no workers)
   --tenant <tenant>    whose run it is in the HTTP API and dashboard (default local: the tenant of
@@ -284,7 +288,7 @@ Examples:
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   validate: [],
   worker: ['blueprints', 'concurrency', 'lock-duration', 'drain-timeout'],
-  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'timeout-run', 'json', 'local', 'tenant'],
+  run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'timeout-run', 'json', 'local', 'tenant', 'priority'],
   status: ['json'],
   cancel: [],
   signal: ['action', 'payload', 'json'],
@@ -412,6 +416,7 @@ async function worker(positionals: string[], values: Parsed, env: CliEnv, extraK
     redis,
     prefix: env.prefix,
     queueName: env.queueName,
+    queueShards: env.queueShards,
     kinds: registry.kinds,
     blueprints: registry,
     seedBlueprints: true,

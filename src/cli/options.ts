@@ -16,6 +16,7 @@ export const OPTIONS = {
   'timeout-run': { type: 'string' },
   action: { type: 'string' },
   payload: { type: 'string' },
+  priority: { type: 'string' },
   json: { type: 'boolean' },
   local: { type: 'boolean' },
   follow: { type: 'boolean', short: 'f' },

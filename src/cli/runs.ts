@@ -6,6 +6,7 @@ import { BlueprintRegistry } from '../blueprint/load.js';
 import { SwitchyardClient } from '../client/client.js';
 import { compileGraph } from '../engine/graph.js';
 import { runInMemory } from '../executor/memory-executor.js';
+import { MAX_PRIORITY } from '../queue/node-queue.js';
 import type { RunView } from '../types/run-view.js';
 import { ErrorCodes, NodeNotWaitingError, SwitchyardError } from '../errors.js';
 import type { NodeSignal } from '../types/node-kind.js';
@@ -22,6 +23,7 @@ async function openClient(env: CliEnv, registry?: BlueprintRegistry): Promise<Sw
     redis,
     prefix: env.prefix,
     queueName: env.queueName,
+    queueShards: env.queueShards,
     runTtlSeconds: env.runTtlSeconds,
     blueprints: registry ?? new BlueprintRegistry(createNodeKinds()),
   });
@@ -49,6 +51,10 @@ export async function run(positionals: string[], values: Parsed, env: CliEnv): P
   const runTimeoutSeconds = values['timeout-run'] === undefined ? undefined : Number(values['timeout-run']);
   if (runTimeoutSeconds !== undefined && !(runTimeoutSeconds > 0)) throw new UsageError(`--timeout-run must be a number of seconds > 0 (got "${values['timeout-run']}")`);
   const runTimeout = runTimeoutSeconds === undefined ? {} : { timeoutMs: Math.round(runTimeoutSeconds * 1000) };
+  const priority = values.priority === undefined ? undefined : Number(values.priority);
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= MAX_PRIORITY)) {
+    throw new UsageError(`--priority must be a whole number from 1 (highest) to ${MAX_PRIORITY} (got "${values.priority}")`);
+  }
   const registry = await loadRegistry(values.blueprints, env);
   const loaded = registry.get(blueprintId);
   if (!loaded) throw new UsageError(`no blueprint "${blueprintId}" in ${blueprintPaths(values.blueprints).join(', ')} (known: ${registry.ids().join(', ') || 'none'})`);
@@ -62,7 +68,7 @@ export async function run(positionals: string[], values: Parsed, env: CliEnv): P
   const client = await openClient(env, registry);
   try {
     const startedAt = Date.now();
-    const handle = await client.start(blueprintId, input, runTimeout);
+    const handle = await client.start(blueprintId, input, { ...runTimeout, ...(priority === undefined ? {} : { priority }) });
     await recordForTenant(client, handle.runId, tenant, startedAt);
     if (!values.wait) {
       if (values.json) console.log(JSON.stringify({ runId: handle.runId, blueprintId, status: 'running' }));

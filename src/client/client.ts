@@ -8,7 +8,7 @@ import type { NodeSignal } from '../types/node-kind.js';
 import type { RunView, SignalOutcome } from '../types/run-view.js';
 import { readRunBlueprint } from '../store/run-state.js';
 import { isTerminalRunStatus, type RunStatus } from '../types/statuses.js';
-import { NodeQueue } from '../queue/node-queue.js';
+import { MAX_PRIORITY, NodeQueue } from '../queue/node-queue.js';
 import { BlueprintCatalog, type PushResult } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
@@ -35,6 +35,13 @@ export interface StartOptions {
    * signal, waiting and sleeping nodes and child runs end). @default none
    */
   timeoutMs?: number;
+  /**
+   * The run's priority, as BullMQ's: 1 is the highest, up to 2097152. Every node job of the run (and of
+   * its child runs) carries it, so on a busy queue a run with a smaller number is taken before those with
+   * larger ones. Runs without a priority are taken before prioritized ones (BullMQ's rule).
+   * @default none
+   */
+  priority?: number;
 }
 
 /** Largest signal payload, as JSON. */
@@ -113,13 +120,16 @@ export class SwitchyardClient {
     if (options.version !== undefined && typeof blueprint !== 'string') {
       throw new SwitchyardError(ErrorCodes.VALIDATION, 'version names a stored version of a blueprint id: give the id, not an inline blueprint');
     }
+    if (options.priority !== undefined && (!Number.isInteger(options.priority) || options.priority < 1 || options.priority > MAX_PRIORITY)) {
+      throw new SwitchyardError(ErrorCodes.VALIDATION, `priority must be a whole number from 1 (highest) to ${MAX_PRIORITY} (got ${options.priority})`);
+    }
     const loaded = typeof blueprint === 'string' ? await this.catalog.resolve(blueprint, options.version) : await this.validateInline(blueprint);
     const runId = options.runId ?? randomUUID();
     if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
       throw new SwitchyardError(ErrorCodes.VALIDATION, `timeoutMs must be a number of milliseconds > 0 (got ${options.timeoutMs})`);
     }
     const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
-    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds, deadline });
+    const started = await this.runs.start(loaded, input, { runId, ttlSeconds: options.ttlSeconds, deadline, priority: options.priority });
     return new RunHandle(this, runId, started.graph.blueprintId, started.created);
   }
 

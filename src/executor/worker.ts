@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
+import { Worker, type Job, type JobJson, type WorkerOptions as BullWorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, LimitExceededError, NodeNotWaitingError, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
@@ -15,7 +15,7 @@ import type { ChildRuns, FanOut, NodeKindRegistry, NodeResult, ParkRequest, Slot
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { BlueprintStore } from '../store/blueprint-store.js';
 import { encodeNeeds, RedisStore, type FanOutChild, type StoreNode } from '../store/redis-store.js';
-import { NodeQueue, type NodeJobData } from '../queue/node-queue.js';
+import { NodeQueue, routeOf, type NodeJobData, type RunRoute } from '../queue/node-queue.js';
 import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
 import { errorMessage, isCancelled, runAttempt, serializeFailure, type AttemptOptions } from './attempt-policy.js';
@@ -37,9 +37,9 @@ export interface WorkerOptions extends SwitchyardOptions {
    */
   seedBlueprints?: boolean;
   /**
-   * Node jobs run at once. While steps here hold every slot of a kind's pool (the LLM kinds: this
-   * worker's LLM limit) the worker takes no new jobs and claims no extra successors, so other workers
-   * get them. @default 64
+   * Node jobs run at once, over all queue shards together. While steps here hold every slot of a kind's
+   * pool (the LLM kinds: this worker's LLM limit) the worker takes no new jobs and claims no extra
+   * successors, so other workers get them. @default 64
    */
   concurrency?: number;
   /**
@@ -99,7 +99,15 @@ export class SwitchyardWorker {
   /** Stored blueprints (and this worker's own): for runs started before runs pinned their subflows. */
   private readonly catalog: BlueprintCatalog;
   private readonly graphs: GraphCache;
-  private readonly worker: Worker<NodeJobData>;
+  /** One BullMQ worker per queue shard, sharing this worker's concurrency (see {@link adjustIntake}). */
+  private readonly workers: Array<Worker<NodeJobData>>;
+  /**
+   * Jobs each shard's BullMQ worker holds: counted when fetched (BullMQ may fetch up to its concurrency
+   * before it starts processing them) until processed.
+   */
+  private readonly inHand: number[];
+  /** Where adjustIntake starts handing out free slots, turned each call so no shard is always last. */
+  private nextShare = 0;
   private readonly subscriber: Redis;
   /** Per run with steps running here: one AbortController for all of them, and how many there are. */
   private readonly running = new Map<string, { controller: AbortController; steps: number }>();
@@ -164,16 +172,28 @@ export class SwitchyardWorker {
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     this.subscribed = this.subscriber.subscribe(this.store.keys.aborts()).then(() => undefined);
     this.subscribed.catch((err: unknown) => this.logger.error('abort subscription failed', { err: String(err) }));
-    this.worker = new Worker<NodeJobData>(this.options.queueName, (job, token) => this.process(job, token), {
-      connection: this.options.redis,
-      prefix: this.options.queuePrefix,
-      concurrency,
-      maxStalledCount: 2,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      stalledInterval: options.lockDurationMs ?? 30_000,
+    // Every queue shard, each with a BullMQ worker of its own (a queue is one hash tag, so one queue per
+    // shard); they start with an equal part of the concurrency and share it from the first job on.
+    const shards = this.options.queuePrefixes.length;
+    this.inHand = new Array<number>(shards).fill(0);
+    this.workers = this.options.queuePrefixes.map((prefix, shard) => {
+      const settings: BullWorkerOptions = {
+        connection: this.options.redis,
+        prefix,
+        concurrency: Math.max(1, Math.floor(concurrency / shards) + (shard < concurrency % shards ? 1 : 0)),
+        maxStalledCount: 2,
+        lockDuration: options.lockDurationMs ?? 30_000,
+        stalledInterval: options.lockDurationMs ?? 30_000,
+      };
+      const process = (job: Job<NodeJobData>, token?: string) => this.process(job, shard, token);
+      const worker =
+        shards === 1
+          ? new Worker<NodeJobData>(this.options.queueName, process, settings)
+          : new ShardWorker(this.options.queueName, process, settings, () => this.fetched(shard));
+      worker.on('error', (err) => this.logger.error('worker error', { err: err.message, shard }));
+      worker.on('lockRenewalFailed', (jobIds: string[]) => this.logger.warn('lost the lock of jobs (Redis away, or taken for dead): another worker may run them again', { jobIds, shard }));
+      return worker;
     });
-    this.worker.on('error', (err) => this.logger.error('worker error', { err: err.message }));
-    this.worker.on('lockRenewalFailed', (jobIds: string[]) => this.logger.warn('lost the lock of jobs (Redis away, or taken for dead): another worker may run them again', { jobIds }));
     this.recovery = new WorkerRecovery(
       {
         workerId: this.id,
@@ -188,8 +208,8 @@ export class SwitchyardWorker {
     );
     this.recovery.start();
     // Watching others stops when closing begins; beating goes on while the worker drains, until it closed.
-    this.worker.on('closing', () => this.recovery.stopWatching());
-    this.worker.on('closed', () => this.recovery.stop());
+    this.workers[0]!.on('closing', () => this.recovery.stopWatching());
+    this.workers[0]!.on('closed', () => this.recovery.stop());
   }
 
   /** What recovery did here so far: dead workers' jobs put back, nodes repaired, runs failed beyond repair. */
@@ -199,7 +219,7 @@ export class SwitchyardWorker {
 
   /** Resolves once the worker is connected and taking jobs (and has seeded its blueprints, when asked to). */
   async ready(): Promise<void> {
-    await Promise.all([this.worker.waitUntilReady(), this.subscribed, this.seeding]);
+    await Promise.all([...this.workers.map((w) => w.waitUntilReady()), this.subscribed, this.seeding]);
   }
 
   /**
@@ -209,7 +229,7 @@ export class SwitchyardWorker {
   close(): Promise<void> {
     this.stopping = true;
     this.closing ??= (async () => {
-      await this.drain(this.worker.close());
+      await this.drain(Promise.all(this.workers.map((w) => w.close())).then(() => undefined));
       await this.protection?.close();
       await this.queue.close();
       await this.subscriber.quit().catch(() => undefined);
@@ -259,12 +279,35 @@ export class SwitchyardWorker {
   }
 
   /**
-   * Back-pressure: while saturated, take no job beyond those held (BullMQ reads its concurrency before
-   * each fetch); otherwise the configured concurrency.
+   * Back-pressure and the shared concurrency: BullMQ reads a worker's concurrency before each fetch, so
+   * each shard's worker is set to the jobs it holds plus its share of the free slots (concurrency minus
+   * the jobs of all shards; none while saturated), handed out in turn. A BullMQ worker's concurrency is at
+   * least 1, so a shard holding no job may still take one: the jobs over all shards stay within
+   * concurrency + shards - 1 (with one shard: the configured concurrency, or while saturated the jobs held
+   * and at least 1, as before shards).
    */
   private adjustIntake(): void {
-    const wanted = this.saturated() ? Math.max(1, this.jobs) : this.concurrency;
-    if (this.worker.concurrency !== wanted) this.worker.concurrency = wanted;
+    const shards = this.workers.length;
+    if (shards === 1) {
+      const wanted = this.saturated() ? Math.max(1, this.jobs) : this.concurrency;
+      if (this.workers[0]!.concurrency !== wanted) this.workers[0]!.concurrency = wanted;
+      return;
+    }
+    const held = this.inHand.reduce((sum, n) => sum + n, 0);
+    const free = this.saturated() ? 0 : Math.max(0, this.concurrency - held);
+    const start = this.nextShare++ % shards;
+    for (let i = 0; i < shards; i++) {
+      const shard = (start + i) % shards;
+      const share = Math.floor(free / shards) + (i < free % shards ? 1 : 0);
+      const wanted = Math.max(1, this.inHand[shard]! + share);
+      if (this.workers[shard]!.concurrency !== wanted) this.workers[shard]!.concurrency = wanted;
+    }
+  }
+
+  /** A shard's BullMQ worker fetched a job: it counts against the shared concurrency from now. */
+  private fetched(shard: number): void {
+    this.inHand[shard]!++;
+    this.adjustIntake(); // the other shards' shares shrink before they fetch again
   }
 
   /** Counts a step of `node` against its kind's slots from now until the returned release is called. */
@@ -284,13 +327,14 @@ export class SwitchyardWorker {
     };
   }
 
-  private async process(job: Job<NodeJobData>, token: string | undefined): Promise<void> {
+  private async process(job: Job<NodeJobData>, shard: number, token?: string): Promise<void> {
     if (this.jobs++ === 0) this.protection?.busy();
     if (job.id && token) this.activeJobs.set(job.id, token);
     try {
       await this.processJob(job);
     } finally {
       if (job.id) this.activeJobs.delete(job.id);
+      if (this.workers.length > 1) this.inHand[shard] = Math.max(0, this.inHand[shard]! - 1);
       if (--this.jobs === 0) this.protection?.idle();
       this.adjustIntake();
     }
@@ -328,6 +372,8 @@ export class SwitchyardWorker {
 
   private async runJob(job: Job<NodeJobData>, graph: Graph, node: CompiledNode, holdFirst: () => void): Promise<void> {
     const { runId, version, childRunId, siblings } = job.data;
+    // The run's shard and priority, as its start recorded them: every job this one leads to carries them.
+    const route = routeOf(job.data);
     // Fetched as the grace period ended: hand the job back as it is, before it claims (and counts) anything.
     if (this.handingBack) return this.handBack(job.data, this.logger);
     const others = (siblings ?? []).map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
@@ -340,7 +386,7 @@ export class SwitchyardWorker {
         // A redelivered job of a completed node: re-enqueue what its completion made ready, in case the
         // worker that completed it died before enqueueing (job ids make this harmless otherwise), and the
         // start nodes this job was to claim.
-        return this.enqueue(runId, graph, [...begin.readied, ...(siblings ?? [])]);
+        return this.enqueue(runId, graph, [...begin.readied, ...(siblings ?? [])], route);
       case 'ended':
         // Likewise, tell the parent of an ended child run again (resume jobs are idempotent).
         if (begin.parent && !childRunId) await this.runs.notifyParent(begin.parent, runId);
@@ -348,7 +394,7 @@ export class SwitchyardWorker {
       case 'parked':
         // A redelivered job of a parked node: add its wake job again, in case the worker that parked it
         // died before it could (one job id per node and attempt makes this harmless otherwise).
-        if (begin.wake !== undefined) await this.queue.enqueueWake(runId, version, node.id, begin.attempt, begin.wake);
+        if (begin.wake !== undefined) await this.queue.enqueueWake(runId, version, node.id, begin.attempt, begin.wake, route);
         return;
       case 'skip':
         return;
@@ -363,17 +409,17 @@ export class SwitchyardWorker {
       if (this.handingBack) {
         // Claimed (a successor, a sibling) but not started when the grace period ended.
         release();
-        const task = this.handBack(stepJob(runId, version, step), this.logger).finally(() => running.delete(task));
+        const task = this.handBack(stepJob(runId, version, step, route), this.logger).finally(() => running.delete(task));
         running.add(task);
         return;
       }
       if (++steps > MAX_STEPS_PER_JOB) {
         release();
-        void this.queue.enqueue(runId, version, [step.node]); // claimed but over the limit: hand it on
+        void this.queue.enqueue(runId, version, [step.node], route); // claimed but over the limit: hand it on
         return;
       }
       this.steps++;
-      const task = this.runStep(runId, graph, step)
+      const task = this.runStep(runId, graph, step, route)
         .finally(release)
         .then((next) => next.forEach((claimed) => launch(claimed)))
         .finally(() => {
@@ -385,7 +431,7 @@ export class SwitchyardWorker {
     launch({ node, attempt: begin.attempt, context: begin.context, outputs: begin.outputs, childRunId }, holdFirst);
     for (const sibling of begin.siblings) {
       if (sibling.kind === 'run') launch({ node: graph.byId.get(sibling.nodeId)!, attempt: sibling.attempt, context: sibling.context, outputs: sibling.outputs });
-      else await this.enqueue(runId, graph, sibling.readied);
+      else await this.enqueue(runId, graph, sibling.readied, route);
     }
     while (running.size > 0) await Promise.race(running);
   }
@@ -396,14 +442,14 @@ export class SwitchyardWorker {
    * park a node that waits for a child run, else decide its edges, complete it (claiming successors),
    * enqueue the ready nodes not claimed, tell a parent run that this run ended.
    */
-  private async runStep(runId: string, graph: Graph, step: Step): Promise<Step[]> {
+  private async runStep(runId: string, graph: Graph, step: Step, route: RunRoute): Promise<Step[]> {
     const { node } = step;
     const logger = lazyChild(this.logger, { runId, nodeId: node.id, attempt: step.attempt });
-    const result = step.childRunId && this.fansOut(node) ? await this.collect(runId, graph, step, logger) : await this.attempt(runId, graph, step, logger);
+    const result = step.childRunId && this.fansOut(node) ? await this.collect(runId, graph, step, logger, route) : await this.attempt(runId, graph, step, logger, route);
     if (!result) return [];
     if (result.waitFor) return this.park(runId, node, result.waitFor.runId, step.childIndices?.get(result.waitFor.runId));
-    if (result.park) return this.parkTimed(runId, graph, node, step.attempt, result.park, logger);
-    if (result.fanOut) return this.fanOut(runId, graph, step, result.fanOut, logger);
+    if (result.park) return this.parkTimed(runId, graph, node, step.attempt, result.park, logger, route);
+    if (result.fanOut) return this.fanOut(runId, graph, step, result.fanOut, logger, route);
     const taken = decideStepEdges(step, result);
     const done = await this.complete(runId, graph, node, result, taken);
     if (done.kind === 'limit') {
@@ -413,7 +459,7 @@ export class SwitchyardWorker {
     }
     if (done.kind !== 'ok') return [];
     const claimedIds = new Set(done.claimed.map((c) => c.nodeId));
-    await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)));
+    await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)), route);
     if (done.parent) await this.runs.notifyParent(done.parent, runId);
     return done.claimed.map((c) => ({ node: graph.byId.get(c.nodeId)!, attempt: c.attempt, context: c.context, outputs: c.outputs }));
   }
@@ -428,13 +474,14 @@ export class SwitchyardWorker {
     graph: Graph,
     step: Step,
     logger: Logger,
+    route: RunRoute,
     continueWith?: AttemptOptions['continueWith'],
   ): Promise<NodeResult | undefined> {
     const { node, attempt, childRunId } = step;
     const signal = this.track(runId);
     try {
       const outcome = await runAttempt({
-        ...this.executeOptions(runId, graph, step, signal, logger),
+        ...this.executeOptions(runId, graph, step, signal, logger, route),
         policy: node.config,
         endedChild: childRunId && !continueWith ? () => this.endedChild(childRunId, node.id) : undefined,
         continueWith,
@@ -447,14 +494,14 @@ export class SwitchyardWorker {
           // Our own delayed job, counted by the node's attempts in run state (not BullMQ's attempts).
           logger.warn('node attempt failed; will retry', { delayMs: outcome.delayMs, error: errorMessage(outcome.error) });
           await this.store.retryNode(runId, node.id, serializeError(outcome.error), outcome.delayMs);
-          await this.queue.enqueueRetry(runId, graph.version, node, attempt, outcome.delayMs);
+          await this.queue.enqueueRetry(runId, graph.version, node, attempt, outcome.delayMs, route);
           return undefined;
         case 'failed':
           await this.fail(runId, node.id, outcome.error, attempt, logger);
           return undefined;
         case 'cancelled':
           // Its signal fired: the run was cancelled or failed elsewhere, or this worker's grace period ended.
-          if (this.handingBack) await this.handBack(stepJob(runId, graph.version, step), logger);
+          if (this.handingBack) await this.handBack(stepJob(runId, graph.version, step, route), logger);
           return undefined;
       }
     } finally {
@@ -463,7 +510,7 @@ export class SwitchyardWorker {
   }
 
   /** What running the step's node needs, for executeNode and the attempt policy. */
-  private executeOptions(runId: string, graph: Graph, step: Step, signal: AbortSignal, logger: Logger): ExecuteNodeOptions {
+  private executeOptions(runId: string, graph: Graph, step: Step, signal: AbortSignal, logger: Logger, route: RunRoute): ExecuteNodeOptions {
     const { node, attempt } = step;
     return {
       runId,
@@ -477,7 +524,7 @@ export class SwitchyardWorker {
       timeoutMs: node.config.timeoutMs,
       signal,
       logger,
-      runs: this.childRuns(runId, node, graph.version, step),
+      runs: this.childRuns(runId, node, graph.version, step, route),
     };
   }
 
@@ -498,7 +545,7 @@ export class SwitchyardWorker {
    * concurrency) marked running in one script call, then started here. The node keeps no worker slot;
    * each child's end is collected by a resume job ({@link collect}).
    */
-  private async fanOut(runId: string, graph: Graph, step: Step, fanOut: FanOut, logger: Logger): Promise<Step[]> {
+  private async fanOut(runId: string, graph: Graph, step: Step, fanOut: FanOut, logger: Logger, route: RunRoute): Promise<Step[]> {
     const { node } = step;
     const reply = await this.store.startFanOut(runId, node.id, {
       base: childRunId(runId, node.id, step.attempt),
@@ -507,7 +554,7 @@ export class SwitchyardWorker {
       input: fanOut.input ?? {},
       each: fanOut.each,
     });
-    if (reply.kind === 'start') await this.startChildren(runId, graph, step, reply.blueprintId, reply.children, logger);
+    if (reply.kind === 'start') await this.startChildren(runId, graph, step, reply.blueprintId, reply.children, logger, route);
     return [];
   }
 
@@ -517,7 +564,7 @@ export class SwitchyardWorker {
    * the node's result from the kind's `gather`. A child whose collection throws fails the node (under its
    * policy: the fallback, else the run fails) after the children still in flight are cancelled.
    */
-  private async collect(runId: string, graph: Graph, step: Step, logger: Logger): Promise<NodeResult | undefined> {
+  private async collect(runId: string, graph: Graph, step: Step, logger: Logger, route: RunRoute): Promise<NodeResult | undefined> {
     const { node } = step;
     let child: RunView;
     let value: unknown;
@@ -527,12 +574,12 @@ export class SwitchyardWorker {
       child = await this.endedChild(step.childRunId!, node.id);
       if (child.parent?.index === undefined) throw new NonRetryableError(`child run ${child.runId} has no index among the node's children`, { nodeId: node.id });
       try {
-        value = await collectChild(this.executeOptions(runId, graph, step, signal, logger), child);
+        value = await collectChild(this.executeOptions(runId, graph, step, signal, logger, route), child);
       } catch (err) {
         failure = err;
       }
     } catch (err) {
-      return this.attempt(runId, graph, step, logger, () => Promise.reject(err));
+      return this.attempt(runId, graph, step, logger, route, () => Promise.reject(err));
     } finally {
       this.untrack(runId);
     }
@@ -545,24 +592,24 @@ export class SwitchyardWorker {
     });
     switch (reply.kind) {
       case 'start':
-        await this.startChildren(runId, graph, step, reply.blueprintId, reply.children, logger);
+        await this.startChildren(runId, graph, step, reply.blueprintId, reply.children, logger, route);
         return undefined;
       case 'all':
-        return this.attempt(runId, graph, step, logger, (options) => gatherChildren(options, reply.values));
+        return this.attempt(runId, graph, step, logger, route, (options) => gatherChildren(options, reply.values));
       case 'halted':
         await Promise.all(reply.running.map((id) => this.runs.cancel(id, `another child run of node "${node.id}" failed it`)));
-        return this.attempt(runId, graph, step, logger, () => Promise.reject(failure));
+        return this.attempt(runId, graph, step, logger, route, () => Promise.reject(failure));
       default:
         return undefined;
     }
   }
 
   /** Starts children of a fanning-out node (again, after a redelivery: their ids are derived). */
-  private async startChildren(runId: string, graph: Graph, step: Step, blueprintId: string, children: FanOutChild[], logger: Logger): Promise<void> {
+  private async startChildren(runId: string, graph: Graph, step: Step, blueprintId: string, children: FanOutChild[], logger: Logger, route: RunRoute): Promise<void> {
     if (children.length === 0) return;
     const { node } = step;
     try {
-      await Promise.all(children.map((c) => this.startChild(runId, node, graph.version, blueprintId, c.input, c.runId, c.index)));
+      await Promise.all(children.map((c) => this.startChild(runId, node, graph.version, blueprintId, c.input, c.runId, route, c.index)));
     } catch (err) {
       // The children cannot start (a blueprint this worker does not have): the node fails, and the run with it.
       await this.fail(runId, node.id, err, step.attempt, logger);
@@ -578,7 +625,7 @@ export class SwitchyardWorker {
    * cancellation or the run's end comes first. Parked before the wake job is added: a wake job never
    * finds its node still running, and a redelivery of this job adds a lost wake job again.
    */
-  private async parkTimed(runId: string, graph: Graph, node: CompiledNode, attempt: number, park: ParkRequest, logger: Logger): Promise<Step[]> {
+  private async parkTimed(runId: string, graph: Graph, node: CompiledNode, attempt: number, park: ParkRequest, logger: Logger, route: RunRoute): Promise<Step[]> {
     const parked = await this.store.parkNode(runId, node.id, {
       status: park.signal ? 'waiting' : 'sleeping',
       wake: park.until,
@@ -588,7 +635,7 @@ export class SwitchyardWorker {
     });
     if (parked.outcome !== 'parked') return [];
     logger.debug(park.signal ? 'node waits for a signal' : 'node sleeps', { wakeAt: park.until });
-    if (park.until !== undefined) await this.queue.enqueueWake(runId, graph.version, node.id, attempt, park.until);
+    if (park.until !== undefined) await this.queue.enqueueWake(runId, graph.version, node.id, attempt, park.until, route);
     return [];
   }
 
@@ -626,14 +673,14 @@ export class SwitchyardWorker {
    * Child runs started by a node: deterministic ids per attempt (and index), linked back to the node. The
    * step notes each indexed child's index, so parking on it records which one it is.
    */
-  private childRuns(runId: string, node: CompiledNode, version: string, step: Step): ChildRuns {
+  private childRuns(runId: string, node: CompiledNode, version: string, step: Step, route: RunRoute): ChildRuns {
     const { attempt } = step;
     return {
       start: async (blueprintId, input, options) => {
         const index = options?.index;
         const id = index === undefined ? childRunId(runId, node.id, attempt) : indexedChildRunId(runId, node.id, attempt, index);
         if (index !== undefined) (step.childIndices ??= new Map()).set(id, index);
-        await this.startChild(runId, node, version, blueprintId, input, id, index);
+        await this.startChild(runId, node, version, blueprintId, input, id, route, index);
         return id;
       },
     };
@@ -644,7 +691,7 @@ export class SwitchyardWorker {
    * when it started (read here, where a child starts: no ordinary node pays for it) and inheriting the
    * pins, so this worker's own blueprints never decide what a run executes.
    */
-  private async startChild(runId: string, node: CompiledNode, version: string, blueprintId: string, input: Record<string, unknown>, id: string, index?: number): Promise<void> {
+  private async startChild(runId: string, node: CompiledNode, version: string, blueprintId: string, input: Record<string, unknown>, id: string, route: RunRoute, index?: number): Promise<void> {
     const pinned = await this.store.readPins(runId);
     let graph: Graph;
     let pinsJson = pinned?.json;
@@ -664,8 +711,9 @@ export class SwitchyardWorker {
         retryable: false,
       });
     }
-    const parent = { runId, nodeId: node.id, version, ...(index === undefined ? {} : { index }) };
-    await this.runs.startGraph(graph, input, { runId: id, parent, pinsJson, store: [graph] });
+    // The child runs on its parent's shard with its priority; its link carries them for the resume job.
+    const parent = { runId, nodeId: node.id, version, ...definedRoute(route), ...(index === undefined ? {} : { index }) };
+    await this.runs.startGraph(graph, input, { runId: id, parent, pinsJson, store: [graph], shard: route.shard ?? 0, priority: route.priority });
   }
 
   /** Fails the node and so its run (one script call), then ends what the run's end ends. */
@@ -684,9 +732,9 @@ export class SwitchyardWorker {
     await this.runs.afterEnding(ending, runId);
   }
 
-  private async enqueue(runId: string, graph: Graph, nodeIds: readonly string[]): Promise<void> {
+  private async enqueue(runId: string, graph: Graph, nodeIds: readonly string[], route: RunRoute): Promise<void> {
     const nodes = nodeIds.map((id) => graph.byId.get(id)).filter((n): n is CompiledNode => n !== undefined);
-    await this.queue.enqueue(runId, graph.version, nodes);
+    await this.queue.enqueue(runId, graph.version, nodes, route);
   }
 
   /** The signal that fires when the run is cancelled or fails elsewhere, for a step starting now. */
@@ -700,6 +748,29 @@ export class SwitchyardWorker {
   private untrack(runId: string): void {
     const entry = this.running.get(runId);
     if (entry && --entry.steps === 0) this.running.delete(runId);
+  }
+}
+
+/**
+ * A BullMQ worker that reports each job it fetches (by moveToActive, or with the previous job's completion),
+ * before it processes it: with several shards, the shared concurrency counts jobs from their fetch.
+ */
+class ShardWorker extends Worker<NodeJobData> {
+  constructor(
+    name: string,
+    processor: (job: Job<NodeJobData>) => Promise<void>,
+    settings: BullWorkerOptions,
+    private readonly onFetched: () => void,
+  ) {
+    super(name, processor, settings);
+  }
+
+  protected override async nextJobFromJobData(jobData?: JobJson, jobId?: string, token?: string): Promise<Job<NodeJobData>> {
+    const job = await super.nextJobFromJobData(jobData, jobId, token);
+    // Undefined when the queue had nothing (the type says otherwise); the callback is set by then (the first
+    // fetch waits for the connection, after the constructor).
+    if (job) this.onFetched?.();
+    return job;
   }
 }
 
@@ -743,10 +814,15 @@ function collectReads(node: CompiledNode): StoreNode {
 const NO_RELEASE = () => undefined;
 
 /** The job that runs `step` again elsewhere: a resume job for a subflow node whose child ended, else a start job. */
-function stepJob(runId: string, version: string, step: Step): NodeJobData {
-  const data: NodeJobData = { runId, nodeId: step.node.id, version };
+function stepJob(runId: string, version: string, step: Step, route: RunRoute): NodeJobData {
+  const data: NodeJobData = { runId, nodeId: step.node.id, version, ...definedRoute(route) };
   if (step.childRunId) data.childRunId = step.childRunId;
   return data;
+}
+
+/** The route's parts that are set (a stored parent link or job data leaves the defaults out). */
+function definedRoute(route: RunRoute): RunRoute {
+  return { ...(route.shard ? { shard: route.shard } : {}), ...(route.priority ? { priority: route.priority } : {}) };
 }
 
 /** How long close() lets running nodes finish before handing them back, unless told otherwise. */

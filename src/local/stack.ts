@@ -188,6 +188,8 @@ export interface LocalStackOptions {
   redisSearchPath?: string;
   prefix: string;
   queueName: string;
+  /** Queue shards of the client and the workers. @default 1 */
+  queueShards?: number;
   /** The blueprints the API serves and the client starts. */
   registry: BlueprintRegistry;
   /** The same blueprints as paths, for the worker processes. */
@@ -237,7 +239,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const redis: RedisChoice = given ? { url: given.address, client: await given.connect() } : await provideRedis(options.redisUrl, { path: options.redisSearchPath });
     if (redis.server) undo.push(() => redis.server!.stop());
     if (redis.client) undo.push(() => redis.client!.quit().then(() => undefined, () => undefined));
-    const client = new SwitchyardClient({ redis: redis.client ?? redis.url, prefix: options.prefix, queueName: options.queueName, blueprints: options.registry });
+    const client = new SwitchyardClient({ redis: redis.client ?? redis.url, prefix: options.prefix, queueName: options.queueName, queueShards: options.queueShards, blueprints: options.registry });
     undo.push(() => client.close());
     // The blueprints given become the first stored version of their ids (a pushed version wins).
     await client.seedBlueprints();
@@ -246,7 +248,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     undo.push(() => handler.close());
     const api = await startApiServer(handler, { port: options.api.port, host: options.api.host });
     undo.push(() => api.close());
-    const workerEnv = { ...options.workerEnv, ...(redis.client ? {} : { REDIS_URL: redis.url }), SWITCHYARD_PREFIX: options.prefix, SWITCHYARD_QUEUE: options.queueName };
+    const workerEnv = { ...options.workerEnv, ...(redis.client ? {} : { REDIS_URL: redis.url }), SWITCHYARD_PREFIX: options.prefix, SWITCHYARD_QUEUE: options.queueName, SWITCHYARD_QUEUE_SHARDS: String(options.queueShards ?? 1) };
     const workers = await startWorkerProcesses(options.workers, {
       blueprints: options.blueprintPaths,
       env: workerEnv,

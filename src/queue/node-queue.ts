@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import type { CompiledNode } from '../engine/graph.js';
-import type { ResolvedOptions } from '../options.js';
+import { queueShardOf, queueShardPrefixes, type ResolvedOptions } from '../options.js';
 
 /** What a node job carries: just enough to find the run, the node and the blueprint version. */
 export interface NodeJobData {
@@ -19,7 +19,35 @@ export interface NodeJobData {
   wake?: number;
   /** Set on a run's deadline job (`nodeId` is ''): the run fails with RUN_TIMEOUT if it is still running. */
   deadline?: true;
+  /**
+   * The run's queue shard, chosen when it started: every job of the run (and of its child runs) goes to
+   * it, whatever shard count the producer has now. Absent on jobs of shard 0 (and on jobs enqueued
+   * before queues were sharded, which are all on shard 0).
+   */
+  shard?: number;
+  /** The run's BullMQ priority (1 is the highest); absent for a run started without one. */
+  priority?: number;
 }
+
+/**
+ * Where a run's jobs go: its queue shard and its priority. Every producer call takes the run's route, read
+ * from the job at hand (its data carries it) or from the parent link: never recomputed from the run id,
+ * so a changed shard count moves no run in flight.
+ */
+export interface RunRoute {
+  /** @default 0 */
+  shard?: number;
+  /** BullMQ priority: 1 (highest) to 2097152; absent: none (BullMQ takes such jobs before prioritized ones). */
+  priority?: number;
+}
+
+/** The route a job's data carries. */
+export function routeOf(data: RunRoute): RunRoute {
+  return { shard: data.shard, priority: data.priority };
+}
+
+/** Highest BullMQ priority number (the lowest priority). */
+export const MAX_PRIORITY = 2_097_152;
 
 /** Deterministic job id. BullMQ forbids `:` in custom ids; node ids never contain `.`, so the id is unambiguous. */
 export function nodeJobId(runId: string, nodeId: string): string {
@@ -33,50 +61,81 @@ const KEEP_FAILED_SECONDS = 7 * 24 * 3600;
  * a job id derived from run and node makes enqueueing the same node twice harmless.
  */
 export class NodeQueue {
+  /** Queue shard 0 (with one shard, the whole queue). */
   readonly queue: Queue<NodeJobData>;
+  /** Every queue shard this producer knows, shard 0 first. */
+  readonly shards: ReadonlyArray<Queue<NodeJobData>>;
+  private readonly options: ResolvedOptions;
   private readonly redis: ResolvedOptions['redis'];
+  /** Shards beyond this producer's count that runs in flight recorded (see {@link NodeQueue.shard}). */
+  private readonly extra = new Map<number, Queue<NodeJobData>>();
 
   constructor(options: ResolvedOptions) {
+    this.options = options;
     this.redis = options.redis;
-    this.queue = new Queue<NodeJobData>(options.queueName, { connection: options.redis, prefix: options.queuePrefix });
+    this.shards = options.queuePrefixes.map((prefix) => new Queue<NodeJobData>(options.queueName, { connection: options.redis, prefix }));
+    this.queue = this.shards[0]!;
+  }
+
+  /** The queue shard of a run that starts now (a hash of its id); record it in its route. */
+  shardFor(runId: string): number {
+    return queueShardOf(runId, this.shards.length);
+  }
+
+  /**
+   * The queue of shard `shard` (a run's recorded one). A shard beyond this producer's count (it was
+   * configured with fewer shards than the process that started the run) is opened on first use: the run's
+   * jobs stay on the shard it started on.
+   */
+  private shard(route: RunRoute): Queue<NodeJobData> {
+    const shard = route.shard ?? 0;
+    const known = this.shards[shard];
+    if (known) return known;
+    let queue = this.extra.get(shard);
+    if (!queue) {
+      const prefix = queueShardPrefixesUpTo(this.options, shard);
+      queue = new Queue<NodeJobData>(this.options.queueName, { connection: this.options.redis, prefix });
+      this.extra.set(shard, queue);
+    }
+    return queue;
   }
 
   /** Adds one job per node in one round trip. */
-  async enqueue(runId: string, version: string, nodes: readonly CompiledNode[]): Promise<void> {
+  async enqueue(runId: string, version: string, nodes: readonly CompiledNode[], route: RunRoute = {}): Promise<void> {
     if (nodes.length === 0) return;
-    await this.queue.addBulk(
+    await this.shard(route).addBulk(
       nodes.map((node) => ({
         name: node.id,
-        data: { runId, nodeId: node.id, version },
-        opts: jobOptions(runId, node),
+        data: withRoute({ runId, nodeId: node.id, version }, route),
+        opts: jobOptions(runId, node, route),
       })),
     );
   }
 
   /** Adds the one job that starts a run: its first start node, carrying the others as siblings. */
-  async enqueueStart(runId: string, version: string, startNodes: readonly CompiledNode[]): Promise<void> {
+  async enqueueStart(runId: string, version: string, startNodes: readonly CompiledNode[], route: RunRoute = {}): Promise<void> {
     const [first, ...others] = startNodes;
     if (!first) return;
     const data: NodeJobData = { runId, nodeId: first.id, version };
     if (others.length) data.siblings = others.map((n) => n.id);
-    await this.queue.add(first.id, data, jobOptions(runId, first));
+    await this.shard(route).add(first.id, withRoute(data, route), jobOptions(runId, first, route));
   }
 
   /** Adds a delayed job for the next attempt of a node (exponential backoff is the caller's `delayMs`). */
-  async enqueueRetry(runId: string, version: string, node: CompiledNode, failedAttempt: number, delayMs: number): Promise<void> {
-    await this.queue.add(
+  async enqueueRetry(runId: string, version: string, node: CompiledNode, failedAttempt: number, delayMs: number, route: RunRoute = {}): Promise<void> {
+    await this.shard(route).add(
       node.id,
-      { runId, nodeId: node.id, version },
-      { ...jobOptions(runId, node), jobId: `${nodeJobId(runId, node.id)}.retry${failedAttempt}`, delay: delayMs },
+      withRoute({ runId, nodeId: node.id, version }, route),
+      { ...jobOptions(runId, node, route), jobId: `${nodeJobId(runId, node.id)}.retry${failedAttempt}`, delay: delayMs },
     );
   }
 
-  /** Adds the job that resumes a waiting subflow node once its child run ended. */
-  async enqueueResume(parent: { runId: string; nodeId: string; version: string }, childRunId: string): Promise<void> {
-    await this.queue.add(
+  /** Adds the job that resumes a waiting subflow node once its child run ended (on the parent's shard, from its link). */
+  async enqueueResume(parent: { runId: string; nodeId: string; version: string } & RunRoute, childRunId: string): Promise<void> {
+    await this.shard(parent).add(
       parent.nodeId,
-      { runId: parent.runId, nodeId: parent.nodeId, version: parent.version, childRunId },
-      { jobId: `${nodeJobId(parent.runId, parent.nodeId)}.${childRunId}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+      withRoute({ runId: parent.runId, nodeId: parent.nodeId, version: parent.version, childRunId }, parent),
+      { jobId: `${nodeJobId(parent.runId, parent.nodeId)}.${childRunId}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS }, ...priorityOption(parent) },
     );
   }
 
@@ -87,27 +146,27 @@ export class NodeQueue {
    */
   async enqueueHandBack(data: NodeJobData): Promise<void> {
     const jobId = `${nodeJobId(data.runId, data.nodeId)}.handback-${randomBytes(4).toString('hex')}`;
-    await this.queue.add(data.nodeId, data, { jobId, lifo: true, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } });
+    await this.shard(data).add(data.nodeId, data, { jobId, lifo: true, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS }, ...priorityOption(data) });
   }
 
   /**
    * Adds the delayed job that wakes a parked node at `wakeAt` (epoch ms). One id per node and attempt,
    * so adding it again (a redelivered job of the parked node) is harmless.
    */
-  async enqueueWake(runId: string, version: string, nodeId: string, attempt: number, wakeAt: number): Promise<void> {
-    await this.queue.add(
+  async enqueueWake(runId: string, version: string, nodeId: string, attempt: number, wakeAt: number, route: RunRoute = {}): Promise<void> {
+    await this.shard(route).add(
       nodeId,
-      { runId, nodeId, version, wake: attempt },
-      { jobId: `${nodeJobId(runId, nodeId)}.wake${attempt}`, delay: Math.max(0, wakeAt - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+      withRoute({ runId, nodeId, version, wake: attempt }, route),
+      { jobId: `${nodeJobId(runId, nodeId)}.wake${attempt}`, delay: Math.max(0, wakeAt - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS }, ...priorityOption(route) },
     );
   }
 
   /** Adds the run's one deadline job, delayed until `deadline` (epoch ms). */
-  async enqueueDeadline(runId: string, version: string, deadline: number): Promise<void> {
-    await this.queue.add(
+  async enqueueDeadline(runId: string, version: string, deadline: number, route: RunRoute = {}): Promise<void> {
+    await this.shard(route).add(
       'deadline',
-      { runId, nodeId: '', version, deadline: true },
-      { jobId: `${runId}.deadline`, delay: Math.max(0, deadline - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+      withRoute({ runId, nodeId: '', version, deadline: true }, route),
+      { jobId: `${runId}.deadline`, delay: Math.max(0, deadline - Date.now()), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS }, ...priorityOption(route) },
     );
   }
 
@@ -115,13 +174,13 @@ export class NodeQueue {
    * Enqueues nodes the reconciler found with no job that holds them. Their own job ids (`.repair<tag>`),
    * so a finished or failed job of the node's usual id that BullMQ still keeps cannot swallow them.
    */
-  async enqueueRepair(runId: string, version: string, nodes: ReadonlyArray<{ nodeId: string; tag: string }>): Promise<void> {
+  async enqueueRepair(runId: string, version: string, nodes: ReadonlyArray<{ nodeId: string; tag: string }>, route: RunRoute = {}): Promise<void> {
     if (nodes.length === 0) return;
-    await this.queue.addBulk(
+    await this.shard(route).addBulk(
       nodes.map(({ nodeId, tag }) => ({
         name: nodeId,
-        data: { runId, nodeId, version },
-        opts: { jobId: `${nodeJobId(runId, nodeId)}.repair${tag}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+        data: withRoute({ runId, nodeId, version }, route),
+        opts: { jobId: `${nodeJobId(runId, nodeId)}.repair${tag}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS }, ...priorityOption(route) },
       })),
     );
   }
@@ -131,9 +190,13 @@ export class NodeQueue {
    * worker is alive and lists it; an active job nobody processes waits for its lock to lapse).
    */
   async holds(jobId: string, activeHeld: (jobId: string) => boolean): Promise<boolean> {
-    const state = await this.queue.getJobState(jobId);
-    if (state === 'active') return activeHeld(jobId);
-    return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
+    // Every shard: the reconciler knows a run's nodes, not which shard its jobs are on.
+    for (const queue of this.shards) {
+      const state = await queue.getJobState(jobId);
+      if (state === 'active' && activeHeld(jobId)) return true;
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children') return true;
+    }
+    return false;
   }
 
   /**
@@ -142,19 +205,22 @@ export class NodeQueue {
    * job is gone or its lock is no longer that token (it lapsed, or another worker took the job).
    */
   async release(jobId: string, token: string): Promise<boolean> {
-    const job = await Job.fromId(this.queue, jobId);
-    if (!job) return false;
-    try {
-      await job.moveToWait(token);
-      return true;
-    } catch {
-      return false;
+    for (const queue of this.shards) {
+      const job = await Job.fromId(queue, jobId);
+      if (!job) continue;
+      try {
+        await job.moveToWait(token);
+        return true;
+      } catch {
+        return false;
+      }
     }
+    return false;
   }
 
-  /** Ids of the jobs active now (one LRANGE). */
-  activeJobIds(): Promise<string[]> {
-    return this.queue.getRanges(['active']);
+  /** Ids of the jobs active now over every shard (one LRANGE each). */
+  async activeJobIds(): Promise<string[]> {
+    return (await Promise.all(this.shards.map((queue) => queue.getRanges(['active'])))).flat();
   }
 
   /**
@@ -163,19 +229,39 @@ export class NodeQueue {
    * place we look inside BullMQ; we never write there) and moves it with {@link release}.
    */
   async releaseOrphan(jobId: string): Promise<boolean> {
-    const token = await this.redis.get(`${this.queue.toKey(jobId)}:lock`);
-    return token === null ? false : this.release(jobId, token);
+    for (const queue of this.shards) {
+      const token = await this.redis.get(`${queue.toKey(jobId)}:lock`);
+      if (token !== null) return this.release(jobId, token);
+    }
+    return false;
   }
 
   async close(): Promise<void> {
-    await this.queue.close();
+    await Promise.all([...this.shards, ...this.extra.values()].map((queue) => queue.close()));
   }
+}
+
+/** Shard `shard`'s BullMQ prefix (tags depend only on the prefix and the shard's number). */
+function queueShardPrefixesUpTo(options: ResolvedOptions, shard: number): string {
+  return queueShardPrefixes(options.prefix, shard + 1)[shard]!;
+}
+
+/** The job data with the route's non-default parts (shard 0 and no priority add nothing). */
+function withRoute(data: NodeJobData, route: RunRoute): NodeJobData {
+  if (route.shard) data.shard = route.shard;
+  if (route.priority) data.priority = route.priority;
+  return data;
+}
+
+function priorityOption(route: RunRoute): Pick<JobsOptions, 'priority'> {
+  return route.priority ? { priority: route.priority } : {};
 }
 
 /**
  * Node retries are not BullMQ attempts: a node's attempts are counted in its run state (a worker that
  * dies mid-node uses one up too), and each retry is a delayed job of its own.
  */
-function jobOptions(runId: string, node: CompiledNode): JobsOptions {
-  return { jobId: nodeJobId(runId, node.id), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } };
+function jobOptions(runId: string, node: CompiledNode, route: RunRoute): JobsOptions {
+  return { jobId: nodeJobId(runId, node.id), removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS }, ...priorityOption(route) };
 }
+

@@ -9,7 +9,7 @@ import type { NodeResult, NodeSignal } from '../types/node-kind.js';
 import type { NodeStatus, RunStatus } from '../types/statuses.js';
 import type { ParentLink, RedisStore, RunEnding } from '../store/redis-store.js';
 import type { BlueprintCatalog } from './blueprint-catalog.js';
-import type { NodeQueue } from './node-queue.js';
+import type { NodeQueue, RunRoute } from './node-queue.js';
 
 /**
  * Starting and ending runs, shared by the client (runs users start) and the worker (child runs of
@@ -47,7 +47,7 @@ export class RunService {
   async start(
     loaded: LoadedBlueprint,
     input: Record<string, unknown>,
-    options: { runId: string; ttlSeconds?: number; /** Epoch ms past which the run fails with RUN_TIMEOUT. */ deadline?: number },
+    options: { runId: string; ttlSeconds?: number; /** Epoch ms past which the run fails with RUN_TIMEOUT. */ deadline?: number; priority?: number },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
     const closure = await this.catalog.closure(loaded);
     return this.startGraph(this.graphFor(loaded), input, {
@@ -74,6 +74,13 @@ export class RunService {
       /** Epoch ms past which the run fails with RUN_TIMEOUT. */
       deadline?: number;
       store: ReadonlyArray<{ version: string; blueprint: Blueprint }>;
+      /**
+       * The run's queue shard. A child run takes its parent's (from the parent's job), so that every start
+       * of it, retried or not, goes to the same shard. @default a hash of the run id over this process's shard count
+       */
+      shard?: number;
+      /** The run's BullMQ priority; a child run inherits its parent's. */
+      priority?: number;
     },
   ): Promise<{ created: boolean; status: RunStatus; graph: Graph }> {
     if (!RUN_ID_PATTERN.test(options.runId)) {
@@ -108,9 +115,11 @@ export class RunService {
     // The reconciler's index (src/executor/recovery.ts): one ZADD per run, in its own slot.
     if (started.created) await this.store.indexRunning(options.runId, Date.now());
     if (started.status === 'running' && started.version === graph.version) {
-      // One job starts them all: the worker that takes it claims the other start nodes itself.
-      await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes);
-      if (options.deadline !== undefined) await this.queue.enqueueDeadline(options.runId, graph.version, options.deadline);
+      // One job starts them all: the worker that takes it claims the other start nodes itself. Its data
+      // carries the run's route (shard, priority): every later job of the run is produced from a job's data.
+      const route: RunRoute = { shard: options.shard ?? this.queue.shardFor(options.runId), priority: options.priority };
+      await this.queue.enqueueStart(options.runId, graph.version, graph.startNodes, route);
+      if (options.deadline !== undefined) await this.queue.enqueueDeadline(options.runId, graph.version, options.deadline, route);
     }
     return { created: started.created, status: started.status, graph };
   }

@@ -36,6 +36,10 @@ export interface ParentLink {
   version: string;
   /** Which of the node's children this is (a map's item index, a loop's iteration). */
   index?: number;
+  /** The parent run's queue shard (absent: 0), where its resume job goes. */
+  shard?: number;
+  /** The parent run's priority, which its resume job carries. */
+  priority?: number;
 }
 
 /** A run's identity and first nodes, from its state hash alone. */
@@ -305,8 +309,13 @@ function parseUsage(json: string): TokenUsage | undefined {
 }
 
 /** Null-prototype object from JSON-valued hash fields, so no key (not even `__proto__`) can pollute. */
+/**
+ * A hash's JSON values by field, in field order: HGETALL's order is the hash's internal one (insertion
+ * order while small, bucket order once large or mid-rehash), which would make one run's view differ
+ * between two reads.
+ */
 function parseValues(fields: Record<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
-  for (const [key, json] of Object.entries(fields)) out[key] = JSON.parse(json);
+  for (const key of Object.keys(fields).sort()) out[key] = JSON.parse(fields[key]!);
   return { ...out };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { inject } from 'vitest';
 import {
   BlueprintRegistry,
@@ -12,9 +12,46 @@ import {
   type WorkerOptions,
 } from '../../src/index.js';
 
-/** A Redis client for the test run's private Redis (or REDIS_URL). */
+/**
+ * A Redis client for the test run's private Redis (or REDIS_URL). In the "cluster" project an ioredis
+ * Cluster on the private Redis Cluster, typed as a Redis: its commands are the same (a test that reads raw
+ * keys of several slots must go node by node, as {@link deleteKeys} does).
+ */
 export function testRedis(): Redis {
+  if (inject('redisCluster')) return clusterClient() as unknown as Redis;
   return new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+}
+
+/** A new ioredis Cluster on the "cluster" project's Redis Cluster. */
+export function clusterClient(): Cluster {
+  const url = new URL(inject('redisUrl'));
+  return new Cluster([{ host: url.hostname, port: Number(url.port) }], { redisOptions: { maxRetriesPerRequest: null } });
+}
+
+/**
+ * The connection a test client or worker gets when the test names none: the test Redis's URL (the client
+ * or worker opens and closes its own), or in the "cluster" project a Cluster of its own, closed with it;
+ * and the queue shards of the project (3 on the cluster, else the default).
+ */
+function defaultConnection(redis: ClientOptions['redis']): { redis: ClientOptions['redis']; close?: () => void; queueShards?: number } {
+  const queueShards = inject('queueShards');
+  if (redis !== undefined || !inject('redisCluster')) return { redis: redis ?? inject('redisUrl'), ...(queueShards ? { queueShards } : {}) };
+  const cluster = clusterClient();
+  return { redis: cluster, close: () => cluster.disconnect(), queueShards };
+}
+
+/** Makes `target.close()` also run `after` (closing a connection the harness opened for it). */
+function closeAlso<T extends { close(): Promise<void> }>(target: T, after: (() => void) | undefined): T {
+  if (!after) return target;
+  const close = target.close.bind(target);
+  target.close = async () => {
+    try {
+      await close();
+    } finally {
+      after();
+    }
+  };
+  return target;
 }
 
 /** Where a test's client or worker keeps its data. Tests always use the key prefix as the queue name too. */
@@ -39,12 +76,18 @@ export type TestWorkerOptions = Omit<WorkerOptions, 'prefix' | 'queueName' | 're
 
 /** A client on the test's prefix and queue. The caller closes it (or use a scope, which does). */
 export function createTestClient({ prefix, redis, ...options }: TestClientOptions): SwitchyardClient {
-  return new SwitchyardClient({ ...options, redis: redis ?? inject('redisUrl'), prefix, queueName: prefix });
+  const connection = defaultConnection(redis);
+  const client = new SwitchyardClient({ queueShards: connection.queueShards, ...options, redis: connection.redis, prefix, queueName: prefix });
+  return closeAlso(client, connection.close);
 }
 
 /** A worker on the test's prefix and queue, ready to take jobs. The caller closes it (or use a scope, which does). */
 export async function startTestWorker({ prefix, redis, blueprints, kinds, ...options }: TestWorkerOptions): Promise<SwitchyardWorker> {
-  const worker = new SwitchyardWorker({ ...options, redis: redis ?? inject('redisUrl'), prefix, queueName: prefix, kinds: kinds ?? blueprints.kinds, blueprints });
+  const connection = defaultConnection(redis);
+  const worker = closeAlso(
+    new SwitchyardWorker({ queueShards: connection.queueShards, ...options, redis: connection.redis, prefix, queueName: prefix, kinds: kinds ?? blueprints.kinds, blueprints }),
+    connection.close,
+  );
   try {
     await worker.ready();
   } catch (err) {
@@ -142,19 +185,27 @@ export async function startHarness(options: {
   return { ...scope, registry, kinds: registry.kinds, client, workers };
 }
 
-/** A prefix's own keys and its queue's. */
+/** A prefix's own keys and its queue's (every shard: `{<prefix>q}`, `{<prefix>q1~3}`, ...). */
 export function prefixPatterns(prefix: string): string[] {
-  return [`${prefix}:*`, `{${prefix}q}:*`];
+  return [`${prefix}:*`, `{${prefix}q}:*`, `{${prefix}q[0-9]*}:*`];
 }
 
-/** Deletes every key matching the patterns (SCAN + UNLINK): only ever a test's own prefix. */
+/**
+ * Deletes every key matching the patterns (SCAN + UNLINK): only ever a test's own prefix. On a Redis
+ * Cluster, on every master, one key per UNLINK (a node's keys lie in many slots).
+ */
 export async function deleteKeys(redis: Redis, patterns: string[]): Promise<void> {
-  for (const match of patterns) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+  const cluster = redis instanceof Cluster ? (redis as Cluster) : undefined;
+  for (const node of cluster ? cluster.nodes('master') : [redis]) {
+    for (const match of patterns) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+        cursor = next;
+        if (!keys.length) continue;
+        if (cluster) await Promise.all(keys.map((key) => node.unlink(key)));
+        else await node.unlink(...keys);
+      } while (cursor !== '0');
+    }
   }
 }

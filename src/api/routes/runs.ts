@@ -21,7 +21,7 @@ import { ApiError, ApiErrorCodes, jsonResponse } from '../respond.js';
 
 /** What the runs routes need of the client (a `SwitchyardClient` has all of it). */
 export interface RunsClient {
-  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string; timeoutMs?: number }): Promise<{ created: boolean }>;
+  start(blueprint: string | object, input: Record<string, unknown>, options: { runId: string; version?: string; timeoutMs?: number; priority?: number }): Promise<{ created: boolean }>;
   get(runId: string): Promise<RunView | undefined>;
   result(runId: string, options: { timeoutMs?: number }): Promise<RunView>;
   cancel(runId: string): Promise<boolean>;
@@ -62,6 +62,8 @@ const StartRunBody = z
     idempotencyKey: z.string().min(1, 'must be 1-200 characters').max(200, 'must be 1-200 characters').optional(),
     /** The run's deadline: past it the run fails with RUN_TIMEOUT. */
     timeoutSeconds: z.number().positive('must be more than 0').max(31_622_400, 'must be at most a year (31622400)').optional(),
+    // BullMQ's priorities: 1 is the highest.
+    priority: z.number().int('must be a whole number').min(1, 'must be 1 (highest) to 2097152').max(2_097_152, 'must be 1 (highest) to 2097152').optional(),
   })
   .strict();
 
@@ -184,7 +186,7 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     let runId: string = randomUUID();
     let replayed = false;
     if (body.idempotencyKey !== undefined) {
-      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, version: body.version, input }));
+      const bodyHash = sha256(canonicalJson({ blueprintId: body.blueprintId, blueprint: body.blueprint === undefined ? undefined : target, version: body.version, input, priority: body.priority }));
       const claim = await store.reserveIdempotencyKey(principal.tenant, body.idempotencyKey, bodyHash, runId);
       if (claim.outcome === 'conflict') {
         throw new ApiError(409, ApiErrorCodes.IDEMPOTENCY_CONFLICT, 'this idempotencyKey was already used with a different request body');
@@ -197,6 +199,7 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
       runId,
       ...(version === undefined ? {} : { version }),
       ...(body.timeoutSeconds === undefined ? {} : { timeoutMs: Math.round(body.timeoutSeconds * 1000) }),
+      ...(body.priority === undefined ? {} : { priority: body.priority }),
     });
     const tagged = await store.tagRun(runId, principal.tenant);
     if (tagged.outcome !== 'ok') throw new Error(`run ${runId} could not be tagged with its tenant (${tagged.outcome})`);

@@ -1,0 +1,82 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { BlueprintRegistry } from '../../src/blueprint/load.js';
+import { limitConcurrency } from '../../src/llm/limit.js';
+import type { LlmProvider } from '../../src/llm/types.js';
+import { createNodeKinds } from '../../src/nodes/index.js';
+import { openScope } from '../support/harness.js';
+
+/** An LLM endpoint that answers only when the test opens it; tells when a request arrives. */
+function heldProvider() {
+  let open = false;
+  const held: Array<() => void> = [];
+  const arrivals: Array<() => void> = [];
+  const provider: LlmProvider = {
+    name: 'openai',
+    model: 'held',
+    async complete() {
+      arrivals.splice(0).forEach((arrived) => arrived());
+      if (!open) await new Promise<void>((resolve) => held.push(resolve));
+      return { text: 'answer', model: 'held' };
+    },
+  };
+  return {
+    provider,
+    arrived: () => new Promise<void>((resolve) => arrivals.push(resolve)),
+    open: () => {
+      open = true;
+      held.splice(0).forEach((release) => release());
+    },
+  };
+}
+
+/**
+ * The back-pressure test of backpressure.redis.test.ts on the 3-master cluster with 3 queue shards: a
+ * worker whose LLM slots are taken still leaves new runs to other workers. With shards, each shard's
+ * BullMQ worker keeps one fetch open, so the saturated worker may take one job more per other shard.
+ */
+describe('back-pressure from the LLM limit, over 3 queue shards', () => {
+  const scope = openScope();
+  afterAll(() => scope.close());
+
+  it('a worker whose LLM slots are taken leaves new runs to other workers', async () => {
+    const blueprint = { id: 'ask', nodes: [{ id: 'q', uses: 'llm-process', params: { promptTemplate: 'question' } }], edges: [] };
+    const held = heldProvider();
+    // Worker A: one LLM slot, room for 10 jobs over 3 shards. Without back-pressure it would take every queued run.
+    const limited = limitConcurrency(held.provider, 1);
+    let entered = 0;
+    const enteredWaiters: Array<() => void> = [];
+    const counted: LlmProvider = {
+      name: limited.name,
+      model: limited.model,
+      slots: limited.slots,
+      complete(request) {
+        entered++;
+        enteredWaiters.splice(0).forEach((wake) => wake());
+        return limited.complete(request);
+      },
+    };
+    const registryA = new BlueprintRegistry(createNodeKinds({ llm: counted }));
+    registryA.add(blueprint);
+    await scope.startWorker({ blueprints: registryA, concurrency: 10, workerId: 'A' });
+    const client = scope.createClient({ blueprints: registryA });
+
+    const runs = await Promise.all(Array.from({ length: 10 }, () => client.start('ask')));
+    // A holds its one LLM slot (and one job waiting for it); it takes no further jobs.
+    while (entered < 2) await new Promise<void>((resolve) => enteredWaiters.push(resolve));
+
+    const bCalled = held.arrived(); // the next request to reach the endpoint can only come from B
+    const registryB = new BlueprintRegistry(createNodeKinds({ llm: limitConcurrency(held.provider, 10) }));
+    registryB.add(blueprint);
+    await scope.startWorker({ blueprints: registryB, concurrency: 10, workerId: 'B' });
+    await bCalled;
+    held.open();
+
+    const views = await Promise.all(runs.map((run) => run.result({ timeoutMs: 20_000 })));
+    expect(views.map((v) => v.status)).toEqual(Array(10).fill('completed'));
+    const byWorker = views.map((v) => v.nodes.q!.worker);
+    // A's slot was taken once it held one job; a job it fetched before it knew waited in its line.
+    // Without back-pressure A would hold all ten.
+    expect(byWorker.filter((w) => w === 'A').length).toBeLessThanOrEqual(3 + 2);
+    expect(byWorker.filter((w) => w === 'B').length).toBeGreaterThanOrEqual(7 - 2);
+  }, 30_000);
+});
