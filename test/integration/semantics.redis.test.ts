@@ -443,6 +443,28 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
     expect(counts).toEqual([1, 1, 3, 1, 1]);
   });
 
+  it('a redrive runs a loop\'s failed iteration again in place and goes on from there', async () => {
+    // Each iteration's child fails the first time it runs: one redrive per iteration.
+    const run = await runner().start({
+      nodes: [node('again', 'loop', { blueprintId: 'redrive-child', until: 'false', maxIterations: 2 }), node('after', 'count')],
+      edges: [{ source: 'again', target: 'after', action: 'exhausted' }],
+    });
+    expect((await run.result()).status).toBe('failed');
+    await run.redrive();
+    const halfway = await run.result();
+    expect(halfway.status).toBe('failed');
+    expect(halfway.nodes.again!.children).toHaveLength(2);
+    await run.redrive();
+    const view = await run.result();
+    expect(view).toMatchObject({ status: 'completed', redrives: 2 });
+    expect(view.nodes.again).toMatchObject({ status: 'done', attempts: 1 });
+    expect(view.outputs.again).toMatchObject({ iterations: 2 });
+    const [first, second] = view.nodes.again!.children!;
+    expect(['first', 'shaky'].map((id) => probe.count(`${first}:${id}`))).toEqual([1, 2]);
+    expect(['first', 'shaky'].map((id) => probe.count(`${second}:${id}`))).toEqual([1, 2]);
+    expect(probe.count(`${run.runId}:after`)).toBe(1);
+  });
+
   it('a redrive keeps a node skipped by dead-path elimination skipped', async () => {
     const run = await runner().start({
       nodes: [node('decide', 'route', { rules: [], default: 'left' }), node('left', 'flaky', { failTimes: 1 }), node('right', 'count'), node('join', 'count')],
