@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForRunEvents } from '../src/store/run-events.js';
 import type { RunView } from '../src/types/run-view.js';
 import { childRunId, indexedChildRunId } from '../src/types/ids.js';
 import { startHarness, type Harness } from './support/harness.js';
@@ -107,6 +108,30 @@ describe('redrive (distributed)', () => {
     const view = await run.result({ timeoutMs: 20_000 });
     expect(view).toMatchObject({ status: 'cancelled', redrives: 1 });
     expect(counts(run.runId, ['a', 'hold'])).toEqual({ a: 1, hold: 2 });
+  });
+
+  it('a durable sleep cancelled and redriven parks again under a new attempt (its old wake job cannot wake it)', async () => {
+    const run = await h.client.start({ id: `rd${++seq}`, nodes: [node('nap', 'sleep', { duration: '60s' })], edges: [] });
+    const reader = h.redis.duplicate();
+    const stream = h.client.store.keys.runKeys(run.runId).events;
+    const sleeping = async (attempt: string) => {
+      let after: string | undefined;
+      for (;;) {
+        const events = await waitForRunEvents(reader, stream, after, 10_000);
+        if (events.some((e) => e.type === 'node.sleeping' && e.attempt === attempt)) return;
+        after = events.at(-1)?.id ?? after;
+      }
+    };
+    try {
+      await sleeping('1');
+      await run.cancel();
+      await run.redrive();
+      await sleeping('2');
+      expect((await run.get())!.nodes.nap).toMatchObject({ status: 'sleeping', attempts: 2 });
+      await run.cancel();
+    } finally {
+      reader.disconnect();
+    }
   });
 
   it('redrives a failed subflow child in place: the parent node waits for the same child run', async () => {

@@ -133,6 +133,8 @@ export class RunService {
   private async afterRedrive(runId: string, reply: Extract<RedriveRunReply, { outcome: 'redriven' }>): Promise<void> {
     // The reconciler's index lost the run when it ended: a redriven run is indexed again.
     await this.store.indexRunning(runId, Date.now());
+    // Still indexed (the reconciler had not dropped it yet): seen progressing now, not when it first started.
+    await this.store.touchRunning(runId, Date.now());
     await this.queue.enqueueRedrive(runId, reply.version, reply.ready, reply.redrives);
     if (reply.deadline !== undefined) await this.queue.enqueueDeadline(runId, reply.version, reply.deadline);
     for (const child of reply.children) {

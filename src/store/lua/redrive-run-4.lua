@@ -2,7 +2,8 @@
 redriveRun: a failed or cancelled run runs its unfinished part again. Done nodes keep their status,
 outputs and the arrivals they recorded on their successors; skipped nodes stay skipped (a skip is decided
 by done nodes' edges alone: a failure never skips, it cancels). Every other node is reset to pending
-(attempts 0, error, times, worker and park fields cleared), except a subflow/loop node with a child run
+(attempts 0 but for a node parked with a timed wake, whose wake job names its attempt; error, times,
+worker and park fields cleared), except a subflow/loop node with a child run
 (`child`) or a map node that fanned out (`fanBase`): those are redriven in place, staying running and
 waiting for their child runs, which the caller redrives in turn (a map keeps its collected values; the
 child that halted it and the ones it had in flight are the children to redrive). A reset node is ready
@@ -28,7 +29,7 @@ if runStatus ~= 'failed' and runStatus ~= 'cancelled' then return {'not-redrivab
 local topo = cjson.decode(get('topo'))
 local ids = topo.ids
 
-local PER_NODE = {'.status', '.arrived', '.taken', '.child', '.fanBase', '.fanRunning', '.fanHalted', '.fanFailed', '.fanTotal'}
+local PER_NODE = {'.status', '.arrived', '.taken', '.child', '.fanBase', '.fanRunning', '.fanHalted', '.fanFailed', '.fanTotal', '.wake'}
 local fields = {}
 for _, id in ipairs(ids) do
   for _, name in ipairs(PER_NODE) do fields[#fields + 1] = id .. name end
@@ -80,7 +81,12 @@ for index, id in ipairs(ids) do
       toDelete[#toDelete + 1] = id .. '.endedAt'
       inPlace[#inPlace + 1] = id
     else
-      for _, name in ipairs(RESET) do toDelete[#toDelete + 1] = id .. '.' .. name end
+      -- A node parked with a timed wake keeps its attempts: its wake job's id names the attempt
+      -- (`.wake<attempt>`), and the old one may still be delayed in the queue.
+      local keepAttempts = (get(id .. '.wake') or '') ~= ''
+      for _, name in ipairs(RESET) do
+        if not (keepAttempts and name == 'attempts') then toDelete[#toDelete + 1] = id .. '.' .. name end
+      end
       reset[#reset + 1] = id
       local indeg = topo.indeg[index]
       local fire
