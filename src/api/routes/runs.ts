@@ -258,7 +258,12 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
     if (!client.redrive) throw new ApiError(501, ApiErrorCodes.NOT_IMPLEMENTED, 'this server\'s client cannot redrive runs');
     const outcome = await client.redrive(runId);
-    if (outcome.redriven) return jsonResponse(202, { runId, status: 'running', redrives: outcome.redrives });
+    if (outcome.redriven) {
+      // The run's keys no longer expire: reading its owner again re-arms the tenant tag to the full TTL
+      // (it had been shortened to the ended run's remaining time).
+      await requireOwnRun(runId, c.get('principal'));
+      return jsonResponse(202, { runId, status: 'running', redrives: outcome.redrives });
+    }
     throw new ApiError(409, ApiErrorCodes.RUN_NOT_REDRIVABLE, `run "${runId}" is ${outcome.status}: only a failed or cancelled run can be redriven`, { runId, status: outcome.status });
   });
 
