@@ -309,6 +309,18 @@ describe('dashboard in Chromium', () => {
     await screenshot('06b-run-redriven');
   });
 
+  it('shows a failed run\'s Redrive button; a redrive that fails again counts one redrive', async () => {
+    const { runId } = await call('POST', '/runs', { blueprintId: 'dashboard-item', input: { item: 'bad' } });
+    await page.goto(`${server.url}/dashboard/#/runs/${runId}`);
+    await page.locator('#run-status[data-run-status="failed"]').waitFor();
+    expect(await page.locator('#cancel-run').isHidden()).toBe(true);
+    await page.locator('#redrive-run').click();
+    await page.locator('#run-redrives', { hasText: '1' }).waitFor();
+    await page.locator('#run-status[data-run-status="failed"]').waitFor();
+    await page.locator('#redrive-run').waitFor({ state: 'visible' });
+    expect(await call('GET', `/runs/${runId}`)).toMatchObject({ status: 'failed', redrives: 1, error: { nodeId: 'explode' } });
+  });
+
   it('shows a waiting node\'s prompt with a button per action and a payload box, and signals it', async () => {
     const { runId } = await call('POST', '/runs', { blueprintId: DASHBOARD_APPROVAL.id, input: { who: 'Ada' } });
     await page.goto(`${server.url}/dashboard/#/runs/${runId}`);
