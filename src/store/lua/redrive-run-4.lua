@@ -3,8 +3,8 @@ redriveRun: a failed or cancelled run runs its unfinished part again. Done nodes
 outputs and the arrivals they recorded on their successors; skipped nodes stay skipped (a skip is decided
 by done nodes' edges alone: a failure never skips, it cancels). Every other node is reset to pending
 (attempts 0 but for a node parked with a timed wake, whose wake job names its attempt; error, times,
-worker and park fields cleared), except a subflow/loop node with a child run
-(`child`) or a map node that fanned out (`fanBase`): those are redriven in place, staying running and
+worker and park fields cleared), except a subflow/loop node with a child run (`child`) or a map node
+that fanned out (`fanBase`): those are redriven in place, staying running and
 waiting for their child runs, which the caller redrives in turn (a map keeps its collected values; the
 child that halted it and the ones it had in flight are the children to redrive). A reset node is ready
 when it has no incoming edge, when its one predecessor is done (had that edge been skipped the node would
@@ -15,7 +15,8 @@ its keys no longer expire.
 KEYS: state, ctx, outputs, events (see includes/run-context.lua)
 ARGV: runId, now, endedChannel, abortChannel
 Returns: {'redriven', redrives, version, deadline or '', readyCsv, childRunId...} (the run's blueprint
-  version and deadline, the nodes now queued, comma-joined, and the child runs to redrive in place) | {'not-redrivable', runStatus, parent} (parent link or '') | {'missing'}
+  version and deadline, the nodes now queued, comma-joined, and the child runs to redrive in place)
+  | {'not-redrivable', runStatus, parent} (parent link or '') | {'missing'}
 Events: run.redriven (redrives, ready, reset, inPlace, children)
 ]]
 --- @include "state-cache"
