@@ -1,5 +1,5 @@
 /** Switchyard's public API. */
-export { SwitchyardClient, RunHandle, type ClientOptions, type StartOptions, type ResultOptions } from './client/client.js';
+export { SwitchyardClient, RunHandle, type ClientOptions, type StartOptions, type ResultOptions, type RedriveOutcome } from './client/client.js';
 export { SwitchyardWorker, type WorkerOptions } from './executor/worker.js';
 export { BlueprintRegistry, type LoadedBlueprint } from './blueprint/load.js';
 export { parseCondition, ConditionError, type Condition, type ConditionScope } from './blueprint/condition.js';

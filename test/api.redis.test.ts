@@ -179,6 +179,23 @@ describe('runs', () => {
     }
   });
 
+  it('redrives a cancelled run: 202 and it runs again; 409 for a running run; 403 without runs:write; 404 for another tenant', async () => {
+    const runId = await startSleepy();
+    expect((await call('POST', `/runs/${runId}/redrive`, { key: key.acme })).json.error).toMatchObject({ code: 'RUN_NOT_REDRIVABLE', details: { runId, status: 'running' } });
+    expect((await call('POST', `/runs/${runId}/cancel`, { key: key.acme })).status).toBe(202);
+    expect((await call('POST', `/runs/${runId}/redrive`, { key: key.acmeReadOnly })).status).toBe(403);
+    expect((await call('POST', `/runs/${runId}/redrive`, { key: key.globex })).status).toBe(404);
+    expect((await call('POST', `/runs/${runId}/redrive`, { key: key.acme, body: { extra: 1 } })).status).toBe(400);
+    const redriven = await call('POST', `/runs/${runId}/redrive`, { key: key.acme, body: {} });
+    expect(redriven.status).toBe(202);
+    expect(redriven.json).toEqual({ runId, status: 'running', redrives: 1 });
+    const view = await call('GET', `/runs/${runId}`, { key: key.acme });
+    expect(view.json).toMatchObject({ status: 'running', redrives: 1 });
+    expect(['pending', 'queued', 'running', 'sleeping']).toContain(view.json.nodes.nap.status);
+    const again = await call('POST', `/runs/${runId}/redrive`, { key: key.acme });
+    expect(again.status).toBe(409);
+  });
+
   it('signals: 200 with the node\'s new state; 409 for a second signal; 404 for an unknown run or node or another tenant\'s run; 400 for an action no edge has; 413 for a large payload', async () => {
     const started = await call('POST', '/runs', { key: key.acme, body: { blueprintId: APPROVAL.id, input: { item: 'the invoice' } } });
     expect(started.status).toBe(202);

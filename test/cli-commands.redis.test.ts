@@ -9,7 +9,7 @@ import { createNodeKinds } from '../src/nodes/index.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { killStarted, runCli, startCli } from './support/processes.js';
 
-const COMMANDS = ['validate', 'worker', 'run', 'status', 'cancel', 'events', 'graph', 'keys', 'health', 'dev'];
+const COMMANDS = ['validate', 'worker', 'run', 'status', 'cancel', 'redrive', 'events', 'graph', 'keys', 'health', 'dev'];
 
 describe('switchyard commands against Redis', () => {
   let h: Harness;
@@ -102,6 +102,18 @@ describe('switchyard commands against Redis', () => {
     const again = await runCli(['cancel', run.runId], env);
     expect(again.code).toBe(1);
     expect(again.stderr.trim()).toBe(`switchyard cancel: run ${run.runId} already ended (cancelled)`);
+  });
+
+  it('redrive runs a cancelled run again; a running one it refuses', async () => {
+    const run = await h.client.start('long-nap');
+    expect((await runCli(['cancel', run.runId], env)).code).toBe(0);
+    const first = await runCli(['redrive', run.runId], env);
+    expect(first).toMatchObject({ code: 0, stdout: `redrove run ${run.runId} (redrive 1)\n` });
+    expect((await run.get())!).toMatchObject({ status: 'running', redrives: 1 });
+    const again = await runCli(['redrive', run.runId], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe(`switchyard redrive: run ${run.runId} is running; only a failed or cancelled run can be redriven`);
+    await run.cancel();
   });
 
   it('keys create prints the key once; list shows it without the key; revoke removes it', async () => {

@@ -283,6 +283,44 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-status')))).toEqual(['cancelled']);
   });
 
+  it('redrives a cancelled run with the Redrive button and follows it again until it completes', async () => {
+    const { runId } = await call('POST', '/runs', { blueprintId: 'dashboard-test', input: { who: 'again' } });
+    await page.goto(`${server.url}/dashboard/#/runs/${runId}`);
+    await page.locator('svg.graph [data-node-id="hold"][data-status="running"]').waitFor();
+    await page.locator('svg.graph [data-node-id="quick"][data-status="done"]').waitFor();
+    expect(await page.locator('#redrive-run').isHidden()).toBe(true);
+    await page.locator('#cancel-run').click();
+    await page.locator('#run-status[data-run-status="cancelled"]').waitFor();
+    await page.locator('#redrive-run').click();
+    await page.locator('#run-status[data-run-status="running"]').waitFor();
+    expect(await page.locator('#run-redrives').innerText()).toBe('1');
+    await page.locator('#redrive-run').waitFor({ state: 'hidden' });
+    await page.locator('svg.graph [data-node-id="hold"][data-status="running"]').waitFor();
+    // The quick branch was done before the cancel: it stays done.
+    expect(await page.locator('svg.graph [data-node-id="quick"]').getAttribute('data-status')).toBe('done');
+    gates.open(runId);
+    await page.locator('#run-status[data-run-status="completed"]').waitFor({ timeout: STEP_MS });
+    await page.locator('#redrive-run').waitFor({ state: 'hidden' });
+    const view = await call('GET', `/runs/${runId}`);
+    expect(view).toMatchObject({ status: 'completed', redrives: 1 });
+    const events = (await call('GET', `/runs/${runId}/events`)).events as Array<{ type: string; node?: string }>;
+    expect(events.filter((e) => e.type === 'node.started' && e.node === 'quick')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'run.redriven')).toHaveLength(1);
+    await screenshot('06b-run-redriven');
+  });
+
+  it('shows a failed run\'s Redrive button; a redrive that fails again counts one redrive', async () => {
+    const { runId } = await call('POST', '/runs', { blueprintId: 'dashboard-item', input: { item: 'bad' } });
+    await page.goto(`${server.url}/dashboard/#/runs/${runId}`);
+    await page.locator('#run-status[data-run-status="failed"]').waitFor();
+    expect(await page.locator('#cancel-run').isHidden()).toBe(true);
+    await page.locator('#redrive-run').click();
+    await page.locator('#run-redrives', { hasText: '1' }).waitFor();
+    await page.locator('#run-status[data-run-status="failed"]').waitFor();
+    await page.locator('#redrive-run').waitFor({ state: 'visible' });
+    expect(await call('GET', `/runs/${runId}`)).toMatchObject({ status: 'failed', redrives: 1, error: { nodeId: 'explode' } });
+  });
+
   it('shows a waiting node\'s prompt with a button per action and a payload box, and signals it', async () => {
     const { runId } = await call('POST', '/runs', { blueprintId: DASHBOARD_APPROVAL.id, input: { who: 'Ada' } });
     await page.goto(`${server.url}/dashboard/#/runs/${runId}`);

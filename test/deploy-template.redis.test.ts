@@ -76,6 +76,7 @@ describe('HTTP API and functions', () => {
       'GET /runs/{runId}': 'GetRunLambdaFunction',
       'GET /runs/{runId}/events': 'GetRunLambdaFunction',
       'POST /runs/{runId}/cancel': 'CancelRunLambdaFunction',
+      'POST /runs/{runId}/redrive': 'CancelRunLambdaFunction',
       'POST /runs/{runId}/signals/{nodeId}': 'CancelRunLambdaFunction',
       'GET /blueprints': 'BlueprintsLambdaFunction',
       'GET /blueprints/{id}': 'BlueprintsLambdaFunction',

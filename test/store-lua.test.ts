@@ -42,7 +42,7 @@ describe('the run scripts', () => {
   });
 
   it('are all generated, four keys each, with the contract header on top and no include left', () => {
-    expect(Object.keys(LUA_SCRIPTS).sort()).toEqual(['cancel-run', 'collect-child', 'complete-node', 'fail-node', 'release-node', 'retry-node', 'start-fan-out', 'start-node', 'start-run', 'wait-node']);
+    expect(Object.keys(LUA_SCRIPTS).sort()).toEqual(['cancel-run', 'collect-child', 'complete-node', 'fail-node', 'redrive-run', 'release-node', 'retry-node', 'start-fan-out', 'start-node', 'start-run', 'wait-node']);
     for (const [name, { numberOfKeys, lua }] of Object.entries(LUA_SCRIPTS)) {
       expect(numberOfKeys, name).toBe(4);
       expect(lua, name).toMatch(/^--\[\[\n\w+: [\s\S]*?\nKEYS: [\s\S]*?\nARGV: [\s\S]*?\nReturns:[\s\S]*?\nEvents: [\s\S]*?\n\]\]\n/);

@@ -11,6 +11,8 @@ export const ApiErrorCodes = {
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   RUN_ENDED: 'RUN_ENDED',
+  /** A redrive of a run that is running or completed (its status is in the details). */
+  RUN_NOT_REDRIVABLE: 'RUN_NOT_REDRIVABLE',
   /** A signal to a node that is not waiting for one (its status is in the details). */
   NODE_NOT_WAITING: 'NODE_NOT_WAITING',
   NODE_NOT_FOUND: 'NODE_NOT_FOUND',

@@ -14,7 +14,7 @@ import { dev } from './dev.js';
 import { graph } from './graph.js';
 import { keys } from './keys.js';
 import { limits } from './limits.js';
-import { cancel, events, run, signal, status } from './runs.js';
+import { cancel, events, redrive, run, signal, status } from './runs.js';
 import { OPTIONS, type OptionName, type Parsed } from './options.js';
 import { workerOpsFromEnv } from './worker-ops.js';
 import type { AnyNodeKind } from '../types/node-kind.js';
@@ -27,6 +27,7 @@ Usage:
   switchyard run <blueprintId> [--input <json>] [--wait] [--json] [--local]
   switchyard status <runId> [--json]                        a run's state, nodes, result
   switchyard cancel <runId>
+  switchyard redrive <runId>                                run a failed or cancelled run's failed part again
   switchyard signal <runId> <nodeId> [--action A] [--payload <json>]   answer a waiting node
   switchyard events <runId> [--follow] [--json]             a run's timeline
   switchyard graph <blueprintId|file> [--out file.svg|file.png]
@@ -153,6 +154,16 @@ Exit code 0 when it was cancelled, 1 when it had already ended or does not exist
 
 Examples:
   switchyard cancel 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d`,
+  redrive: `switchyard redrive <runId>
+
+Redrives a failed or cancelled run: its failed and cancelled nodes, and the nodes never reached because
+of them, run again; done nodes keep their outputs and do not run again (no LLM call is paid twice). A
+failed child run of a subflow, map or loop node is redriven in place. The run's status counts redrives.
+Exit code 0 when the run runs again, 1 when it is running or completed, or does not exist.
+
+Examples:
+  switchyard redrive 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d
+  switchyard redrive 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d && switchyard events 3f0c2a5e-8a39-4a59-a2a5-0b8f1f6a4c1d --follow`,
   signal: `switchyard signal <runId> <nodeId> [--action <action>] [--payload <json>]
 
 Answers a waiting \`wait\` node: --action chooses which of its outgoing edges are taken (as a router's
@@ -291,6 +302,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   run: ['blueprints', 'input', 'wait', 'progress', 'timeout', 'timeout-run', 'json', 'local', 'tenant', 'priority'],
   status: ['json'],
   cancel: [],
+  redrive: [],
   signal: ['action', 'payload', 'json'],
   events: ['follow', 'json'],
   graph: ['blueprints', 'out'],
@@ -346,6 +358,8 @@ export async function main(argv: string[], mainOptions: MainOptions = {}): Promi
         return await status(positionals, values, env);
       case 'cancel':
         return await cancel(positionals, env);
+      case 'redrive':
+        return await redrive(positionals, env);
       case 'signal':
         return await signal(positionals, values, env);
       case 'events':

@@ -156,6 +156,9 @@ export function createProgressPrinter(options: ProgressOptions): (event: Progres
       case 'run.repaired':
         line(event, 'repaired', (f.nodes ?? '').split(',').join(', '), c.yellow(`re-enqueued: ${f.reason ?? 'no job held them'}`));
         return;
+      case 'run.redriven':
+        line(event, 'redriven', `redrive ${f.redrives ?? '?'}`, c.yellow(`ready again: ${(f.ready ?? '').split(',').filter(Boolean).join(', ') || 'none'}${f.children ? `; child runs redriven: ${f.children.split(',').join(', ')}` : ''}`));
+        return;
       case 'nodes.skipped': // not in Redis streams (node.done lists what it skipped): the in-process demo's summary
         line(event, 'skipped', (f.nodes ?? '').split(',').join(', '));
         return;

@@ -157,6 +157,7 @@ export function describeRunView(view: RunView, color = false): string[] {
   else if (view.createdAt) facts.push(`running for ${formatDuration(Date.now() - view.createdAt)}`);
   if (view.usage) facts.push(`tokens ${view.usage.promptTokens + view.usage.completionTokens} (prompt ${view.usage.promptTokens}, completion ${view.usage.completionTokens})`);
   if (view.parent) facts.push(`child of run ${view.parent.runId} (node ${view.parent.nodeId})`);
+  if (view.redrives) facts.push(`redriven ${view.redrives} time${view.redrives === 1 ? '' : 's'}`);
   if (facts.length) lines.push(facts.join('  ·  '));
   const rows = Object.entries(view.nodes).map(([id, n]) => [
     id,
@@ -207,6 +208,22 @@ export async function cancel(positionals: string[], env: CliEnv): Promise<number
     }
     const current = await client.store.getStatus(runId);
     console.error(`switchyard cancel: run ${runId} already ended (${current ?? 'expired'})`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function redrive(positionals: string[], env: CliEnv): Promise<number> {
+  const runId = onePositional(positionals, 'run', 'switchyard redrive <runId>');
+  const client = await openClient(env);
+  try {
+    const outcome = await client.redrive(runId);
+    if (outcome.redriven) {
+      console.log(`redrove run ${runId} (redrive ${outcome.redrives})`);
+      return 0;
+    }
+    console.error(`switchyard redrive: run ${runId} is ${outcome.status}; only a failed or cancelled run can be redriven`);
     return 1;
   } finally {
     await client.close();

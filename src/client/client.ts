@@ -78,7 +78,14 @@ export class RunHandle {
   signal(nodeId: string, signal: NodeSignal = {}): Promise<SignalOutcome> {
     return this.client.signal(this.runId, nodeId, signal);
   }
+
+  redrive(): Promise<RedriveOutcome> {
+    return this.client.redrive(this.runId);
+  }
 }
+
+/** What `redrive` did: the run runs again (its `redrives`-th redrive), or its status says why not. */
+export type RedriveOutcome = { redriven: true; redrives: number } | { redriven: false; status: RunStatus };
 
 /** Starts runs, awaits them, reads and cancels them. Needs no worker in the same process. */
 export class SwitchyardClient {
@@ -143,6 +150,18 @@ export class SwitchyardClient {
     const outcome = await this.runs.cancel(runId);
     if (outcome === 'missing') throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
     return outcome === 'cancelled';
+  }
+
+  /**
+   * Redrives a failed or cancelled run: its failed and cancelled nodes, and the nodes never reached because
+   * of them, run again; done nodes keep their outputs and do not run again; a failed child run of a
+   * subflow/map/loop node is redriven in place. `{ redriven: false, status }` for a running or completed
+   * run. Throws RUN_NOT_FOUND when there is no such run.
+   */
+  async redrive(runId: string): Promise<RedriveOutcome> {
+    const outcome = await this.runs.redrive(runId);
+    if (outcome.outcome === 'missing') throw new SwitchyardError(ErrorCodes.RUN_NOT_FOUND, `no run "${runId}"`, { runId });
+    return outcome.outcome === 'redriven' ? { redriven: true, redrives: outcome.redrives } : { redriven: false, status: outcome.status };
   }
 
   /**

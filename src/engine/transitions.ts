@@ -25,6 +25,8 @@ export interface RunState {
   /** Nodes not yet done or skipped; the run completes at 0. */
   remaining: number;
   error?: SerializedError & { nodeId?: string };
+  /** How many times the run was redriven ({@link redriveRun}). */
+  redrives?: number;
 }
 
 export interface Transition {
@@ -151,6 +153,49 @@ export function cancelRun(state: RunState): boolean {
   state.status = 'cancelled';
   cancelUnfinished(state);
   return true;
+}
+
+/**
+ * Redrives a failed or cancelled run, as redrive-run-4.lua does: done and skipped nodes keep their state
+ * (and the arrivals they recorded); every other node is reset to pending, except those `inPlace` says
+ * wait for child runs to redrive (subflow, map, loop): their attempt runs again with the same number (the
+ * executor finds the same child runs), so they are queued with one attempt fewer. A reset node is ready
+ * when it has no incoming edge, when its one predecessor is done (a skipped edge would have skipped it),
+ * or when its recorded arrivals fire it. Returns the nodes to run now (in-place ones included); undefined,
+ * changing nothing, for a run that is running or completed.
+ */
+export function redriveRun(graph: Graph, state: RunState, inPlace: (index: number) => boolean = () => false): { ready: number[] } | undefined {
+  if (state.status !== 'failed' && state.status !== 'cancelled') return undefined;
+  const ready: number[] = [];
+  let remaining = 0;
+  for (const compiled of graph.nodes) {
+    const node = state.nodes[compiled.index]!;
+    if (node.status === 'done' || node.status === 'skipped') continue;
+    remaining += 1;
+    delete node.error;
+    if (inPlace(compiled.index)) {
+      node.status = 'queued';
+      node.attempts = Math.max(0, node.attempts - 1);
+      ready.push(compiled.index);
+      continue;
+    }
+    node.status = 'pending';
+    node.attempts = 0;
+    const indeg = compiled.incoming.length;
+    let fire: boolean;
+    if (indeg === 0) fire = true;
+    else if (indeg === 1) fire = state.nodes[compiled.incoming[0]!.source]!.status === 'done';
+    else fire = compiled.config.joinStrategy === 'any' ? node.taken > 0 : node.arrived === indeg && node.taken > 0;
+    if (fire) {
+      node.status = 'queued';
+      ready.push(compiled.index);
+    }
+  }
+  state.status = 'running';
+  state.remaining = remaining;
+  delete state.error;
+  state.redrives = (state.redrives ?? 0) + 1;
+  return { ready };
 }
 
 function cancelUnfinished(state: RunState): void {

@@ -9,7 +9,7 @@ import type { BlueprintRegistry } from '../blueprint/load.js';
 import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import { childRunId, indexedChildRunId } from '../types/ids.js';
 import type { FanOutProgress, RunView, SignalOutcome, WaitingNode } from '../types/run-view.js';
-import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, parkNode, timeOutRun, type RunState } from '../engine/transitions.js';
+import { beginNode, cancelRun, completeNode, createRunState, decideEdges, failRun, parkNode, redriveRun, timeOutRun, type RunState } from '../engine/transitions.js';
 import { runAttempt, serializeFailure } from './attempt-policy.js';
 
 export interface MemoryRunOptions {
@@ -27,6 +27,32 @@ export interface MemoryRunOptions {
   signals?: MemorySignals;
   /** How deep this run is in subflow child runs (0 for a run started by a user); set for child runs. @default 0 */
   subflowDepth?: number;
+  /**
+   * Redrives the run this view is the end of (a view `runInMemory` returned in this process, failed or
+   * cancelled): its failed and cancelled nodes and those never reached because of them run again, done
+   * nodes keep their outputs and do not run again, and the failed child runs of subflow/map/loop nodes are
+   * redriven in place (their done children are not run again). The run keeps its id (`runId` is ignored)
+   * and its context; `input` is ignored. Throws VALIDATION for another view, RUN_NOT_REDRIVABLE-like
+   * VALIDATION for a running or completed one.
+   */
+  redriveFrom?: RunView;
+}
+
+/** What a redrive of an in-memory run needs beyond its view: the run's own state and its child runs' views. */
+interface MemoryRunRecord {
+  state: RunState;
+  children: Map<string, RunView>;
+}
+/** The end of each run `runInMemory` returned, by its view (so only views of this process can be redriven). */
+const finishedRuns = new WeakMap<RunView, MemoryRunRecord>();
+
+function recordOf(view: RunView): MemoryRunRecord {
+  const record = finishedRuns.get(view);
+  if (!record) throw new SwitchyardError(ErrorCodes.VALIDATION, `run "${view.runId}": only a view runInMemory returned in this process can be redriven`, { runId: view.runId });
+  if (view.status !== 'failed' && view.status !== 'cancelled') {
+    throw new SwitchyardError(ErrorCodes.VALIDATION, `run "${view.runId}" is ${view.status}: only a failed or cancelled run can be redriven`, { runId: view.runId });
+  }
+  return record;
 }
 
 /** A parked node of an in-memory run. */
@@ -90,19 +116,40 @@ export class MemorySignals {
  * the oracle in tests.
  */
 export async function runInMemory(graph: Graph, options: MemoryRunOptions): Promise<RunView> {
-  const runId = options.runId ?? randomUUID();
+  const from = options.redriveFrom;
+  const previous = from && recordOf(from);
+  const runId = from?.runId ?? options.runId ?? randomUUID();
   const logger = options.logger ?? silentLogger;
-  const context: Record<string, unknown> = Object.assign(Object.create(null), options.input ?? {});
+  const context: Record<string, unknown> = Object.assign(Object.create(null), from ? from.context : (options.input ?? {}));
   // The run's context size, as the distributed engine counts it: JSON bytes per key, summed.
   const contextBytes = new Map<string, number>(Object.entries(context).map(([key, value]) => [key, jsonBytes(value)]));
   let contextTotal = [...contextBytes.values()].reduce((a, b) => a + b, 0);
   checkContextSize(contextTotal, 'the run\'s input');
   const depth = options.subflowDepth ?? 0;
-  const outputs: Record<string, unknown> = Object.create(null);
+  const outputs: Record<string, unknown> = Object.assign(Object.create(null), from?.outputs ?? {});
   const extras = graph.nodes.map(() => ({}) as NodeExtras);
   /** Child runs by id: their end, and what cancels them alone (a map's other children once one failed it). */
   const children = new Map<string, { ended: Promise<RunView>; cancel: AbortController }>();
-  const { state, ready } = createRunState(graph);
+  /** The child runs the redriven run had, by id: started again, a child is redriven (or, done, reused). */
+  const earlierChildren = previous?.children ?? new Map<string, RunView>();
+  let state: RunState;
+  let ready: number[];
+  if (from && previous) {
+    state = structuredClone(previous.state);
+    // Nodes that started child runs run their attempt again with the same number, so the same children.
+    const hadChildren = (index: number) => {
+      const node = from.nodes[graph.nodes[index]!.id];
+      return node?.childRunId !== undefined || node?.fanOut !== undefined;
+    };
+    ready = redriveRun(graph, state, hadChildren)!.ready;
+    for (const n of graph.nodes) {
+      const { usage, meta, childRunId: child, children: list, fanOut } = from.nodes[n.id] ?? {};
+      if (state.nodes[n.index]!.status === 'done') Object.assign(extras[n.index]!, { usage, meta, childRunId: child, children: list, fanOut });
+      for (const key of Object.keys(extras[n.index]!) as Array<keyof NodeExtras>) if (extras[n.index]![key] === undefined) delete extras[n.index]![key];
+    }
+  } else {
+    ({ state, ready } = createRunState(graph));
+  }
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // every in-flight node listens to the run's abort signal
   const onCancel = () => {
@@ -150,7 +197,8 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
 
   /** Attempts of one node under the shared policy; retries wait here, on a timer the run's abort ends. */
   async function runNode(node: CompiledNode): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+    // From the node's attempts so far: 0 but for a node a redrive runs again in place.
+    for (let attempt = state.nodes[node.index]!.attempts + 1; ; attempt++) {
       if (!beginNode(state, node.index)) return;
       const outcome = await runAttempt({
         runId,
@@ -253,8 +301,21 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
           const cancel = new AbortController();
           const signal = AbortSignal.any([abort.signal, cancel.signal]);
           const parent = { runId, nodeId: node.id, ...(index === undefined ? {} : { index }) };
-          // A child run has no deadline of its own: the parent's end (its deadline included) ends it.
-          const ended = runInMemory(childGraph, { ...options, input, runId: id, signal, timeoutMs: undefined, subflowDepth: depth + 1 }).then((view) => ({ ...view, parent }));
+          const earlier = earlierChildren.get(id);
+          let ended: Promise<RunView>;
+          if (earlier?.status === 'completed') {
+            // A child that completed before the redrive is not run again.
+            ended = Promise.resolve(earlier);
+          } else {
+            // A child run has no deadline of its own: the parent's end (its deadline included) ends it.
+            const childOptions: MemoryRunOptions = { ...options, input, runId: id, signal, timeoutMs: undefined, redriveFrom: earlier, subflowDepth: depth + 1 };
+            ended = runInMemory(childGraph, childOptions).then((view) => {
+              const withParent = { ...view, parent };
+              const record = finishedRuns.get(view);
+              if (record) finishedRuns.set(withParent, record);
+              return withParent;
+            });
+          }
           children.set(id, { ended, cancel });
         }
         return id;
@@ -291,7 +352,15 @@ export async function runInMemory(graph: Graph, options: MemoryRunOptions): Prom
   while (inFlight.size > 0) await Promise.race(inFlight);
   clearTimeout(deadline);
   options.signal?.removeEventListener('abort', onCancel);
-  return toView(graph, runId, state, context, outputs, extras);
+  // Every child ends with its parent (cancelled children promptly): their views, for a later redrive.
+  const childViews = new Map(earlierChildren);
+  for (const [id, child] of children) {
+    const view = await child.ended.catch(() => undefined);
+    if (view) childViews.set(id, view);
+  }
+  const view = toView(graph, runId, state, context, outputs, extras);
+  finishedRuns.set(view, { state: structuredClone(state), children: childViews });
+  return view;
 }
 
 /** What a node's view shows beyond its state: child runs, map progress, tokens, meta, a park's wake time. */
@@ -345,6 +414,7 @@ function toView(
     ),
   };
   if (state.error) view.error = state.error;
+  if (state.redrives) view.redrives = state.redrives;
   const usage = sumUsage(Object.values(view.nodes));
   if (usage) view.usage = usage;
   return view;

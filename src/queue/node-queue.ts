@@ -140,6 +140,21 @@ export class NodeQueue {
   }
 
   /**
+   * Enqueues the nodes a redrive made ready. Their own job ids (`.redrive<n>`, n the run's redrive count):
+   * BullMQ keeps the failed job of the node's usual id (and a retry's) and would ignore an add under it.
+   */
+  async enqueueRedrive(runId: string, version: string, nodeIds: readonly string[], redrive: number): Promise<void> {
+    if (nodeIds.length === 0) return;
+    await this.queue.addBulk(
+      nodeIds.map((nodeId) => ({
+        name: nodeId,
+        data: { runId, nodeId, version },
+        opts: { jobId: `${nodeJobId(runId, nodeId)}.redrive${redrive}`, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_SECONDS } },
+      })),
+    );
+  }
+
+  /**
    * Adds a job that a stopping worker hands back (a node it claimed but did not finish in its drain, or a
    * job it fetched but did not start): another worker takes it next (LIFO), at once. A fresh job id: the
    * job that carried the node may still be active, and BullMQ ignores an add whose id exists.

@@ -7,7 +7,7 @@ import { decideEdges } from '../engine/transitions.js';
 import { RUN_ID_PATTERN } from '../types/ids.js';
 import type { NodeResult, NodeSignal } from '../types/node-kind.js';
 import type { NodeStatus, RunStatus } from '../types/statuses.js';
-import type { ParentLink, RedisStore, RunEnding } from '../store/redis-store.js';
+import type { ParentLink, RedisStore, RedriveRunReply, RunEnding } from '../store/redis-store.js';
 import type { BlueprintCatalog } from './blueprint-catalog.js';
 import type { NodeQueue, RunRoute } from './node-queue.js';
 
@@ -145,6 +145,36 @@ export class RunService {
     const outcome = await this.store.cancelRun(runId, reason);
     if (outcome.outcome === 'cancelled') await this.afterEnding(outcome.ending, runId);
     return outcome.outcome;
+  }
+
+  /**
+   * Redrives a failed or cancelled run: its failed and cancelled nodes (and those never reached because of
+   * them) run again, done nodes keep their outputs and do not run again. Enqueues the nodes ready now,
+   * indexes the run as running again, re-arms its deadline, then redrives in place the child runs its
+   * subflow/map/loop nodes wait for (depth first; a child that had completed after all is handed to its
+   * parent node again). `not-redrivable` (with the run's status) for a run that is running or completed.
+   */
+  async redrive(runId: string): Promise<{ outcome: 'redriven'; redrives: number } | { outcome: 'not-redrivable'; status: RunStatus } | { outcome: 'missing' }> {
+    const reply = await this.store.redriveRun(runId);
+    if (reply.outcome !== 'redriven') return reply.outcome === 'missing' ? reply : { outcome: reply.outcome, status: reply.status };
+    await this.afterRedrive(runId, reply);
+    return { outcome: 'redriven', redrives: reply.redrives };
+  }
+
+  /** What a redrive leaves to do: index, enqueue, deadline, then the child runs in place (depth first). */
+  private async afterRedrive(runId: string, reply: Extract<RedriveRunReply, { outcome: 'redriven' }>): Promise<void> {
+    // The reconciler's index lost the run when it ended: a redriven run is indexed again.
+    await this.store.indexRunning(runId, Date.now());
+    // Still indexed (the reconciler had not dropped it yet): seen progressing now, not when it first started.
+    await this.store.touchRunning(runId, Date.now());
+    await this.queue.enqueueRedrive(runId, reply.version, reply.ready, reply.redrives);
+    if (reply.deadline !== undefined) await this.queue.enqueueDeadline(runId, reply.version, reply.deadline);
+    for (const child of reply.children) {
+      const childReply = await this.store.redriveRun(child);
+      if (childReply.outcome === 'redriven') await this.afterRedrive(child, childReply);
+      // A child that completed after all (its parent ended first) is handed to its parent node again.
+      else if (childReply.outcome === 'not-redrivable' && childReply.parent && childReply.status !== 'running') await this.notifyParent(childReply.parent, child);
+    }
   }
 
   /** What ending a run leaves to do: cancel its children, tell its parent. */

@@ -13,6 +13,7 @@ import {
   encodeCompleteNode,
   encodeFailNode,
   encodeParkNode,
+  encodeRedriveRun,
   encodeReleaseNode,
   encodeRetryNode,
   encodeStartNode,
@@ -36,12 +37,14 @@ import {
   decodeFanOut,
   decodeStartNode,
   decodeStartRun,
+  decodeRedriveRun,
   decodeReleaseNode,
   decodeTimeOutRun,
   decodeWaitNode,
   type CancelRunReply,
   type CompleteNodeReply,
   type ParkNodeReply,
+  type RedriveRunReply,
   type FanOutReply,
   type RunEnding,
   type ScriptReply,
@@ -65,7 +68,7 @@ export interface WorkerBeat {
 export { sumUsage } from '../types/usage.js';
 export type { BlueprintPins, ParentLink, ParkedNodeState } from './run-state.js';
 export type { CollectedChild, FanOutStart, NodeScriptArgs, ParkArgs, StartRunInput, StoreNode } from './script-args.js';
-export type { ClaimedNode, CompleteNodeReply, FanOutChild, FanOutReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
+export type { ClaimedNode, CompleteNodeReply, RedriveRunReply, FanOutChild, FanOutReply, RunEnding, SiblingReply, StartNodeReply } from './script-replies.js';
 export { encodeNeeds } from './script-args.js';
 
 /**
@@ -83,6 +86,7 @@ const SCRIPTS = {
   sy2ReleaseNode: LUA_SCRIPTS['release-node'],
   sy2StartFanOut: LUA_SCRIPTS['start-fan-out'],
   sy2CollectChild: LUA_SCRIPTS['collect-child'],
+  sy2RedriveRun: LUA_SCRIPTS['redrive-run'],
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -182,6 +186,15 @@ export class RedisStore {
   /** Cancels a running run. */
   async cancelRun(runId: string, reason = 'cancelled by request'): Promise<CancelRunReply> {
     return decodeCancelRun(await this.call('sy2CancelRun', encodeCancelRun(this.keys, runId, reason)));
+  }
+
+  /**
+   * Puts a failed or cancelled run back to running: done nodes stay done, the rest are reset (or, for
+   * subflow/map/loop nodes with child runs, wait for those children again). The caller enqueues `ready`
+   * and redrives `children`.
+   */
+  async redriveRun(runId: string): Promise<RedriveRunReply> {
+    return decodeRedriveRun(await this.call('sy2RedriveRun', encodeRedriveRun(this.keys, runId)));
   }
 
   /**

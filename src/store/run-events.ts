@@ -61,6 +61,13 @@ export type NodeProgressEvent = EventHead & { type: 'node.progress'; node: strin
 /** fail-node and cancel-run: the run's unfinished nodes, comma-joined, were cancelled. */
 export type NodesCancelledEvent = EventHead & { type: 'nodes.cancelled'; nodes: string };
 
+/**
+ * redrive-run: the failed or cancelled run runs again (its `redrives`-th redrive): `ready` nodes were queued,
+ * `reset` ones went back to pending, `inPlace` ones (subflow/map/loop) wait for their `children` runs, which
+ * are redriven in turn; all comma-joined.
+ */
+export type RunRedrivenEvent = EventHead & { type: 'run.redriven'; redrives: string; ready: string; reset: string; inPlace: string; children: string };
+
 /** One entry of a run's event stream, as the run scripts write it. */
 export type RunEvent =
   | RunStartedEvent
@@ -74,7 +81,8 @@ export type RunEvent =
   | NodeSleepingEvent
   | NodeProgressEvent
   | NodesCancelledEvent
-  | RunRepairedEvent;
+  | RunRepairedEvent
+  | RunRedrivenEvent;
 
 export type RunEventType = RunEvent['type'];
 

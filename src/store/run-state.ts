@@ -9,7 +9,7 @@ import type { RedisClient } from '../types/redis-client.js';
 /**
  * The one reader of a run's stored fields outside the run scripts. The state hash holds the run's own
  * fields (status, blueprintId, version, topo, remaining, createdAt, endedAt, ttl, parent, pins, error,
- * cancelReason, deadline) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error,
+ * cancelReason, deadline, redrives) and each node's as `<nodeId>.<field>` (status, arrived, taken, attempts, error,
  * startedAt, endedAt, worker, readied, meta, child, childIndex, children, a fanning-out node's fan*
  * fields, and for a parked node since, wake, prompt, actions, wakeAction); a node without a status is
  * pending. The scripts that write them
@@ -197,6 +197,7 @@ export function parseRunView(
   if (usage) view.usage = usage;
   if (waiting.length > 0) view.waiting = waiting;
   if (state.deadline) view.deadline = Number(state.deadline);
+  if (state.redrives) view.redrives = Number(state.redrives);
   return view;
 }
 

@@ -251,6 +251,11 @@ export function encodeCancelRun(keys: StoreKeys, runId: string, reason: string, 
   return call;
 }
 
+/** redrive-run-4.lua: the run's four keys and the fixed head, nothing more. */
+export function encodeRedriveRun(keys: StoreKeys, runId: string): ScriptCall {
+  return head(keys, runId);
+}
+
 /** wait-node-4.lua: a node waiting for its child run (a loop's: the iteration's index). */
 export function encodeWaitNode(keys: StoreKeys, runId: string, nodeId: string, childRunId: string, index?: number): ScriptCall {
   const call = head(keys, runId);

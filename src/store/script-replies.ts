@@ -52,6 +52,12 @@ export type CompleteNodeReply =
   /** The context writes would take the run's context over Limits.MAX_CONTEXT_BYTES; nothing was applied. */
   | { kind: 'limit'; contextBytes: number };
 
+/** redrive-run-4.lua: the nodes queued now and the child runs to redrive in place; or why not. */
+export type RedriveRunReply =
+  | { outcome: 'redriven'; redrives: number; version: string; deadline?: number; ready: string[]; children: string[] }
+  | { outcome: 'not-redrivable'; status: RunStatus; parent?: ParentLink }
+  | { outcome: 'missing' };
+
 export type CancelRunReply = { outcome: 'cancelled'; ending: RunEnding } | { outcome: 'not-running'; status: RunStatus } | { outcome: 'missing' };
 
 /** A child run to start for a fanning-out node: its id, index and whole input. */
@@ -156,6 +162,24 @@ export function decodeCancelRun(reply: ScriptReply): CancelRunReply {
   if (reply[0] === 'cancelled') return { outcome: 'cancelled', ending: ending(reply) };
   if (reply[0] === 'missing') return { outcome: 'missing' };
   return { outcome: 'not-running', status: String(reply[1]) as RunStatus };
+}
+
+/** redrive-run-4.lua */
+export function decodeRedriveRun(reply: ScriptReply): RedriveRunReply {
+  if (reply[0] === 'redriven') {
+    const readyCsv = String(reply[4] ?? '');
+    const deadline = reply[3] ? Number(reply[3]) : undefined;
+    return {
+      outcome: 'redriven',
+      redrives: Number(reply[1]),
+      version: String(reply[2]),
+      ...(deadline === undefined ? {} : { deadline }),
+      ready: readyCsv === '' ? [] : readyCsv.split(','),
+      children: (reply.slice(5) as string[]).map(String),
+    };
+  }
+  if (reply[0] === 'missing') return { outcome: 'missing' };
+  return { outcome: 'not-redrivable', status: String(reply[1]) as RunStatus, ...parentField(reply[2]) };
 }
 
 /** wait-node-4.lua */

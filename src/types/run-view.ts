@@ -64,6 +64,8 @@ export interface RunView {
   waiting?: WaitingNode[];
   /** Epoch ms past which the run fails with RUN_TIMEOUT, when it was started with a timeout. */
   deadline?: number;
+  /** How many times the run was redriven (`POST /runs/{runId}/redrive`); absent when never. */
+  redrives?: number;
 }
 
 /** What a signal did: the node's new state (`done`) and the run's. */

@@ -24,6 +24,8 @@ interface Started {
   signal(nodeId: string, signal?: NodeSignal): Promise<SignalOutcome>;
   /** Resolves once the node parked (`waiting` or `sleeping`); for a waiting node, what the run view lists. */
   parked(nodeId: string): Promise<WaitingNode | undefined>;
+  /** Redrives the ended run (in memory: runInMemory's `redriveFrom` its last view); result() then awaits the redriven run. */
+  redrive(): Promise<void>;
 }
 interface Runner {
   start(blueprint: object, input?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Started>;
@@ -64,6 +66,18 @@ beforeAll(async () => {
   });
   h.registry.add({ id: 'item-blocks', nodes: [{ id: 'item_block', uses: 'block' }] });
   h.registry.add({ id: 'counter', nodes: [{ id: 'step', uses: 'inc' }] });
+  // Children of the redrive cases: each fails the first time it runs (per child run), then succeeds.
+  h.registry.add({ id: 'redrive-child', nodes: [{ id: 'first', uses: 'count' }, { id: 'shaky', uses: 'flaky', params: { failTimes: 1 } }], edges: [{ source: 'first', target: 'shaky' }] });
+  h.registry.add({
+    id: 'redrive-item',
+    nodes: [
+      { id: 'seen', uses: 'count' },
+      { id: 'check', uses: 'route', params: { rules: [{ when: 'context.item == "bad"', action: 'bad' }], default: 'ok' } },
+      { id: 'once', uses: 'flaky', params: { failTimes: 1 } },
+      { id: 'fine', uses: 'output', params: { template: 'ok {{item}}', inputs: { item: 'item' } } },
+    ],
+    edges: [{ source: 'seen', target: 'check' }, { source: 'check', target: 'once', action: 'bad' }, { source: 'check', target: 'fine', action: 'ok' }],
+  });
 });
 afterAll(async () => {
   reader.disconnect();
@@ -85,13 +99,19 @@ const runners: Record<string, () => Runner> = {
   memory: () => ({
     async start(blueprint, input = {}, options = {}) {
       const loaded = h.registry.add({ ...blueprint, id: `m${++seq}` });
-      const controller = new AbortController();
+      let controller = new AbortController();
       const runId = `mem-${seq}`;
-      const done = runInMemory(compileGraph(loaded, h.kinds), { kinds: h.kinds, blueprints: h.registry, input, runId, signal: controller.signal, signals: memorySignals, ...options });
+      const graph = compileGraph(loaded, h.kinds);
+      let done = runInMemory(graph, { kinds: h.kinds, blueprints: h.registry, input, runId, signal: controller.signal, signals: memorySignals, ...options });
       return {
         runId,
         result: () => done,
         cancel: async () => controller.abort(),
+        async redrive() {
+          const last = await done;
+          controller = new AbortController();
+          done = runInMemory(graph, { kinds: h.kinds, blueprints: h.registry, signal: controller.signal, signals: memorySignals, redriveFrom: last });
+        },
         signal: async (nodeId, signal) => memorySignals.signal(runId, nodeId, signal),
         parked: async (nodeId) => (await memorySignals.whenParked(runId, nodeId)).waiting,
       };
@@ -105,6 +125,9 @@ const runners: Record<string, () => Runner> = {
         result: () => handle.result({ timeoutMs: 20_000 }),
         cancel: () => handle.cancel(),
         signal: (nodeId, signal) => handle.signal(nodeId, signal),
+        async redrive() {
+          expect(await handle.redrive()).toMatchObject({ redriven: true });
+        },
         async parked(nodeId) {
           await parkedEvent(handle.runId, nodeId);
           return (await handle.get())?.waiting?.find((w) => w.nodeId === nodeId);
@@ -393,6 +416,100 @@ describe.each(Object.keys(runners))('semantics (%s)', (name) => {
     expect(statusesOf(view)).toEqual({ wait: 'cancelled', later: 'cancelled' });
     expect(probe.aborted.has(`${run.runId}:wait`)).toBe(true);
     expect(probe.count(`${run.runId}:later`)).toBe(0);
+  });
+
+  it('a redrive after a node failed on its last attempt runs it and what it blocked again; done nodes do not run again', async () => {
+    const run = await runner().start({
+      nodes: [node('start', 'count'), node('side', 'count'), node('bad', 'flaky', { failTimes: 2 }, { maxRetries: 1, retryDelay: 10 }), node('after', 'count'), node('join', 'count')],
+      edges: [
+        { source: 'start', target: 'side' },
+        { source: 'start', target: 'bad' },
+        { source: 'bad', target: 'after' },
+        { source: 'side', target: 'join' },
+        { source: 'after', target: 'join' },
+      ],
+    });
+    const failed = await run.result();
+    expect(failed.status).toBe('failed');
+    expect(statusesOf(failed)).toEqual({ start: 'done', side: 'done', bad: 'failed', after: 'cancelled', join: 'cancelled' });
+    await run.redrive();
+    const view = await run.result();
+    expect(view.status).toBe('completed');
+    expect(view.redrives).toBe(1);
+    expect(view.error).toBeUndefined();
+    expect(view.nodes.bad).toMatchObject({ status: 'done', attempts: 1 });
+    expect(view.outputs).toMatchObject({ start: 'start', side: 'side', bad: 'ok after 3', after: 'after', join: 'join' });
+    const counts = ['start', 'side', 'bad', 'after', 'join'].map((id) => probe.count(`${run.runId}:${id}`));
+    expect(counts).toEqual([1, 1, 3, 1, 1]);
+  });
+
+  it('a redrive runs a loop\'s failed iteration again in place and goes on from there', async () => {
+    // Each iteration's child fails the first time it runs: one redrive per iteration.
+    const run = await runner().start({
+      nodes: [node('again', 'loop', { blueprintId: 'redrive-child', until: 'false', maxIterations: 2 }), node('after', 'count')],
+      edges: [{ source: 'again', target: 'after', action: 'exhausted' }],
+    });
+    expect((await run.result()).status).toBe('failed');
+    await run.redrive();
+    const halfway = await run.result();
+    expect(halfway.status).toBe('failed');
+    expect(halfway.nodes.again!.children).toHaveLength(2);
+    await run.redrive();
+    const view = await run.result();
+    expect(view).toMatchObject({ status: 'completed', redrives: 2 });
+    expect(view.nodes.again).toMatchObject({ status: 'done', attempts: 1 });
+    expect(view.outputs.again).toMatchObject({ iterations: 2 });
+    const [first, second] = view.nodes.again!.children!;
+    expect(['first', 'shaky'].map((id) => probe.count(`${first}:${id}`))).toEqual([1, 2]);
+    expect(['first', 'shaky'].map((id) => probe.count(`${second}:${id}`))).toEqual([1, 2]);
+    expect(probe.count(`${run.runId}:after`)).toBe(1);
+  });
+
+  it('a redrive keeps a node skipped by dead-path elimination skipped', async () => {
+    const run = await runner().start({
+      nodes: [node('decide', 'route', { rules: [], default: 'left' }), node('left', 'flaky', { failTimes: 1 }), node('right', 'count'), node('join', 'count')],
+      edges: [
+        { source: 'decide', target: 'left', action: 'left' },
+        { source: 'decide', target: 'right', action: 'right' },
+        { source: 'left', target: 'join' },
+        { source: 'right', target: 'join' },
+      ],
+    });
+    expect(statusesOf(await run.result())).toEqual({ decide: 'done', left: 'failed', right: 'skipped', join: 'cancelled' });
+    await run.redrive();
+    const view = await run.result();
+    expect(statusesOf(view)).toEqual({ decide: 'done', left: 'done', right: 'skipped', join: 'done' });
+    expect(['left', 'right', 'join'].map((id) => probe.count(`${run.runId}:${id}`))).toEqual([2, 0, 1]);
+  });
+
+  it('a redrive runs a failed subflow child again in place, and a failed map item, keeping the done items', async () => {
+    const run = await runner().start({
+      nodes: [
+        node('pre', 'count'),
+        node('sub', 'subflow', { blueprintId: 'redrive-child' }),
+        node('fan', 'map', { items: 'list', blueprintId: 'redrive-item', concurrency: 1 }),
+      ],
+      edges: [{ source: 'pre', target: 'sub' }, { source: 'sub', target: 'fan' }],
+    }, { list: ['x', 'bad', 'y'] });
+    const failed = await run.result();
+    expect(statusesOf(failed)).toEqual({ pre: 'done', sub: 'failed', fan: 'cancelled' });
+    await run.redrive();
+    const halfway = await run.result();
+    // The subflow's child ran again where it failed; now the map fails on its bad item.
+    expect(statusesOf(halfway)).toEqual({ pre: 'done', sub: 'done', fan: 'failed' });
+    expect(halfway.nodes.sub).toMatchObject({ attempts: 1, childRunId: expect.any(String) });
+    const child = halfway.nodes.sub!.childRunId!;
+    expect(['first', 'shaky'].map((id) => probe.count(`${child}:${id}`))).toEqual([1, 2]);
+    await run.redrive();
+    const view = await run.result();
+    expect(view).toMatchObject({ status: 'completed', redrives: 2 });
+    expect(view.nodes.fan).toMatchObject({ status: 'done', attempts: 1 });
+    // x was done before the map failed: its value is kept and its child does not run again.
+    expect(view.outputs.fan).toEqual(['ok x', null, 'ok y']);
+    const items = [0, 1, 2].map((i) => indexedChildRunId(run.runId, 'fan', 1, i));
+    expect(items.map((id) => probe.count(`${id}:seen`))).toEqual([1, 1, 1]);
+    expect(probe.count(`${items[1]}:once`)).toBe(2);
+    expect(probe.count(`${run.runId}:pre`)).toBe(1);
   });
 });
 

@@ -42,10 +42,11 @@ export class Probe {
     await Promise.all(keys.map((key) => this.started(key)));
   }
 
-  /** Resolves once the node with this idempotency key has started (at least once). */
-  started(key: string): Promise<void> {
-    if (this.count(key) > 0) return Promise.resolve();
-    return new Promise((resolve) => this.startWaiters.set(key, [...(this.startWaiters.get(key) ?? []), resolve]));
+  /** Resolves once the node with this idempotency key has started (at least `times` times). */
+  async started(key: string, times = 1): Promise<void> {
+    while (this.count(key) < times) {
+      await new Promise<void>((resolve) => this.startWaiters.set(key, [...(this.startWaiters.get(key) ?? []), resolve]));
+    }
   }
 
   hit(key: string): number {

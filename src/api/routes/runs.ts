@@ -25,6 +25,8 @@ export interface RunsClient {
   get(runId: string): Promise<RunView | undefined>;
   result(runId: string, options: { timeoutMs?: number }): Promise<RunView>;
   cancel(runId: string): Promise<boolean>;
+  /** Redrives a failed or cancelled run; without it the redrive route answers 501. */
+  redrive?(runId: string): Promise<{ redriven: true; redrives: number } | { redriven: false; status: RunStatus }>;
   /** Answers a waiting node; without it the signals route answers 501. */
   signal?(runId: string, nodeId: string, signal: NodeSignal): Promise<SignalOutcome>;
   store: {
@@ -104,6 +106,8 @@ const ListRunsQuery = z.object({
 
 /** Cancelling takes no options yet; an empty body or `{}`. */
 const CancelBody = z.object({}).strict();
+/** Nor does redriving. */
+const RedriveBody = z.object({}).strict();
 
 /**
  * `/runs` and everything below it: start, list, read (with a long poll), cancel, events (with a long
@@ -246,6 +250,24 @@ export function runsRoutes(options: RunsRoutesOptions): Hono<ApiEnv> {
     if (await client.cancel(runId)) return jsonResponse(202, { runId, status: 'cancelled' });
     const status = await client.store.getStatus(runId);
     throw new ApiError(409, ApiErrorCodes.RUN_ENDED, `run "${runId}" already ended (${status ?? 'expired'})`, { runId, status });
+  });
+
+  /**
+   * Redrives a failed or cancelled run (its failed part runs again, done nodes keep their outputs): 202
+   * with the run's redrive count; 409 RUN_NOT_REDRIVABLE for a running or completed run.
+   */
+  app.post('/runs/:runId/redrive', guard, write, async (c) => {
+    validate(RedriveBody, parseJsonBody(await c.req.text()) ?? {});
+    const runId = await requireOwnRun(c.req.param('runId'), c.get('principal'));
+    if (!client.redrive) throw new ApiError(501, ApiErrorCodes.NOT_IMPLEMENTED, 'this server\'s client cannot redrive runs');
+    const outcome = await client.redrive(runId);
+    if (outcome.redriven) {
+      // The run's keys no longer expire: reading its owner again re-arms the tenant tag to the full TTL
+      // (it had been shortened to the ended run's remaining time).
+      await requireOwnRun(runId, c.get('principal'));
+      return jsonResponse(202, { runId, status: 'running', redrives: outcome.redrives });
+    }
+    throw new ApiError(409, ApiErrorCodes.RUN_NOT_REDRIVABLE, `run "${runId}" is ${outcome.status}: only a failed or cancelled run can be redriven`, { runId, status: outcome.status });
   });
 
   /**

@@ -35,7 +35,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -191,7 +191,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -433,7 +433,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -699,7 +699,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -829,6 +829,205 @@ redis.call('PUBLISH', abortChannel, runId)
 return {'failed', parentOf(), unpack(children)}
 `,
   },
+  /** redrive-run-4.lua, includes inlined. */
+  "redrive-run": {
+    numberOfKeys: 4,
+    lua: `--[[
+redriveRun: a failed or cancelled run runs its unfinished part again. Done nodes keep their status,
+outputs and the arrivals they recorded on their successors; skipped nodes stay skipped (a skip is decided
+by done nodes' edges alone: a failure never skips, it cancels). Every other node is reset to pending
+(attempts 0 but for a node parked with a timed wake, whose wake job names its attempt; error, times,
+worker and park fields cleared), except a subflow/loop node with a child run (\`child\`) or a map node
+that fanned out (\`fanBase\`): those are redriven in place, staying running and
+waiting for their child runs, which the caller redrives in turn (a map keeps its collected values; the
+child that halted it and the ones it had in flight are the children to redrive). A reset node is ready
+when it has no incoming edge, when its one predecessor is done (had that edge been skipped the node would
+be skipped), or when its recorded arrivals fire it (\`arrived\`/\`taken\`, as complete-node counts them). The
+run is running again: remaining recounted, error, cancelReason and endedAt cleared, \`redrives\` + 1, and
+its keys no longer expire.
+
+KEYS: state, ctx, outputs, events (see includes/run-context.lua)
+ARGV: runId, now, endedChannel, abortChannel
+Returns: {'redriven', redrives, version, deadline or '', readyCsv, childRunId...} (the run's blueprint
+  version and deadline, the nodes now queued, comma-joined, and the child runs to redrive in place)
+  | {'not-redrivable', runStatus, parent} (parent link or '') | {'missing'}
+Events: run.redriven (redrives, ready, reset, inPlace, children)
+]]
+-- [included "state-cache"]
+--[[
+Reads of the state hash go through a cache, and every change is written with one HSET at the end
+(\`flush\`), so a transition costs a handful of commands however many fields it touches.
+]]
+-- [included "run-context"]
+--[[
+The fixed head of every run script: the run's four keys and the first four ARGV entries, named.
+
+  KEYS[1] state hash   KEYS[2] context hash   KEYS[3] outputs hash   KEYS[4] events stream
+  and one key derived from them, of the same hash tag (so the same slot, on a cluster too): the fan hash
+  \`<prefix>:{<runId>}:fan\`, a map's per-child inputs and values (includes/fan-out.lua)
+  ARGV[1] runId  ARGV[2] now (epoch ms)  ARGV[3] run-ended channel  ARGV[4] abort channel
+
+(src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
+
+The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
+(node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
+readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
+loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
+of a fanning-out node (includes/fan-out.lua). A node without a status is pending. A field Redis does not
+have reads as false (Lua's form of a nil reply).
+src/store/run-state.ts is the one reader of these fields outside the scripts.
+]]
+-- Every script names all of them, whether or not it uses each one.
+local stateKey, ctxKey, outKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- luacheck: no unused
+local runId, now, endedChannel, abortChannel = ARGV[1], ARGV[2], ARGV[3], ARGV[4] -- luacheck: no unused
+-- Derived rather than passed: the fan-out scripts use it, and every script that ends a run expires it.
+local fanKey = string.sub(stateKey, 1, -6) .. 'fan' -- luacheck: no unused
+
+local cache, dirty, dirtyList = {}, {}, {}
+local function load(...)
+  local fields = {...}
+  local values = redis.call('HMGET', stateKey, unpack(fields))
+  -- A field changed in this script keeps its new value: Redis has not seen it yet.
+  for i, field in ipairs(fields) do if not dirty[field] then cache[field] = values[i] end end
+end
+local function get(field)
+  if cache[field] == nil then cache[field] = redis.call('HGET', stateKey, field) end
+  return cache[field]
+end
+local function set(field, value)
+  cache[field] = value
+  if not dirty[field] then
+    dirty[field] = true
+    dirtyList[#dirtyList + 1] = field
+  end
+end
+local function flush()
+  if #dirtyList == 0 then return end
+  local args = {}
+  for _, field in ipairs(dirtyList) do
+    args[#args + 1] = field
+    args[#args + 1] = cache[field]
+  end
+  redis.call('HSET', stateKey, unpack(args))
+  dirty, dirtyList = {}, {}
+end
+-- [included "emit"]
+-- Appends an event to the run's capped stream: type, at, node (when given), then \`extra\` as field, value, ...
+-- (src/store/run-events.ts types every event the scripts emit.)
+
+local function emit(kind, nodeId, extra)
+  local fields = {'type', kind, 'at', now}
+  if nodeId then fields[#fields + 1] = 'node'; fields[#fields + 1] = nodeId end
+  if extra then for i = 1, #extra do fields[#fields + 1] = extra[i] end end
+  redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
+end
+-- [included "parent-of"]
+
+-- The parent link of a child run (JSON {runId, nodeId, version}) or ''.
+local function parentOf()
+  return get('parent') or ''
+end
+
+load('status', 'topo', 'redrives', 'parent', 'version', 'deadline')
+local runStatus = get('status')
+if not runStatus then return {'missing'} end
+if runStatus ~= 'failed' and runStatus ~= 'cancelled' then return {'not-redrivable', runStatus, parentOf()} end
+local topo = cjson.decode(get('topo'))
+local ids = topo.ids
+
+local PER_NODE = {'.status', '.arrived', '.taken', '.child', '.fanBase', '.fanRunning', '.fanHalted', '.fanFailed', '.fanTotal', '.wake'}
+local fields = {}
+for _, id in ipairs(ids) do
+  for _, name in ipairs(PER_NODE) do fields[#fields + 1] = id .. name end
+end
+load(unpack(fields))
+
+-- The predecessor of each node with one incoming edge.
+local onlyFrom = {}
+for from, targets in ipairs(topo.out) do
+  for _, target in ipairs(targets) do
+    if topo.indeg[target] == 1 then onlyFrom[target] = from end
+  end
+end
+
+-- Fields a reset node loses (a field Redis lacks reads as pending / absent).
+local RESET = {'status', 'attempts', 'error', 'startedAt', 'endedAt', 'worker', 'readied', 'meta', 'child', 'childIndex',
+  'children', 'since', 'wake', 'prompt', 'actions', 'wakeAction', 'fanBase', 'fanBlueprint', 'fanTotal', 'fanLimit',
+  'fanNext', 'fanCompleted', 'fanFailed', 'fanHalted', 'fanRunning'}
+
+local remaining, ready, reset, inPlace, children = 0, {}, {}, {}, {}
+local toDelete = {}
+for index, id in ipairs(ids) do
+  local status = get(id .. '.status')
+  if status ~= 'done' and status ~= 'skipped' then
+    remaining = remaining + 1
+    local fanBase, child = get(id .. '.fanBase'), get(id .. '.child')
+    if fanBase then
+      -- A map in place: the child that halted it and those in flight run again; collected values stay.
+      local again = {}
+      for i in string.gmatch(get(id .. '.fanRunning') or '', '[^,]+') do again[#again + 1] = i end
+      local halted = get(id .. '.fanHalted')
+      if halted then
+        again[#again + 1] = halted
+        redis.call('HDEL', fanKey, id .. ':value:' .. halted, id .. ':next:' .. halted)
+        set(id .. '.fanFailed', math.max(0, (tonumber(get(id .. '.fanFailed')) or 0) - 1))
+        toDelete[#toDelete + 1] = id .. '.fanHalted'
+      end
+      -- Nothing to run again (every child was in when the run ended): the last child, already ended, is
+      -- asked again, and its collection (answered as the first time) hands the node all values.
+      if #again == 0 then again[1] = tostring(math.max(0, (tonumber(get(id .. '.fanTotal')) or 1) - 1)) end
+      set(id .. '.fanRunning', table.concat(again, ','))
+      for _, i in ipairs(again) do children[#children + 1] = fanBase .. '-' .. i end
+    elseif child then
+      children[#children + 1] = child
+    end
+    if fanBase or child then
+      set(id .. '.status', 'running')
+      toDelete[#toDelete + 1] = id .. '.error'
+      toDelete[#toDelete + 1] = id .. '.endedAt'
+      inPlace[#inPlace + 1] = id
+    else
+      -- A node parked with a timed wake keeps its attempts: its wake job's id names the attempt
+      -- (\`.wake<attempt>\`), and the old one may still be delayed in the queue.
+      local keepAttempts = (get(id .. '.wake') or '') ~= ''
+      for _, name in ipairs(RESET) do
+        if not (keepAttempts and name == 'attempts') then toDelete[#toDelete + 1] = id .. '.' .. name end
+      end
+      reset[#reset + 1] = id
+      local indeg = topo.indeg[index]
+      local fire
+      if indeg == 0 then
+        fire = true
+      elseif indeg == 1 then
+        fire = get(ids[onlyFrom[index]] .. '.status') == 'done'
+      else
+        local arrived, taken = tonumber(get(id .. '.arrived')) or 0, tonumber(get(id .. '.taken')) or 0
+        if topo.any[index] == 1 then fire = taken > 0 else fire = arrived == indeg and taken > 0 end
+      end
+      if fire then ready[#ready + 1] = id end
+    end
+  end
+end
+
+-- Deleted first: a ready node's status is written after (HSET in flush).
+for from = 1, #toDelete, 1000 do
+  redis.call('HDEL', stateKey, unpack(toDelete, from, math.min(#toDelete, from + 999)))
+end
+for _, id in ipairs(ready) do set(id .. '.status', 'queued') end
+local redrives = (tonumber(get('redrives')) or 0) + 1
+set('status', 'running')
+set('remaining', remaining)
+set('redrives', redrives)
+redis.call('HDEL', stateKey, 'error', 'cancelReason', 'endedAt')
+flush()
+for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
+redis.call('PERSIST', fanKey)
+emit('run.redriven', nil, {'redrives', redrives, 'ready', table.concat(ready, ','), 'reset', table.concat(reset, ','),
+  'inPlace', table.concat(inPlace, ','), 'children', table.concat(children, ',')})
+return {'redriven', redrives, get('version'), get('deadline') or '', table.concat(ready, ','), unpack(children)}
+`,
+  },
   /** release-node-4.lua, includes inlined. */
   "release-node": {
     numberOfKeys: 4,
@@ -861,7 +1060,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -966,7 +1165,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -1078,7 +1277,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -1300,7 +1499,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -1457,7 +1656,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
@@ -1574,7 +1773,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as \`<nodeId>.<field>\`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as \`<nodeId>.<field>\`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields

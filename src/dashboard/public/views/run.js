@@ -28,6 +28,7 @@ export function renderRun({ main, runId, isCurrent }) {
   // The page's parts, filled in by update().
   const statusBadgeEl = h('span', { id: 'run-status', class: 'badge', 'data-run-status': '' });
   const cancelButton = h('button', { type: 'button', id: 'cancel-run', class: 'button danger', hidden: true, onclick: () => cancel() }, 'Cancel run');
+  const redriveButton = h('button', { type: 'button', id: 'redrive-run', class: 'button', hidden: true, title: 'Run the failed and cancelled nodes again; done nodes keep their outputs', onclick: () => redrive() }, 'Redrive');
   const liveEl = h('span', { class: 'live', hidden: true }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), 'Live');
   const facts = h('dl', { class: 'facts' });
   const lineage = h('p', { class: 'lineage', hidden: true });
@@ -43,7 +44,7 @@ export function renderRun({ main, runId, isCurrent }) {
     h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Runs'), h('span', { 'aria-hidden': 'true' }, ' / '), breadcrumbBlueprint, h('span', { 'aria-hidden': 'true' }, ' / '), breadcrumbTitle),
     h('div', { class: 'page-head' },
       h('div', {}, h('h1', { class: 'run-title' }, 'Run ', h('span', { class: 'mono', title: runId }, shortId(runId)), ' ', statusBadgeEl), lineage),
-      h('div', { class: 'toolbar' }, liveEl, cancelButton)),
+      h('div', { class: 'toolbar' }, liveEl, redriveButton, cancelButton)),
     h('section', { class: 'card facts-card', 'aria-label': 'Summary' }, facts),
     messages,
     signalsHost,
@@ -75,6 +76,7 @@ export function renderRun({ main, runId, isCurrent }) {
     statusBadgeEl.dataset.runStatus = view.status;
     if (previous && previous !== view.status) announce(`Run ${view.status}`);
     cancelButton.hidden = view.status !== 'running';
+    redriveButton.hidden = view.status !== 'failed' && view.status !== 'cancelled';
     liveEl.hidden = state.ended;
     breadcrumbBlueprint.textContent = view.blueprintId;
     breadcrumbBlueprint.href = `#/?blueprint=${encodeURIComponent(view.blueprintId)}`;
@@ -177,6 +179,24 @@ export function renderRun({ main, runId, isCurrent }) {
       replace(messages, h('div', { class: 'callout error', role: 'alert' }, `Could not cancel: ${err.message}`));
     } finally {
       cancelButton.disabled = false;
+    }
+  };
+
+  // A redriven run is running again: the page follows it live once more.
+  const redrive = async () => {
+    redriveButton.disabled = true;
+    try {
+      await api(`/runs/${encodeURIComponent(runId)}/redrive`, { method: 'POST', signal });
+      state.view = await api(`/runs/${encodeURIComponent(runId)}`, { signal });
+      const wasEnded = state.ended;
+      state.ended = isTerminalRunStatus(state.view.status);
+      update();
+      if (wasEnded && !state.ended) follow();
+    } catch (err) {
+      if (err?.name === 'AbortError') return;
+      replace(messages, h('div', { class: 'callout error', role: 'alert' }, `Could not redrive: ${err.message}`));
+    } finally {
+      redriveButton.disabled = false;
     }
   };
 
@@ -303,6 +323,7 @@ function renderFacts(facts, view, now) {
     fact('Started', h('span', { title: formatFullTime(view.createdAt) }, formatTime(view.createdAt))),
     fact(view.endedAt ? 'Duration' : 'Running for', formatDuration(duration)),
     fact('Nodes', `${finished} of ${total} finished`),
+    view.redrives ? fact('Redrives', h('span', { id: 'run-redrives' }, String(view.redrives))) : [],
     fact('Tokens', h('span', { title: view.usage ? `${formatNumber(view.usage.promptTokens)} prompt + ${formatNumber(view.usage.completionTokens)} completion` : 'no LLM tokens used' }, formatTokens(view.usage))),
     waits.length > 0 ? fact('LLM slot wait', h('span', { id: 'run-llm-wait', title: `summed over ${waits.length} LLM node${waits.length === 1 ? '' : 's'} under a fleet-wide limit` }, formatDuration(waits.reduce((a, b) => a + b, 0)))) : [],
     fact('Run id', h('span', { class: 'mono small' }, view.runId)));

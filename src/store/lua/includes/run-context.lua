@@ -9,7 +9,7 @@ The fixed head of every run script: the run's four keys and the first four ARGV 
 (src/store/keys.ts builds the keys in this order; src/store/script-args.ts builds the ARGV.)
 
 The state hash holds the run's own fields (status, blueprintId, version, topo, remaining, createdAt,
-endedAt, ttl, parent, pins, error, cancelReason, deadline) and every node's fields as `<nodeId>.<field>`
+endedAt, ttl, parent, pins, error, cancelReason, deadline, redrives) and every node's fields as `<nodeId>.<field>`
 (node ids never contain "."): status, arrived, taken, attempts, error, startedAt, endedAt, worker,
 readied, meta, child, childIndex and children (a node waiting for indexed children one after another: a
 loop), for a parked node (waiting/sleeping) since, wake, prompt, actions, wakeAction, and the fan* fields
