@@ -152,9 +152,13 @@ export class NodeQueue {
     }
   }
 
-  /** Ids of the jobs active now (one LRANGE). */
+  /**
+   * Ids of every job active now (one LRANGE over the whole list). The range is explicit: BullMQ's
+   * `getRanges` defaults to `start 0, end 1`, the two newest only, which left a dead worker's jobs that its
+   * last heartbeat did not list active until their locks lapsed or the reconciler came (~20 s).
+   */
   activeJobIds(): Promise<string[]> {
-    return this.queue.getRanges(['active']);
+    return this.queue.getRanges(['active'], 0, -1);
   }
 
   /**
