@@ -122,6 +122,10 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     redis = await RedisProcess.start();
     if (options.replica) {
       replica = await RedisProcess.start({ args: ['--appendonly', 'no', '--replicaof', '127.0.0.1', String(redis.port)] });
+      // The fault is a replica that lags by a second, not one that never synced: Redis starts a diskless
+      // initial sync only after `repl-diskless-sync-delay` (5 s), and a fault hitting before it promotes an
+      // empty replica (every run lost, whatever the engine does).
+      await waitForReplicaSync(replica);
     }
     proxy = await RedisProxy.start(redis.port);
     const prefix = `c${options.name.replace(/[^a-z0-9]/gi, '').slice(0, 12)}`;
@@ -368,9 +372,31 @@ function debugProbe(url: string, prefix: string): { stop(): void } {
     void (async () => {
       const beats = await redis.hgetall(`${prefix}:workers`);
       const jobs = Object.entries(beats).map(([w, b]) => `${w}:${(JSON.parse(b) as { seq: number; jobs: unknown[] }).seq}/${(JSON.parse(b) as { jobs: unknown[] }).jobs.length}`);
-      const [active, wait, delayed] = await Promise.all([redis.llen(`${q}:active`), redis.llen(`${q}:wait`), redis.zcard(`${q}:delayed`)]);
-      debug(`probe beats ${jobs.join(' ')} active ${active} wait ${wait} delayed ${delayed}`);
+      const [active, wait, delayed, keys, running] = await Promise.all([
+        redis.llen(`${q}:active`),
+        redis.llen(`${q}:wait`),
+        redis.zcard(`${q}:delayed`),
+        redis.dbsize(),
+        redis.zcard(`${prefix}:running`),
+      ]);
+      debug(`probe beats ${jobs.join(' ')} active ${active} wait ${wait} delayed ${delayed} keys ${keys} running-index ${running}`);
     })().catch((err: unknown) => debug(`probe: ${String(err)}`));
   }, 500);
   return { stop: () => (clearInterval(timer), redis.disconnect()) };
+}
+
+/** Waits until the replica has finished its initial sync with its primary (link up, no sync in progress). */
+async function waitForReplicaSync(replica: RedisProcess): Promise<void> {
+  const redis = replica.connect();
+  try {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const info = await redis.info('replication');
+      if (/master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)) return;
+      if (Date.now() > end) throw new Error(`the replica did not finish its initial sync within 30 s:\n${info}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    redis.disconnect();
+  }
 }
