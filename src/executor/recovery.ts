@@ -122,6 +122,7 @@ export class WorkerRecovery {
     if (!this.options.enabled || this.beatTimer) return;
     void this.beat();
     this.beatTimer = setInterval(() => void this.beat(), this.options.heartbeatMs).unref();
+    void this.tick(); // a worker started to replace dead ones begins watching at once, not a beat later
     this.watchTimer = setInterval(() => void this.tick(), this.options.heartbeatMs).unref();
   }
 
@@ -150,21 +151,23 @@ export class WorkerRecovery {
     }
   }
 
-  /** One watch: take or keep the lease; if held, judge the beats and, now and then, reconcile. */
+  /**
+   * One watch: take or keep the lease, read the beats and the active jobs; if the lease is held, act on
+   * them (rescue, sweep) and, now and then, reconcile. A worker without the lease watches too, without
+   * acting: when the holder dies, its successor already knows who stopped beating and which jobs nobody
+   * lists, and acts on its first look instead of watching afresh for `deadAfterMs` (it used to start
+   * blind, so a killed lease holder's jobs waited lease + deadAfterMs, ~4.5 s, before anyone moved them).
+   */
   private async tick(): Promise<void> {
     if (this.watching) return; // the last tick is still at work (a slow Redis): never two at once
     this.watching = true;
     try {
       const leaseMs = Math.max(3 * this.options.heartbeatMs, this.options.deadAfterMs);
-      if (!(await this.deps.store.holdLease(this.deps.workerId, leaseMs))) {
-        this.seen.clear();
-        this.unlisted.clear();
-        this.lastLook = undefined;
-        return;
-      }
+      const holding = await this.deps.store.holdLease(this.deps.workerId, leaseMs);
       const beats = await this.deps.store.readBeats();
-      const live = await this.judge(beats);
-      await this.sweepOrphans(beats, live);
+      const live = await this.judge(beats, holding);
+      await this.sweepOrphans(beats, live, holding);
+      if (!holding) return;
       const now = Date.now();
       if (now - this.lastReconcile >= Math.min(5_000, this.options.reconcileAfterMs / 3)) {
         this.lastReconcile = now;
@@ -177,8 +180,12 @@ export class WorkerRecovery {
     }
   }
 
-  /** Puts back the jobs of workers whose beat stopped moving; returns the live workers. */
-  private async judge(beats: Map<string, WorkerBeat>): Promise<Set<string>> {
+  /**
+   * Puts back the jobs of workers whose beat stopped moving (only when `act`: the lease holder); returns
+   * the live workers. Without `act` a silent worker still counts as live (only the holder judges), so
+   * the jobs it lists are not taken for orphans before its own jobs are moved with their tokens.
+   */
+  private async judge(beats: Map<string, WorkerBeat>, act: boolean): Promise<Set<string>> {
     const now = Date.now();
     // Could not look for as long as it takes to judge (Redis paused, this process stalled, the lease just
     // taken): nobody can be judged on that gap, so every worker starts afresh. Shorter gaps (a slow, loaded
@@ -192,7 +199,7 @@ export class WorkerRecovery {
       if (blind || !seen || seen.seq !== beat.seq || worker === this.deps.workerId) {
         this.seen.set(worker, { seq: beat.seq, since: now });
         live.add(worker);
-      } else if (now - seen.since > this.options.deadAfterMs) {
+      } else if (act && now - seen.since > this.options.deadAfterMs) {
         await this.rescue(worker, beat, now - seen.since);
       } else {
         live.add(worker);
@@ -203,8 +210,8 @@ export class WorkerRecovery {
   }
 
   private async rescue(worker: string, beat: WorkerBeat, silentMs: number): Promise<void> {
-    let moved = 0;
-    for (const [jobId, token] of beat.jobs) if (await this.deps.queue.release(jobId, token)) moved++;
+    // All at once (each is a few round trips): a dead worker may hold its whole concurrency.
+    const moved = (await Promise.all(beat.jobs.map(([jobId, token]) => this.deps.queue.release(jobId, token)))).filter(Boolean).length;
     await this.deps.store.forgetWorker(worker);
     this.seen.delete(worker);
     this.stats.deadWorkers++;
@@ -217,22 +224,23 @@ export class WorkerRecovery {
    * within one) belong to nobody: a fetch whose reply was lost in a reconnect, or a job a worker took just
    * before it died. They go back to the queue now rather than when their locks lapse.
    */
-  private async sweepOrphans(beats: Map<string, WorkerBeat>, live: Set<string>): Promise<void> {
+  private async sweepOrphans(beats: Map<string, WorkerBeat>, live: Set<string>, act: boolean): Promise<void> {
     const listed = new Set<string>();
     for (const worker of live) for (const [jobId] of beats.get(worker)?.jobs ?? []) listed.add(jobId);
     const now = Date.now();
     const active = new Set(await this.deps.queue.activeJobIds());
     for (const jobId of this.unlisted.keys()) if (!active.has(jobId) || listed.has(jobId)) this.unlisted.delete(jobId);
-    let moved = 0;
+    const orphans: string[] = [];
     for (const jobId of active) {
       if (listed.has(jobId)) continue;
       const since = this.unlisted.get(jobId);
       if (since === undefined) this.unlisted.set(jobId, now);
-      else if (now - since > 2 * this.options.heartbeatMs + 100) {
+      else if (act && now - since > 2 * this.options.heartbeatMs + 100) {
         this.unlisted.delete(jobId);
-        if (await this.deps.queue.releaseOrphan(jobId)) moved++;
+        orphans.push(jobId);
       }
     }
+    const moved = (await Promise.all(orphans.map((jobId) => this.deps.queue.releaseOrphan(jobId)))).filter(Boolean).length;
     if (moved > 0) {
       this.stats.rescuedJobs += moved;
       this.deps.logger.warn('active jobs no live worker holds are back in the queue', { jobs: moved, recovery: { ...this.stats } });

@@ -233,9 +233,14 @@ export class NodeQueue {
     return false;
   }
 
-  /** Ids of the jobs active now over every shard (one LRANGE each). */
+  /**
+   * Ids of every job active now, over every shard (one LRANGE over each whole list). The range is
+   * explicit: BullMQ's `getRanges` defaults to `start 0, end 1`, the two newest only, which left a dead
+   * worker's jobs that its last heartbeat did not list active until their locks lapsed or the reconciler
+   * came (~20 s).
+   */
   async activeJobIds(): Promise<string[]> {
-    return (await Promise.all(this.shards.map((queue) => queue.getRanges(['active'])))).flat();
+    return (await Promise.all(this.shards.map((queue) => queue.getRanges(['active'], 0, -1)))).flat();
   }
 
   /**

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { BlueprintRegistry } from '../../../src/blueprint/load.js';
 import { SwitchyardClient } from '../../../src/client/client.js';
@@ -116,10 +117,15 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   let replica: RedisProcess | undefined;
   let proxy: RedisProxy | undefined;
   let client: SwitchyardClient | undefined;
+  let probe: { stop(): void } | undefined;
   try {
     redis = await RedisProcess.start();
     if (options.replica) {
       replica = await RedisProcess.start({ args: ['--appendonly', 'no', '--replicaof', '127.0.0.1', String(redis.port)] });
+      // The fault is a replica that lags by a second, not one that never synced: Redis starts a diskless
+      // initial sync only after `repl-diskless-sync-delay` (5 s), and a fault hitting before it promotes an
+      // empty replica (every run lost, whatever the engine does).
+      await waitForReplicaSync(replica);
     }
     proxy = await RedisProxy.start(redis.port);
     const prefix = `c${options.name.replace(/[^a-z0-9]/gi, '').slice(0, 12)}`;
@@ -151,6 +157,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     debug('runs started');
     // The fault hits once a fifth of the executions the runs need have begun (read from the logs).
     await until(() => countLines(execDir) >= Math.max(5, Math.floor(options.runs * 1.2)), 30_000);
+    probe = process.env.CHAOS_DEBUG ? debugProbe(proxy.url, prefix) : undefined;
     const faultEndedAt = await options.fault({ redis, proxy, workers, startWorker, replica });
 
     debug('fault ended');
@@ -199,6 +206,13 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       ? null
       : Math.max(0, ...affected.map((r) => ((views.get(r.runId)!.endedAt ?? faultEndedAt) - faultEndedAt) / 1000));
     const dup = countDuplicates(executions, memoryExecutions, faultEndedAt);
+    if (process.env.CHAOS_DEBUG) {
+      const slowest = affected
+        .map((r) => ({ r, s: ((views.get(r.runId)?.endedAt ?? Infinity) - faultEndedAt) / 1000 }))
+        .sort((a, b) => b.s - a.s)
+        .slice(0, 4);
+      for (const { r, s } of slowest) debug(`slow run ${r.runId} ${r.blueprint.id} ended ${s} s after the fault; ${views.get(r.runId)?.status}`);
+    }
     return {
       name: options.name,
       seed: options.seed,
@@ -216,8 +230,15 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       durationMs: Date.now() - began,
     };
   } finally {
+    probe?.stop();
     await client?.close().catch(() => undefined);
     await Promise.all(started.map(killWorker));
+    if (process.env.CHAOS_DEBUG) {
+      // The workers' JSON logs, to see when and how recovery acted: test-output/chaos-logs/<scenario>-<pid>.log
+      const logDir = join(ROOT, 'test-output/chaos-logs');
+      mkdirSync(logDir, { recursive: true });
+      for (const w of started) writeFileSync(join(logDir, `${options.name}-${w.pid}.log`), w.log());
+    }
     await proxy?.close().catch(() => undefined);
     await redis?.stop().catch(() => undefined);
     await replica?.stop().catch(() => undefined);
@@ -340,4 +361,42 @@ function findEarlyJoins(
     }
   }
   return early;
+}
+
+/** CHAOS_DEBUG: every 500 ms, the workers' beats (job counts) and the queue's lists, to see recovery act. */
+function debugProbe(url: string, prefix: string): { stop(): void } {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: false });
+  redis.on('error', () => undefined);
+  const q = `{${prefix}q}:${prefix}`;
+  const timer = setInterval(() => {
+    void (async () => {
+      const beats = await redis.hgetall(`${prefix}:workers`);
+      const jobs = Object.entries(beats).map(([w, b]) => `${w}:${(JSON.parse(b) as { seq: number; jobs: unknown[] }).seq}/${(JSON.parse(b) as { jobs: unknown[] }).jobs.length}`);
+      const [active, wait, delayed, keys, running] = await Promise.all([
+        redis.llen(`${q}:active`),
+        redis.llen(`${q}:wait`),
+        redis.zcard(`${q}:delayed`),
+        redis.dbsize(),
+        redis.zcard(`${prefix}:running`),
+      ]);
+      debug(`probe beats ${jobs.join(' ')} active ${active} wait ${wait} delayed ${delayed} keys ${keys} running-index ${running}`);
+    })().catch((err: unknown) => debug(`probe: ${String(err)}`));
+  }, 500);
+  return { stop: () => (clearInterval(timer), redis.disconnect()) };
+}
+
+/** Waits until the replica has finished its initial sync with its primary (link up, no sync in progress). */
+async function waitForReplicaSync(replica: RedisProcess): Promise<void> {
+  const redis = replica.connect();
+  try {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const info = await redis.info('replication');
+      if (/master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)) return;
+      if (Date.now() > end) throw new Error(`the replica did not finish its initial sync within 30 s:\n${info}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    redis.disconnect();
+  }
 }
