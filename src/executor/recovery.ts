@@ -103,7 +103,7 @@ export class WorkerRecovery {
   private watchTimer: NodeJS.Timeout | undefined;
   private watching = false;
   /** Each worker's last beat seen, and since when (local clock) it has not moved. */
-  private readonly seen = new Map<string, { seq: number; since: number }>();
+  private readonly seen = new Map<string, { seq: number; since: number; patience: number }>();
   /** When this worker last read the beats; a longer gap means it could not watch (Redis paused, loop stalled). */
   private lastLook: number | undefined;
   private lastReconcile = 0;
@@ -190,16 +190,23 @@ export class WorkerRecovery {
     // Could not look for as long as it takes to judge (Redis paused, this process stalled, the lease just
     // taken): nobody can be judged on that gap, so every worker starts afresh. Shorter gaps (a slow, loaded
     // host) still count, or a busy watcher would never see anyone die.
-    const blind = this.lastLook === undefined || now - this.lastLook > this.options.deadAfterMs;
+    const firstLook = this.lastLook === undefined;
+    const blind = firstLook || now - this.lastLook! > this.options.deadAfterMs;
     this.lastLook = now;
     if (blind) this.unlisted.clear();
     const live = new Set<string>();
     for (const [worker, beat] of beats) {
       const seen = this.seen.get(worker);
       if (blind || !seen || seen.seq !== beat.seq || worker === this.deps.workerId) {
-        this.seen.set(worker, { seq: beat.seq, since: now });
+        // How long to watch before judging: deadAfterMs. On this watcher's very first look (a worker started
+        // after a whole fleet died), the age a beat already has (its writer's clock) counts toward it, so the
+        // dead fleet's jobs move at once; but never less than two heartbeats watched here, so a live writer
+        // (with a clock behind ours, say) beats again first. After a gap (a Redis pause), no such credit:
+        // live workers may still be reconnecting.
+        const age = firstLook ? Math.max(0, now - beat.at) : 0;
+        this.seen.set(worker, { seq: beat.seq, since: now, patience: Math.max(2 * this.options.heartbeatMs + 100, this.options.deadAfterMs - age) });
         live.add(worker);
-      } else if (act && now - seen.since > this.options.deadAfterMs) {
+      } else if (act && now - seen.since > seen.patience) {
         await this.rescue(worker, beat, now - seen.since);
       } else {
         live.add(worker);
