@@ -240,7 +240,11 @@ export function renderRun({ main, runId, isCurrent }) {
         if (err instanceof ApiError && err.code === 'BLUEPRINT_NOT_FOUND') return undefined;
         throw err;
       });
-      const [view, blueprint, timeline] = await Promise.all([api(`/runs/${id}`, { signal }), blueprintOrNone, api(`/runs/${id}/events`, { signal })]);
+      // The events first, then the view: read together, the view could predate an event already behind the
+      // cursor, and the page would show that stale view until the run's next event (a map waiting on gates
+      // showed no progress at all).
+      const timeline = await api(`/runs/${id}/events`, { signal });
+      const [view, blueprint] = await Promise.all([api(`/runs/${id}`, { signal }), blueprintOrNone]);
       if (!isCurrent()) return;
       noteServerTime(timeline.now);
       Object.assign(state, { view, blueprint, events: timeline.events, cursor: timeline.cursor, ended: isTerminalRunStatus(view.status) && isTerminalRunStatus(timeline.status) });
