@@ -1,33 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlueprintRegistry } from '../../src/blueprint/load.js';
 import { limitConcurrency } from '../../src/llm/limit.js';
-import type { LlmProvider } from '../../src/llm/types.js';
 import { createNodeKinds } from '../../src/nodes/index.js';
 import { openScope } from '../support/harness.js';
-
-/** An LLM endpoint that answers only when the test opens it; tells when a request arrives. */
-function heldProvider() {
-  let open = false;
-  const held: Array<() => void> = [];
-  const arrivals: Array<() => void> = [];
-  const provider: LlmProvider = {
-    name: 'openai',
-    model: 'held',
-    async complete() {
-      arrivals.splice(0).forEach((arrived) => arrived());
-      if (!open) await new Promise<void>((resolve) => held.push(resolve));
-      return { text: 'answer', model: 'held' };
-    },
-  };
-  return {
-    provider,
-    arrived: () => new Promise<void>((resolve) => arrivals.push(resolve)),
-    open: () => {
-      open = true;
-      held.splice(0).forEach((release) => release());
-    },
-  };
-}
+import { countedLimit, heldProvider } from '../support/held-llm.js';
 
 describe('back-pressure from the LLM limit', () => {
   const scope = openScope();
@@ -37,27 +13,15 @@ describe('back-pressure from the LLM limit', () => {
     const blueprint = { id: 'ask', nodes: [{ id: 'q', uses: 'llm-process', params: { promptTemplate: 'question' } }], edges: [] };
     const held = heldProvider();
     // Worker A: one LLM slot, room for 10 jobs. Without back-pressure it would take every queued run.
-    const limited = limitConcurrency(held.provider, 1);
-    let entered = 0;
-    const enteredWaiters: Array<() => void> = [];
-    const counted: LlmProvider = {
-      name: limited.name,
-      model: limited.model,
-      slots: limited.slots,
-      complete(request) {
-        entered++;
-        enteredWaiters.splice(0).forEach((wake) => wake());
-        return limited.complete(request);
-      },
-    };
-    const registryA = new BlueprintRegistry(createNodeKinds({ llm: counted }));
+    const counted = countedLimit(held.provider, 1);
+    const registryA = new BlueprintRegistry(createNodeKinds({ llm: counted.provider }));
     registryA.add(blueprint);
     await scope.startWorker({ blueprints: registryA, concurrency: 10, workerId: 'A' });
     const client = scope.createClient({ blueprints: registryA });
 
     const runs = await Promise.all(Array.from({ length: 10 }, () => client.start('ask')));
     // A holds its one LLM slot (and one job waiting for it); it takes no further jobs.
-    while (entered < 2) await new Promise<void>((resolve) => enteredWaiters.push(resolve));
+    await counted.entered(2);
 
     const bCalled = held.arrived(); // the next request to reach the endpoint can only come from B
     const registryB = new BlueprintRegistry(createNodeKinds({ llm: limitConcurrency(held.provider, 10) }));
