@@ -142,10 +142,9 @@ describe('recovery (issue 12)', () => {
     expect(views.map((v) => v.status)).toEqual(runs.map(() => 'completed'));
     const seconds = lastEndAfter(views, answeredAt);
     console.log(`[recovery] Redis SIGKILL + AOF restart: last run completed ${seconds.toFixed(2)} s after Redis answered`);
-    // Usually under 1 s. A reply lost with the connection (a completion applied whose reply never came)
-    // leaves successors claimed for a worker that never heard of them: the reconciler repairs those after
-    // reconcileAfterMs (15 s), so the bound asserted here is that one, not the issue's 5 s target.
-    expect(seconds).toBeLessThanOrEqual(30);
+    // The issue's target is 5 s; measured 0.7-0.8 s (a completion whose reply was lost with the connection is
+    // sent again by ioredis and takes up what it made ready: test/lost-reply.redis.test.ts); asserted with margin.
+    expect(seconds).toBeLessThanOrEqual(10);
   }, 120_000);
 
   it('Redis paused (SIGSTOP) 5 s: every run completes, the last within 5 s of it resuming', async () => {

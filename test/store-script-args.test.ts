@@ -83,7 +83,15 @@ describe('script replies', () => {
       ready: ['b', 'c'],
       claimed: [{ nodeId: 'b', attempt: 1, context: { k: 'v' }, outputs: {} }],
     });
-    expect(decodeCompleteNode(['duplicate', 'done'], undefined)).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
+    expect(decodeCompleteNode(['duplicate', 'running', ''], undefined)).toEqual({ kind: 'duplicate', nodeStatus: 'running', ready: [], claimed: [] });
+    // A resent completion: what the first call left queued, and what it claimed for this worker.
+    expect(decodeCompleteNode(['duplicate', 'done', 'c', 'b', 1, ['"v"'], []], () => ({ context: ['k'], outputs: [] }))).toEqual({
+      kind: 'duplicate',
+      nodeStatus: 'done',
+      ready: ['c'],
+      claimed: [{ nodeId: 'b', attempt: 1, context: { k: 'v' }, outputs: {} }],
+    });
+    expect(decodeCompleteNode(['stale', 'cancelled', ''], undefined)).toEqual({ kind: 'stale', runStatus: 'cancelled' });
   });
 
   it('a cancellation', () => {

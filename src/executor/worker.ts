@@ -7,6 +7,7 @@ import { ErrorCodes, LimitExceededError, NodeNotWaitingError, NonRetryableError,
 import { Limits } from '../types/limits.js';
 import { childRunId, indexedChildRunId } from '../types/ids.js';
 import { GraphCache } from '../engine/graph-cache.js';
+import { isTerminalRunStatus } from '../types/statuses.js';
 import { actionsOf, compileGraph, type CompiledNode, type Graph } from '../engine/graph.js';
 import type { RunView } from '../types/run-view.js';
 import { decideEdges } from '../engine/transitions.js';
@@ -14,7 +15,7 @@ import { lazyChild, silentLogger, type Logger } from '../logger.js';
 import type { ChildRuns, FanOut, NodeKindRegistry, NodeResult, ParkRequest, SlotPool } from '../types/node-kind.js';
 import { resolveOptions, type ResolvedOptions, type SwitchyardOptions } from '../options.js';
 import { BlueprintStore } from '../store/blueprint-store.js';
-import { encodeNeeds, RedisStore, type FanOutChild, type StoreNode } from '../store/redis-store.js';
+import { encodeNeeds, RedisStore, type CompleteNodeReply, type FanOutChild, type StoreNode } from '../store/redis-store.js';
 import { NodeQueue, routeOf, type NodeJobData, type RunRoute } from '../queue/node-queue.js';
 import { BlueprintCatalog } from '../queue/blueprint-catalog.js';
 import { RunService } from '../queue/runs.js';
@@ -123,6 +124,8 @@ export class SwitchyardWorker {
   private readonly onRunFailed: ((failure: RunFailure) => void) | undefined;
   /** Node steps running in this worker now, over all jobs. */
   private steps = 0;
+  /** The (run, node) pairs this worker is running a step of ({@link stepKey}). */
+  private readonly stepping = new Set<string>();
   /** Steps this worker runs at once before successors go to the queue instead (4 x concurrency). */
   private readonly localLimit: number;
   private readonly concurrency: number;
@@ -170,6 +173,9 @@ export class SwitchyardWorker {
     this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false });
     this.subscriber.on('error', (err: Error) => this.logger.warn('abort subscription connection error', { error: err.message }));
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
+    // After a reconnect (a Redis restart, a pause, a failover) a run may have been cancelled or failed while
+    // nobody listened: once subscribed again, read the status of every run with steps here.
+    this.subscriber.on('ready', () => void this.rereadAborts());
     this.subscribed = this.subscriber.subscribe(this.store.keys.aborts()).then(() => undefined);
     this.subscribed.catch((err: unknown) => this.logger.error('abort subscription failed', { err: String(err) }));
     // Every queue shard, each with a BullMQ worker of its own (a queue is one hash tag, so one queue per
@@ -270,6 +276,27 @@ export class SwitchyardWorker {
 
   private abortRun(runId: string): void {
     this.running.get(runId)?.controller.abort();
+  }
+
+  /**
+   * Aborts the steps of runs that ended (or vanished: lost in a failover, or expired) while the abort
+   * subscription was away. Subscribes again first (ioredis already did; this waits until Redis has it),
+   * so an abort after the read is heard too.
+   */
+  private async rereadAborts(): Promise<void> {
+    const runIds = [...this.running.keys()];
+    if (runIds.length === 0 || this.closing) return;
+    try {
+      await this.subscriber.subscribe(this.store.keys.aborts());
+      await Promise.all(
+        runIds.map(async (runId) => {
+          const status = await this.store.getStatus(runId);
+          if (status === undefined || isTerminalRunStatus(status)) this.abortRun(runId);
+        }),
+      );
+    } catch {
+      // Redis went away again: the next 'ready' reads again.
+    }
   }
 
   /** True while steps here hold every slot of some pool (the LLM limit). */
@@ -419,8 +446,13 @@ export class SwitchyardWorker {
         return;
       }
       this.steps++;
+      const key = stepKey(runId, step.node.id);
+      this.stepping.add(key);
       const task = this.runStep(runId, graph, step, route)
-        .finally(release)
+        .finally(() => {
+          this.stepping.delete(key);
+          release();
+        })
         .then((next) => next.forEach((claimed) => launch(claimed)))
         .finally(() => {
           this.steps--;
@@ -457,11 +489,31 @@ export class SwitchyardWorker {
       await this.fail(runId, node.id, err, step.attempt, logger);
       return [];
     }
-    if (done.kind !== 'ok') return [];
+    if (done.kind === 'stale') {
+      // The run completed with this node done: maybe by this very completion, resent after its reply was lost
+      // with a connection. Tell its parent (again: a resume job per child is idempotent).
+      if (done.parent) await this.runs.notifyParent(done.parent, runId);
+      return [];
+    }
+    if (done.kind === 'duplicate') return this.replayed(runId, graph, done, logger, route);
     const claimedIds = new Set(done.claimed.map((c) => c.nodeId));
     await this.enqueue(runId, graph, done.ready.filter((id) => !claimedIds.has(id)), route);
     if (done.parent) await this.runs.notifyParent(done.parent, runId);
     return done.claimed.map((c) => ({ node: graph.byId.get(c.nodeId)!, attempt: c.attempt, context: c.context, outputs: c.outputs }));
+  }
+
+  /**
+   * The node was done already: this completion may be a resend of the one that made it so, whose reply was
+   * lost with a connection (ioredis sends unanswered commands again after reconnecting). What that first call
+   * made ready and nobody claimed is enqueued (job ids make it harmless if it was), and what it claimed for
+   * this worker runs here, unless this worker runs it already.
+   */
+  private async replayed(runId: string, graph: Graph, done: Extract<CompleteNodeReply, { kind: 'duplicate' }>, logger: Logger, route: RunRoute): Promise<Step[]> {
+    const claimed = done.claimed.filter((c) => !this.stepping.has(stepKey(runId, c.nodeId)));
+    if (done.ready.length === 0 && claimed.length === 0) return [];
+    logger.warn('completion applied before (reply lost?): taking up what it made ready', { ready: done.ready, claimed: claimed.map((c) => c.nodeId) });
+    await this.enqueue(runId, graph, done.ready, route);
+    return claimed.map((c) => ({ node: graph.byId.get(c.nodeId)!, attempt: c.attempt, context: c.context, outputs: c.outputs }));
   }
 
   /**
@@ -812,6 +864,11 @@ function collectReads(node: CompiledNode): StoreNode {
 }
 
 const NO_RELEASE = () => undefined;
+
+/** A step's key among the steps a worker runs. */
+function stepKey(runId: string, nodeId: string): string {
+  return `${runId}\u0000${nodeId}`;
+}
 
 /** The job that runs `step` again elsewhere: a resume job for a subflow node whose child ended, else a start job. */
 function stepJob(runId: string, version: string, step: Step, route: RunRoute): NodeJobData {

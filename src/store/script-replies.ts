@@ -47,8 +47,14 @@ export type StartNodeReply =
 
 export type CompleteNodeReply =
   | { kind: 'ok'; runStatus: RunStatus; ready: string[]; parent?: ParentLink; claimed: ClaimedNode[] }
-  | { kind: 'stale'; runStatus: string }
-  | { kind: 'duplicate'; nodeStatus: string }
+  /** The run is not running; `parent` when it completed with this node done (maybe by this very completion, resent). */
+  | { kind: 'stale'; runStatus: string; parent?: ParentLink }
+  /**
+   * The node is not running. When it is `done` this may be a resend of the completion that made it so (its
+   * reply lost with a connection): `ready` is what that completion made ready and nothing ever claimed, and
+   * `claimed` what it claimed for this same worker and is still running for it. Both empty otherwise.
+   */
+  | { kind: 'duplicate'; nodeStatus: string; ready: string[]; claimed: ClaimedNode[] }
   /** The context writes would take the run's context over Limits.MAX_CONTEXT_BYTES; nothing was applied. */
   | { kind: 'limit'; contextBytes: number };
 
@@ -134,12 +140,16 @@ export function decodeStartNode(reply: ScriptReply, node: Pick<StoreNode, 'needs
 
 /** complete-node-4.lua; `needsOf` says how each claimed node's reads come back (only called for claims). */
 export function decodeCompleteNode(reply: ScriptReply, needsOf: ((nodeId: string) => NodeNeeds) | undefined): CompleteNodeReply {
-  if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]) };
-  if (reply[0] === 'duplicate') return { kind: 'duplicate', nodeStatus: String(reply[1]) };
+  if (reply[0] === 'stale') return { kind: 'stale', runStatus: String(reply[1]), ...parentField(reply[2]) };
+  if (reply[0] === 'duplicate') return { kind: 'duplicate', nodeStatus: String(reply[1]), ready: splitCsv(reply[2]), claimed: decodeClaims(reply, 3, needsOf) };
   if (reply[0] === 'limit') return { kind: 'limit', contextBytes: Number(reply[1]) };
-  const ready = splitCsv(reply[3]);
+  return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready: splitCsv(reply[3]), claimed: decodeClaims(reply, 4, needsOf), ...parentField(reply[2]) };
+}
+
+/** Claimed nodes from `from` on: {nodeId, attempt, ctxReply, outReply} each. */
+function decodeClaims(reply: ScriptReply, from: number, needsOf: ((nodeId: string) => NodeNeeds) | undefined): ClaimedNode[] {
   const claimed: ClaimedNode[] = [];
-  for (let i = 4; i + 3 < reply.length; i += 4) {
+  for (let i = from; i + 3 < reply.length; i += 4) {
     const nodeId = String(reply[i]);
     const needs = needsOf!(nodeId);
     claimed.push({
@@ -149,7 +159,7 @@ export function decodeCompleteNode(reply: ScriptReply, needsOf: ((nodeId: string
       outputs: decodeReads(reply[i + 3] as ScriptReply, needs.outputs),
     });
   }
-  return { kind: 'ok', runStatus: String(reply[1]) as RunStatus, ready, claimed, ...parentField(reply[2]) };
+  return claimed;
 }
 
 /** fail-node-4.lua: the run's ending, or undefined when the run had already ended or the node finished. */

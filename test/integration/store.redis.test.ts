@@ -61,7 +61,8 @@ describe('run scripts', () => {
     const before = await nodeFields(runId);
     const eventsBefore = await redis.xlen(store.keys.runKeys(runId).events);
     const again = await store.completeNode(runId, nodeRef('a'), { output: 'other' }, [true, true]);
-    expect(again).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
+    // Nothing changes; the reply names what the first completion made ready and nobody has claimed yet.
+    expect(again).toEqual({ kind: 'duplicate', nodeStatus: 'done', ready: ['b', 'c'], claimed: [] });
     expect(await nodeFields(runId)).toEqual(before);
     expect(await redis.xlen(store.keys.runKeys(runId).events)).toBe(eventsBefore);
     expect((await store.getRun(runId))!.outputs.a).toBe('a');
@@ -73,7 +74,7 @@ describe('run scripts', () => {
     expect(await finish(runId, 'b', [true])).toEqual({ kind: 'ok', runStatus: 'running', ready: [], claimed: [] });
     expect((await store.getRun(runId))!.nodes.d!.status).toBe('pending');
     expect(await finish(runId, 'c', [false])).toEqual({ kind: 'ok', runStatus: 'running', ready: ['d'], claimed: [] });
-    expect(await store.completeNode(runId, nodeRef('c'), {}, [true])).toEqual({ kind: 'duplicate', nodeStatus: 'done' });
+    expect(await store.completeNode(runId, nodeRef('c'), {}, [true])).toEqual({ kind: 'duplicate', nodeStatus: 'done', ready: ['d'], claimed: [] });
     const events = await store.getEvents(runId);
     expect(events.filter((e) => e.type === 'node.done' && e.ready?.split(',').includes('d'))).toHaveLength(1);
     expect(await finish(runId, 'd', [])).toEqual({ kind: 'ok', runStatus: 'completed', ready: [], claimed: [] });
@@ -97,6 +98,36 @@ describe('run scripts', () => {
     expect(view!.nodes.c!.status).toBe('queued');
     // The claimed node completes like any other.
     expect(await store.completeNode(runId, nodeRef('b'), {}, [true])).toMatchObject({ kind: 'ok', ready: [] });
+  });
+
+  it('a completion sent again (its reply lost) answers what the first one claimed for that worker and left unclaimed; nothing changes', async () => {
+    const runId = await newRun();
+    await store.startNode(runId, nodeRef('a'), 'w');
+    const claim = { workerId: 'w9', max: 1, needsOf: () => none };
+    const first = await store.completeNode(runId, nodeRef('a'), { output: 'a' }, [true, true], claim);
+    expect(first).toMatchObject({ kind: 'ok', ready: ['b', 'c'], claimed: [{ nodeId: 'b', attempt: 1 }] });
+    const before = await nodeFields(runId);
+    const eventsBefore = await redis.xlen(store.keys.runKeys(runId).events);
+    expect(await store.completeNode(runId, nodeRef('a'), { output: 'a' }, [true, true], claim)).toEqual({
+      kind: 'duplicate',
+      nodeStatus: 'done',
+      ready: ['c'],
+      claimed: [{ nodeId: 'b', attempt: 1, context: {}, outputs: {} }],
+    });
+    // Another worker's resend gets no claim of w9's; once c started (on w2), it is not offered as queued either.
+    await store.startNode(runId, nodeRef('c'), 'w2');
+    expect(await store.completeNode(runId, nodeRef('a'), { output: 'a' }, [true, true], { ...claim, workerId: 'w3' })).toEqual({ kind: 'duplicate', nodeStatus: 'done', ready: [], claimed: [] });
+    expect(await nodeFields(runId)).toMatchObject({ ...before, 'c.status': 'running', 'c.worker': 'w2' });
+    expect(await redis.xlen(store.keys.runKeys(runId).events)).toBe(eventsBefore + 1); // c's node.started
+  });
+
+  it('a late completion of the node that completed a child run names the parent to tell again', async () => {
+    const runId = await newRun();
+    const parent = JSON.stringify({ runId: 'r-parent', nodeId: 'p', version: 'v1' });
+    await redis.hset(store.keys.runKeys(runId).state, 'parent', parent);
+    await finish(runId, 'a', [false, false]);
+    expect((await store.getRun(runId))!.status).toBe('completed');
+    expect(await store.completeNode(runId, nodeRef('a'), {}, [false, false])).toMatchObject({ kind: 'stale', runStatus: 'completed', parent: { runId: 'r-parent', nodeId: 'p' } });
   });
 
   it('a redelivered job of a completed node learns which nodes its completion made ready', async () => {

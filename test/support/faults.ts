@@ -140,6 +140,12 @@ export class RedisProxy {
   }
 
   private pipe(client: Socket): void {
+    if (this.held) {
+      // Accepted, but not connected on until release(): what the client sends waits in its socket.
+      this.held.push(client);
+      client.once('error', () => client.destroy());
+      return;
+    }
     const upstream = createConnection({ host: '127.0.0.1', port: this.target });
     this.sockets.add(client);
     this.sockets.add(upstream);
@@ -151,8 +157,49 @@ export class RedisProxy {
     };
     client.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // Set once this connection sent the command a dropReplyTo armed for: its next reply never arrives.
+    let dropping: (() => void) | undefined;
+    client.on('data', (chunk: Buffer) => {
+      if (this.dropArmed && chunk.includes(this.dropArmed.marker)) {
+        dropping = this.dropArmed.dropped;
+        this.dropArmed = undefined;
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!dropping) return void client.write(chunk);
+      // Redis ran the command; its reply is lost with the connection, as when a link drops at that moment.
+      dropping();
+      close();
+    });
+  }
+
+  private held: Socket[] | undefined;
+
+  /** Cuts every open connection and holds new ones (accepted, but nothing reaches Redis) until {@link release}. */
+  hold(): void {
+    this.held = [];
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  /** Connects the held connections on to Redis, and new ones from now on. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const client of held) if (!client.destroyed) this.pipe(client);
+  }
+
+  private dropArmed: { marker: string; dropped: () => void } | undefined;
+
+  /**
+   * Arms a lost reply: the next command whose bytes contain `marker` reaches Redis, but the connection that
+   * sent it is cut before any reply comes back. Resolves once that happened.
+   */
+  dropReplyTo(marker: string): Promise<void> {
+    return new Promise((dropped) => {
+      this.dropArmed = { marker, dropped: () => dropped() };
+    });
   }
 
   /** Points new connections at `port` and cuts every open one. */
@@ -163,7 +210,7 @@ export class RedisProxy {
   }
 
   async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of [...this.sockets, ...(this.held ?? [])]) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

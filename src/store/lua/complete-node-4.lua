@@ -23,7 +23,14 @@ ARGV: runId, now, endedChannel, abortChannel,
 Returns: {'ok', runStatus, parent, readyCsv, claimed...} where parent is the parent link when this
   completion ended a child run (else ''), readyCsv the nodes that became ready (claimed ones included)
   and claimed a flat list of {nodeId, attempt, ctxReply, outReply} for each claimed node
-  | {'stale', runStatus} | {'duplicate', nodeStatus}
+  | {'stale', runStatus, parent}: the run is not running; `parent` is its parent link when it completed
+    with this node done (a completion whose reply was lost may have been the one that ended it), else ''
+  | {'duplicate', nodeStatus, readyCsv, claimed...}: the node is not running (any more). When it is done,
+    this call may be a resend of the completion that made it so (a reply lost with a connection; ioredis
+    sends unanswered commands again after reconnecting): readyCsv is what that completion made ready and
+    is still queued without ever having been claimed (its job may never have been added; job ids make
+    adding it again harmless), and claimed the nodes it claimed for this same worker (ARGV[11]) that are
+    still running for it, with the same attempt and what each needs: the caller never heard of them
   | {'limit', contextBytes}: the context writes would take the run's context over MAX_CONTEXT_BYTES
     (bytes of JSON values, kept in the state field ctxBytes); nothing was applied
 Events: node.done (with its attempt, start, worker, and the nodes it made ready or skipped),
@@ -65,10 +72,54 @@ for _, info in pairs(known) do
 end
 load(unpack(fields))
 local runStatus = get('status')
-if runStatus ~= 'running' then return {'stale', tostring(runStatus)} end
 local status = get(nodeId .. '.status')
+if runStatus ~= 'running' then
+  return {'stale', tostring(runStatus), (runStatus == 'completed' and status == 'done') and parentOf() or ''}
+end
+
+-- Nodes described in ARGV; any other (a skip chain past the description) from the stored topology.
+local topo
+local function describe(target)
+  local info = known[target]
+  if info then return info end
+  topo = topo or cjson.decode(redis.call('HGET', stateKey, 'topo'))
+  info = {topo.ids[target], topo.indeg[target], topo.any[target] == 1, topo.needs[target], topo.out[target]}
+  known[target] = info
+  return info
+end
+
+-- The reply a resent completion should have had (see the header): nothing is changed.
+local function replay()
+  local reply = {'duplicate', 'done', ''}
+  local readied = get(nodeId .. '.readied')
+  if not readied or readied == '' then return reply end
+  local queued = {}
+  for id in string.gmatch(readied, '[^,]+') do
+    load(id .. '.status', id .. '.attempts', id .. '.worker')
+    local readyStatus, attempts = get(id .. '.status'), tonumber(get(id .. '.attempts')) or 0
+    if readyStatus == 'queued' and attempts == 0 then
+      queued[#queued + 1] = id
+    elseif readyStatus == 'running' and claimFor ~= '' and get(id .. '.worker') == claimFor then
+      local needs
+      for _, info in pairs(known) do if info[1] == id then needs = info[4] end end
+      if needs == nil then
+        topo = topo or cjson.decode(redis.call('HGET', stateKey, 'topo'))
+        for i, topoId in ipairs(topo.ids) do if topoId == id then needs = topo.needs[i] end end
+      end
+      local ctx, out = readNeeds(needs or '')
+      reply[#reply + 1] = id
+      reply[#reply + 1] = attempts
+      reply[#reply + 1] = ctx
+      reply[#reply + 1] = out
+    end
+  end
+  reply[3] = table.concat(queued, ',')
+  return reply
+end
+
 -- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
-if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending'} end
+if status == 'done' then return replay() end
+if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending', ''} end
 
 if #ARGV >= writesFrom then
   -- The run's context size after the writes, from each value's stored length: checked before anything is applied.
@@ -85,17 +136,6 @@ set(nodeId .. '.status', 'done')
 set(nodeId .. '.endedAt', now)
 if meta ~= '' then set(nodeId .. '.meta', meta) end
 local remaining = tonumber(get('remaining')) - 1
-
--- Nodes described in ARGV; any other (a skip chain past the description) from the stored topology.
-local topo
-local function describe(target)
-  local info = known[target]
-  if info then return info end
-  topo = topo or cjson.decode(redis.call('HGET', stateKey, 'topo'))
-  info = {topo.ids[target], topo.indeg[target], topo.any[target] == 1, topo.needs[target], topo.out[target]}
-  known[target] = info
-  return info
-end
 
 local ready, readyAt, skipped = {}, {}, {}
 -- Work list of arrivals {target index, taken}; skip chains append to it.
