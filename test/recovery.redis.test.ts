@@ -120,6 +120,8 @@ describe('recovery (issue 12)', () => {
     expect(views.map((v) => v.status)).toEqual(runs.map(() => 'completed'));
     const seconds = lastEndAfter(views, killedAt);
     console.log(`[recovery] worker SIGKILL: last run completed ${seconds.toFixed(2)} s after the kill`);
+    // Judged dead by its closed connection (a heartbeat of silence), not after deadAfterMs of silence.
+    expect(survivor!.log()).toMatch(/a worker is dead.*its connection to Redis closed|its connection to Redis closed.*a worker is dead/);
     // The issue's target is 5 s (measured 2.8-4.9 s alone, up to 6 s on a loaded 2-core box); asserted with margin.
     expect(seconds).toBeLessThanOrEqual(10);
     survivor!.child.kill('SIGTERM');

@@ -170,7 +170,8 @@ export class SwitchyardWorker {
     this.protection = options.taskProtection ? new TaskProtection(options.taskProtection, this.logger) : undefined;
     this.onRunFailed = options.onRunFailed;
     // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes itself.
-    this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false });
+    // Named: while Redis holds this connection, recovery knows the process is alive (recovery.ts).
+    this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false, connectionName: this.store.workerConnectionName(this.id) });
     this.subscriber.on('error', (err: Error) => this.logger.warn('abort subscription connection error', { error: err.message }));
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     // After a reconnect (a Redis restart, a pause, a failover) a run may have been cancelled or failed while

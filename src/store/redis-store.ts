@@ -286,6 +286,32 @@ export class RedisStore {
     await this.redis.hset(this.keys.workers(), workerId, JSON.stringify(beat));
   }
 
+  /**
+   * The name a worker's own long-lived connection (its abort subscription) carries with CLIENT SETNAME, so
+   * that a watcher can see the process is gone the moment Redis closes that connection. Names may not hold
+   * spaces: anything outside [A-Za-z0-9._:-] becomes '_'.
+   */
+  workerConnectionName(workerId: string): string {
+    return `${this.keys.prefix}:worker:${workerId}`.replace(/[^\w.:-]/g, '_');
+  }
+
+  /**
+   * The names of the publish/subscribe connections this Redis server holds now (CLIENT LIST TYPE pubsub);
+   * undefined where that cannot be told: a Cluster (a worker's subscription is on one of its nodes), or a
+   * server that refuses CLIENT LIST.
+   */
+  async subscriberNames(): Promise<Set<string> | undefined> {
+    if (this.redis.isCluster) return undefined;
+    try {
+      const list = String(await this.redis.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+      const names = new Set<string>();
+      for (const match of list.matchAll(/(?:^| )name=(\S+)/gm)) names.add(match[1]!);
+      return names;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Every worker's last heartbeat, by worker id (entries that do not parse are left out). */
   async readBeats(): Promise<Map<string, WorkerBeat>> {
     const all = await this.redis.hgetall(this.keys.workers());
@@ -317,6 +343,21 @@ export class RedisStore {
     if (holder === owner) return (await this.redis.pexpire(key, ttlMs)) === 1 || this.holdLease(owner, ttlMs);
     if (holder !== null) return false;
     return (await this.redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Who holds the recovery lease now, if anyone. */
+  leaseHolder(): Promise<string | null> {
+    return this.redis.get(this.keys.recoveryLease());
+  }
+
+  /**
+   * Takes the recovery lease from `from` (a holder known dead) for `to`, for `ttlMs`; true when taken. Not
+   * atomic, like holdLease: at worst two workers hold it for one term.
+   */
+  async takeLease(from: string, to: string, ttlMs: number): Promise<boolean> {
+    const key = this.keys.recoveryLease();
+    if ((await this.redis.get(key)) !== from) return false;
+    return (await this.redis.set(key, to, 'PX', ttlMs, 'XX')) === 'OK';
   }
 
   /** The run's parent link (a child run's subflow node); undefined for a run with none (or no such run). */

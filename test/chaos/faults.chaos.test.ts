@@ -82,6 +82,11 @@ async function pingUntilAnswered(ctx: FaultContext): Promise<number> {
 const base = { runs: RUNS, deadlineMs: DEADLINE_MS };
 
 describe(`chaos (seed ${SEED})`, () => {
+  it('0. control: the load of 1b with no fault', { timeout: TEST_TIMEOUT }, async () => {
+    const result = await runScenario({ ...base, name: 'no-fault', seed: SEED + 2, fault: async () => Date.now() });
+    check(result, RECOVERY_TARGET_S, { noDuplicates: true });
+  });
+
   it('1a. a worker is SIGKILLed while another stays alive', { timeout: TEST_TIMEOUT }, async () => {
     const result = await runScenario({
       ...base,
@@ -96,7 +101,7 @@ describe(`chaos (seed ${SEED})`, () => {
     check(result, RECOVERY_TARGET_S);
   });
 
-  it('1b. every worker is SIGKILLed and a new one started', { timeout: TEST_TIMEOUT }, async () => {
+  it('1b. every worker is SIGKILLed and a new fleet started', { timeout: TEST_TIMEOUT }, async () => {
     const result = await runScenario({
       ...base,
       name: 'all-workers-kill',
@@ -105,7 +110,8 @@ describe(`chaos (seed ${SEED})`, () => {
         for (const w of workers) process.kill(w.pid, 'SIGKILL');
         await Promise.all(workers.map((w) => w.exited));
         const killedAt = Date.now();
-        await startWorker();
+        // As ECS does for a service whose tasks all died: as many new workers as there were.
+        await Promise.all(workers.map(() => startWorker()));
         return killedAt;
       },
     });

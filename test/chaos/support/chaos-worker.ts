@@ -1,7 +1,9 @@
 /**
  * `switchyard worker` as the CLI runs it, plus the `chaos-step` node kind, which records each execution
- * into CHAOS_EXEC_DIR (one file per process). Started by the chaos tests as a child process:
- *   node --import tsx test/chaos/support/chaos-worker.ts worker --blueprints <dir> ...
+ * into CHAOS_EXEC_DIR (one file per process). The chaos tests bundle it as the image bundles the CLI and
+ * start it as a child process (chaos-scenario.ts):
+ *   node test-output/chaos-worker/chaos-worker.mjs worker --blueprints <dir> ...
+ * (or, unbundled: node --import tsx test/chaos/support/chaos-worker.ts worker ...)
  */
 import { main } from '../../../src/cli/main.js';
 import { chaosStepKind, fileRecorder } from './chaos-kinds.js';
