@@ -171,8 +171,11 @@ describe('the hot path', () => {
     };
     await client.pushBlueprint(child('measured'));
     await client.pushBlueprint(chain);
-    const worker = await bareWorker(scope);
+    // MONITOR before the worker starts: ioredis fails a monitor connection ("Command queue state error")
+    // when another client's command lands right as MONITOR is answered, as a new worker's first recovery
+    // tick did now and then.
     const monitor = await scope.redis.monitor();
+    const worker = await bareWorker(scope);
     const seen: string[][] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
       if (args.some((a) => typeof a === 'string' && a.startsWith(`${scope.prefix}:`))) seen.push(args.map(String));

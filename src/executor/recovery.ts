@@ -82,6 +82,8 @@ interface RecoveryDeps {
   graph: (version: string) => Promise<Graph>;
   /** The jobs this worker processes now, with their lock tokens. */
   jobs: () => Array<[jobId: string, token: string]>;
+  /** The ids of this worker's BullMQ workers (the `<id>` of every lock token `<id>:<n>` they take). */
+  fetchers?: () => string[];
   logger: Logger;
 }
 
@@ -105,13 +107,19 @@ export class WorkerRecovery {
   private watchTimer: NodeJS.Timeout | undefined;
   private watching = false;
   /** Each worker's last beat seen, and since when (local clock) it has not moved. */
-  private readonly seen = new Map<string, { seq: number; since: number; patience: number }>();
+  /**
+   * Each worker's last beat seen: since when (local clock) it has not moved, how long to wait from then,
+   * and since when it has been silent as far as can be told (on a first look, backdated by the beat's age).
+   */
+  private readonly seen = new Map<string, { seq: number; since: number; patience: number; silentFrom: number }>();
   /** When this worker last read the beats; a longer gap means it could not watch (Redis paused, loop stalled). */
   private lastLook: number | undefined;
   private lastReconcile = 0;
   /** Active jobs no live worker listed, and since when (local clock): orphans once that lasts. */
   private readonly unlisted = new Map<string, number>();
   private beatFailing = false;
+  /** When this worker began beating (its connections were made about then). */
+  private startedAt = Date.now();
 
   constructor(
     private readonly deps: RecoveryDeps,
@@ -122,6 +130,7 @@ export class WorkerRecovery {
 
   start(): void {
     if (!this.options.enabled || this.beatTimer) return;
+    this.startedAt = Date.now();
     void this.beat();
     this.beatTimer = setInterval(() => void this.beat(), this.options.heartbeatMs).unref();
     void this.tick(); // a worker started to replace dead ones begins watching at once, not a beat later
@@ -145,7 +154,7 @@ export class WorkerRecovery {
 
   private async beat(): Promise<void> {
     try {
-      await this.deps.store.beat(this.deps.workerId, { seq: ++this.seq, at: Date.now(), jobs: this.deps.jobs() });
+      await this.deps.store.beat(this.deps.workerId, { seq: ++this.seq, at: Date.now(), jobs: this.deps.jobs(), fetchers: this.deps.fetchers?.() });
       this.beatFailing = false;
     } catch (err) {
       if (!this.beatFailing) this.deps.logger.warn('cannot write the worker heartbeat (Redis away?)', { error: (err as Error).message });
@@ -199,7 +208,7 @@ export class WorkerRecovery {
     if (blind) this.unlisted.clear();
     const live = new Set<string>();
     // Read once per look, and only when a worker is suspect: silent for a heartbeat (see silentMs()).
-    let names: Promise<Set<string> | undefined> | undefined;
+    let names: Promise<Map<string, number> | undefined> | undefined;
     const gone = (worker: string) => this.connectionGone(worker, (names ??= this.deps.store.subscriberNames()));
     for (const [worker, beat] of beats) {
       const seen = this.seen.get(worker);
@@ -210,11 +219,15 @@ export class WorkerRecovery {
         // (with a clock behind ours, say) beats again first. After a gap (a Redis pause), no such credit:
         // live workers may still be reconnecting.
         const age = firstLook ? Math.max(0, now - beat.at) : 0;
-        this.seen.set(worker, { seq: beat.seq, since: now, patience: Math.max(2 * this.options.heartbeatMs + 100, this.options.deadAfterMs - age) });
+        // The connection rule counts silence from the beat itself: its age by its writer's clock, on a first
+        // look whole, later at most a heartbeat (a new beat was written since the last look), so a clock
+        // behind ours gains it no more than that.
+        const silentFor = firstLook ? age : Math.min(this.options.heartbeatMs, Math.max(0, now - beat.at));
+        this.seen.set(worker, { seq: beat.seq, since: now, patience: Math.max(2 * this.options.heartbeatMs + 100, this.options.deadAfterMs - age), silentFrom: now - silentFor });
         live.add(worker);
       } else if (act && now - seen.since > seen.patience) {
         await this.rescue(worker, beat, now - seen.since);
-      } else if (act && now - seen.since > this.silentMs() && (await gone(worker))) {
+      } else if (act && now - seen.silentFrom > this.silentMs() && (await gone(worker))) {
         await this.rescue(worker, beat, now - seen.since, 'its connection to Redis closed');
       } else {
         live.add(worker);
@@ -242,7 +255,7 @@ export class WorkerRecovery {
     const now = Date.now();
     const silent = (worker: string) => {
       const seen = this.seen.get(worker);
-      return seen !== undefined && seen.seq === beats.get(worker)?.seq && now - seen.since > this.silentMs();
+      return seen !== undefined && seen.seq === beats.get(worker)?.seq && now - seen.silentFrom > this.silentMs();
     };
     if (![...beats.keys()].some(silent)) return false;
     const holder = await this.deps.store.leaseHolder();
@@ -256,17 +269,27 @@ export class WorkerRecovery {
   /**
    * Whether Redis closed the worker's named connection (its abort subscription): the mark of a process
    * that died, which the kernel's closing of its sockets tells Redis at once. Only where the names can be
-   * seen at all: this watcher's own connection must be among them (a proxy in between, say, may hide them).
+   * seen at all (this watcher's own connection must be among them: a proxy in between, say, may hide
+   * them), and not for deadAfterMs after this watcher's own connection was made again: after a Redis
+   * restart, a failover or a dropped link every connection is new, and live workers may still be
+   * reconnecting. (A connection as old as this worker was never made again: a worker started to replace
+   * a dead fleet may use the rule at once.)
    */
-  private async connectionGone(worker: string, names: Promise<Set<string> | undefined>): Promise<boolean> {
+  private async connectionGone(worker: string, names: Promise<Map<string, number> | undefined>): Promise<boolean> {
     const seen = await names;
-    if (!seen?.has(this.deps.store.workerConnectionName(this.deps.workerId))) return false;
-    return !seen.has(this.deps.store.workerConnectionName(worker));
+    const ownAge = seen?.get(this.deps.store.workerConnectionName(this.deps.workerId));
+    if (ownAge === undefined) return false;
+    // CLIENT LIST counts whole seconds: a connection up to a second younger than this worker is its first.
+    const reconnected = ownAge * 1000 < Date.now() - this.startedAt - 1_000;
+    if (reconnected && ownAge * 1000 < this.options.deadAfterMs) return false;
+    return !seen!.has(this.deps.store.workerConnectionName(worker));
   }
 
   private async rescue(worker: string, beat: WorkerBeat, silentMs: number, why = 'it stopped beating'): Promise<void> {
-    // All at once (each is a few round trips): a dead worker may hold its whole concurrency.
-    const moved = (await Promise.all(beat.jobs.map(([jobId, token]) => this.deps.queue.release(jobId, token)))).filter(Boolean).length;
+    // All at once (each is a few round trips): a dead worker may hold its whole concurrency. Then the
+    // jobs it fetched after its last beat, known by their lock tokens.
+    let moved = (await Promise.all(beat.jobs.map(([jobId, token]) => this.deps.queue.release(jobId, token)))).filter(Boolean).length;
+    moved += await this.deps.queue.releaseHeldBy(beat.fetchers ?? []);
     await this.deps.store.forgetWorker(worker);
     this.seen.delete(worker);
     this.stats.deadWorkers++;

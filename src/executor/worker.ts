@@ -209,6 +209,7 @@ export class SwitchyardWorker {
         runs: this.runs,
         graph: (version) => this.graphs.get(version),
         jobs: () => [...this.activeJobs],
+        fetchers: () => this.workers.map((w) => w.id),
         logger: this.logger,
       },
       options.recovery,

@@ -64,6 +64,11 @@ export interface WorkerBeat {
   at: number;
   /** [job id, lock token] of each BullMQ job the worker is processing. */
   jobs: Array<[jobId: string, token: string]>;
+  /**
+   * The ids of the worker's BullMQ workers (one per queue shard): every lock token they take is
+   * `<id>:<n>`, so a dead worker's jobs are known by their tokens even when its last beat did not list them.
+   */
+  fetchers?: string[];
 }
 export { sumUsage } from '../types/usage.js';
 export type { BlueprintPins, ParentLink, ParkedNodeState } from './run-state.js';
@@ -296,16 +301,19 @@ export class RedisStore {
   }
 
   /**
-   * The names of the publish/subscribe connections this Redis server holds now (CLIENT LIST TYPE pubsub);
-   * undefined where that cannot be told: a Cluster (a worker's subscription is on one of its nodes), or a
-   * server that refuses CLIENT LIST.
+   * The named publish/subscribe connections this Redis server holds now, each with its age in seconds
+   * (CLIENT LIST TYPE pubsub); undefined where that cannot be told: a Cluster (a worker's subscription is
+   * on one of its nodes), or a server that refuses CLIENT LIST.
    */
-  async subscriberNames(): Promise<Set<string> | undefined> {
+  async subscriberNames(): Promise<Map<string, number> | undefined> {
     if (this.redis.isCluster) return undefined;
     try {
       const list = String(await this.redis.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
-      const names = new Set<string>();
-      for (const match of list.matchAll(/(?:^| )name=(\S+)/gm)) names.add(match[1]!);
+      const names = new Map<string, number>();
+      for (const line of list.split('\n')) {
+        const name = / name=(\S+)/.exec(line)?.[1];
+        if (name) names.set(name, Number(/ age=(\d+)/.exec(line)?.[1] ?? 0));
+      }
       return names;
     } catch {
       return undefined;
