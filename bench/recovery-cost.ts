@@ -1,8 +1,8 @@
 /**
  * `npm run bench:recovery`: what recovery (issue 12: heartbeats, the lease, watching, the orphan sweep)
  * costs Redis, against the same workers with recovery off (BullMQ alone: its stalled-job checks and lock
- * renewals). On a private Redis, commands/s (INFO stats total_commands_processed: round trips, a script
- * call counts once) for one idle worker (the lease holder), three idle workers, and three workers holding
+ * renewals). On a private Redis, commands/s (INFO stats total_commands_processed: the commands a script
+ * runs count too) for one idle worker (the lease holder), three idle workers, and three workers holding
  * RECOVERY_ACTIVE (default 60) jobs whose nodes wait until the end. RECOVERY_WINDOW_S (default 10) per
  * measurement.
  */
@@ -44,7 +44,8 @@ async function rate(): Promise<number> {
 
 async function measure(recovery: boolean) {
   const prefix = `rc${recovery ? 'on' : 'off'}`;
-  const start = () => new SwitchyardWorker({ redis: redis.url, prefix, queueName: prefix, kinds: registry.kinds, blueprints: registry, recovery: { enabled: recovery } });
+  // drainTimeoutMs 0: closing hands the held nodes back at once.
+  const start = () => new SwitchyardWorker({ redis: redis.url, prefix, queueName: prefix, kinds: registry.kinds, blueprints: registry, recovery: { enabled: recovery }, drainTimeoutMs: 0 });
   const workers = [start()];
   await workers[0]!.ready();
   await new Promise((resolve) => setTimeout(resolve, 1_000)); // past start-up
@@ -60,7 +61,9 @@ async function measure(recovery: boolean) {
   while (started < ACTIVE) await new Promise((resolve) => setTimeout(resolve, 100));
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const busy = await rate();
-  return { workers: workers as SwitchyardWorker[], client, one, three, busy };
+  await client.close();
+  await Promise.all(workers.map((w) => w.close()));
+  return { one, three, busy };
 }
 
 try {
@@ -71,12 +74,8 @@ try {
   line('one idle worker (the lease holder)', off.one, on.one);
   line('each further idle worker', (off.three - off.one) / 2, (on.three - on.one) / 2);
   line(`per active job (three workers, ${ACTIVE} jobs)`, (off.busy - off.three) / ACTIVE, (on.busy - on.three) / ACTIVE);
-  release();
-  for (const { workers, client } of [off, on]) {
-    await client.close();
-    await Promise.all(workers.map((w) => w.close()));
-  }
 } finally {
+  release();
   admin.disconnect();
   await redis.stop();
 }
