@@ -1,7 +1,8 @@
 /**
  * Expands the run scripts (src/store/lua/*.lua, includes inlined) into src/store/lua/scripts.generated.ts,
- * the LLM limit scripts (src/store/lua/limits/*.lua) into src/store/lua/limits/scripts.generated.ts, and the
- * blueprint registry's (src/store/lua/blueprints/*.lua) into src/store/lua/blueprints/scripts.generated.ts,
+ * the LLM limit scripts (src/store/lua/limits/*.lua) into src/store/lua/limits/scripts.generated.ts, the
+ * blueprint registry's (src/store/lua/blueprints/*.lua) into src/store/lua/blueprints/scripts.generated.ts
+ * and worker recovery's (src/store/lua/recovery/*.lua) into src/store/lua/recovery/scripts.generated.ts,
  * which the store imports, so every way the code runs (tsx, vitest, esbuild bundles, the Lambda zips, the
  * worker image) has the Lua without reading files at run time.
  *
@@ -28,6 +29,7 @@ const FOLDERS: Array<{ folder: string; naming?: ScriptsModuleNaming }> = [
   { folder: 'src/store/lua' },
   { folder: 'src/store/lua/limits', naming: { exportName: 'LIMIT_LUA_SCRIPTS', folder: 'src/store/lua/limits', what: 'The fleet-wide LLM limit scripts' } },
   { folder: 'src/store/lua/blueprints', naming: { exportName: 'BLUEPRINT_SCRIPTS', folder: 'src/store/lua/blueprints', what: "The blueprint registry's scripts" } },
+  { folder: 'src/store/lua/recovery', naming: { exportName: 'RECOVERY_SCRIPTS', folder: 'src/store/lua/recovery', what: "Worker recovery's scripts" } },
 ];
 
 const scripts: LuaScript[] = [];

@@ -30,10 +30,12 @@ describe('NodeQueue.releaseHeldBy', () => {
       for (const worker of fetchers) void worker.run();
       await allActive;
 
-      expect(await queue.releaseHeldBy([fetchers[0]!.id])).toBe(2);
+      const moved = await queue.releaseHeldBy([fetchers[0]!.id]);
+      expect(moved).toHaveLength(2);
       expect(await bull.getJobCounts('active', 'wait')).toEqual({ active: 2, wait: 2 });
-      expect(await queue.releaseHeldBy(['no-such-worker'])).toBe(0);
-      expect(await queue.releaseHeldBy([])).toBe(0);
+      expect((await bull.getWaiting()).map((job) => job.id).sort()).toEqual([...moved].sort());
+      expect(await queue.releaseHeldBy(['no-such-worker'])).toEqual([]);
+      expect(await queue.releaseHeldBy([])).toEqual([]);
     } finally {
       finish();
       await Promise.all(fetchers.map((w) => w.close(true)));

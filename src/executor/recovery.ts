@@ -288,13 +288,16 @@ export class WorkerRecovery {
   private async rescue(worker: string, beat: WorkerBeat, silentMs: number, why = 'it stopped beating'): Promise<void> {
     // All at once (each is a few round trips): a dead worker may hold its whole concurrency. Then the
     // jobs it fetched after its last beat, known by their lock tokens.
-    let moved = (await Promise.all(beat.jobs.map(([jobId, token]) => this.deps.queue.release(jobId, token)))).filter(Boolean).length;
-    moved += await this.deps.queue.releaseHeldBy(beat.fetchers ?? []);
+    const listed = await Promise.all(beat.jobs.map(([jobId, token]) => this.deps.queue.release(jobId, token)));
+    const moved = [...beat.jobs.filter((_, i) => listed[i]).map(([jobId]) => jobId), ...(await this.deps.queue.releaseHeldBy(beat.fetchers ?? []))];
+    // A moved job is fetched again at once, under a new lock, by a worker that lists it only at its next beat:
+    // it must not count as unlisted since before the move, or the sweep would take it from that worker.
+    for (const jobId of moved) this.unlisted.delete(jobId);
     await this.deps.store.forgetWorker(worker);
     this.seen.delete(worker);
     this.stats.deadWorkers++;
-    this.stats.rescuedJobs += moved;
-    this.deps.logger.warn('a worker is dead: its jobs are back in the queue', { deadWorker: worker, why, silentMs, jobs: moved, recovery: { ...this.stats } });
+    this.stats.rescuedJobs += moved.length;
+    this.deps.logger.warn('a worker is dead: its jobs are back in the queue', { deadWorker: worker, why, silentMs, jobs: moved.length, recovery: { ...this.stats } });
   }
 
   /**

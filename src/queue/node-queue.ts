@@ -247,17 +247,17 @@ export class NodeQueue {
    * Puts back every active job whose lock token a BullMQ worker of `fetchers` took (its tokens are
    * `<id>:<n>`): the jobs of a dead worker, those its last heartbeat had not listed yet included (it
    * fetched them after that beat). One LRANGE per shard and one GET per active job; run on a death only.
-   * Resolves with how many moved.
+   * Resolves with the ids of the jobs moved.
    */
-  async releaseHeldBy(fetchers: readonly string[]): Promise<number> {
-    if (fetchers.length === 0) return 0;
-    let moved = 0;
+  async releaseHeldBy(fetchers: readonly string[]): Promise<string[]> {
+    if (fetchers.length === 0) return [];
+    const moved: string[] = [];
     for (const queue of this.shards) {
       const active = await queue.getRanges(['active'], 0, -1);
       const locks = await Promise.all(active.map(async (jobId) => [jobId, await this.redis.get(`${queue.toKey(jobId)}:lock`)] as const));
       const held = locks.filter(([, token]) => token !== null && fetchers.some((id) => token.startsWith(`${id}:`)));
       const released = await Promise.all(held.map(([jobId, token]) => this.release(jobId, token!)));
-      moved += released.filter(Boolean).length;
+      moved.push(...held.filter((_, i) => released[i]).map(([jobId]) => jobId));
     }
     return moved;
   }

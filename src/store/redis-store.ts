@@ -4,6 +4,7 @@ import type { RunView } from '../types/run-view.js';
 import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
+import { RECOVERY_SCRIPTS } from './lua/recovery/scripts.generated.js';
 import type { RedisClient } from '../types/redis-client.js';
 import { parseParentLink, readParkedNode, readRun, readRunPins, readRunStatus, type BlueprintPins, type ParentLink, type ParkedNodeState } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
@@ -77,7 +78,7 @@ export type { ClaimedNode, CompleteNodeReply, RedriveRunReply, FanOutChild, FanO
 export { encodeNeeds } from './script-args.js';
 
 /**
- * The run scripts under the names they are registered by. Names carry a version so two deployed versions
+ * The run scripts (and recovery's lease hand-over) under the names they are registered by. Names carry a version so two deployed versions
  * of Switchyard never run each other's scripts; the script text comes from src/store/lua/*.lua.
  */
 const SCRIPTS = {
@@ -92,6 +93,7 @@ const SCRIPTS = {
   sy2StartFanOut: LUA_SCRIPTS['start-fan-out'],
   sy2CollectChild: LUA_SCRIPTS['collect-child'],
   sy2RedriveRun: LUA_SCRIPTS['redrive-run'],
+  sy2TakeLease: RECOVERY_SCRIPTS['take-lease'],
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -359,13 +361,11 @@ export class RedisStore {
   }
 
   /**
-   * Takes the recovery lease from `from` (a holder known dead) for `to`, for `ttlMs`; true when taken. Not
-   * atomic, like holdLease: at worst two workers hold it for one term.
+   * Takes the recovery lease from `from` (a holder known dead) for `to`, for `ttlMs`; true when taken.
+   * Compare and set (take-lease-1.lua): of watchers that all saw the holder die, one takes it.
    */
   async takeLease(from: string, to: string, ttlMs: number): Promise<boolean> {
-    const key = this.keys.recoveryLease();
-    if ((await this.redis.get(key)) !== from) return false;
-    return (await this.redis.set(key, to, 'PX', ttlMs, 'XX')) === 'OK';
+    return Number(await this.call('sy2TakeLease', [this.keys.recoveryLease(), from, to, ttlMs])) === 1;
   }
 
   /** The run's parent link (a child run's subflow node); undefined for a run with none (or no such run). */

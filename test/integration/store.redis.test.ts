@@ -130,10 +130,31 @@ describe('run scripts', () => {
     expect(await store.completeNode(runId, nodeRef('a'), {}, [false, false])).toMatchObject({ kind: 'stale', runStatus: 'completed', parent: { runId: 'r-parent', nodeId: 'p' } });
   });
 
+  it('the recovery lease passes from a dead holder to one watcher only, and never from a live one', async () => {
+    expect(await store.holdLease('dead', 60_000)).toBe(true);
+    const takers = await Promise.all(['w1', 'w2', 'w3'].map((w) => store.takeLease('dead', w, 60_000)));
+    expect(takers.filter(Boolean)).toHaveLength(1);
+    const holder = await store.leaseHolder();
+    expect(['w1', 'w2', 'w3']).toContain(holder);
+    // The new holder is not the dead one: nobody takes it from them by naming the dead one again.
+    expect(await store.takeLease('dead', 'w4', 60_000)).toBe(false);
+    expect(await store.leaseHolder()).toBe(holder);
+    expect(await redis.pttl(store.keys.recoveryLease())).toBeGreaterThan(50_000);
+    await redis.del(store.keys.recoveryLease());
+  });
+
   it('a redelivered job of a completed node learns which nodes its completion made ready', async () => {
     const runId = await newRun();
     await finish(runId, 'a', [true, false]);
     expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['b'] });
+  });
+
+  it('a redelivered job of a completed node leaves out a successor queued for a retry (its retry job runs it)', async () => {
+    const runId = await newRun();
+    await finish(runId, 'a', [true, true]);
+    await store.startNode(runId, nodeRef('b'), 'w');
+    await store.retryNode(runId, 'b', { code: 'NODE_FAILED', message: 'flaky', retryable: true }, 50);
+    expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['c'] });
   });
 
   it('nodes of a cancelled run are not started, and late completions are stale', async () => {

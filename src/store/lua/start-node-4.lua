@@ -13,7 +13,9 @@ Returns:
     `siblings` is a flat list of 5 entries per other start node that needs the caller: 'run', id,
     attempt, contextReply, outputsReply (claimed) or 'done', id, readied, {}, {} (already completed).
   {'done', readied}: already completed; `readied` lists (comma-joined) the nodes its completion made
-    ready, so a redelivered job re-enqueues them in case the first worker died before it could.
+    ready that may lack a job, so a redelivered job re-enqueues them in case the first worker died before
+    it could: queued never claimed, running (claimed in the dead worker's job) or done (their own
+    successors may be so). Not a node queued for a retry: its retry job runs it, after its delay.
   {'ended', runStatus, parent}: the run is over; `parent` (a parent link or '') lets a redelivered
     job of a child run's last node tell the parent again, in case the first worker died before it could.
   {'parked', nodeStatus, wake, attempt}: the node is waiting or sleeping (parked by wait-node, no job
@@ -36,8 +38,20 @@ load(unpack(fields))
 local runStatus = get('status')
 if not runStatus then return {'skip', 'run not found'} end
 if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
+
+-- What a done node's completion made ready and may lack a job (see the header).
+local function readiedToEnqueue(id)
+  local again = {}
+  for next in string.gmatch(get(id .. '.readied') or '', '[^,]+') do
+    if cache[next .. '.status'] == nil then load(next .. '.status', next .. '.attempts') end
+    local st = get(next .. '.status')
+    if (st == 'queued' and (tonumber(get(next .. '.attempts')) or 0) == 0) or st == 'running' or st == 'done' then again[#again + 1] = next end
+  end
+  return table.concat(again, ',')
+end
+
 local status = get(nodeId .. '.status')
-if status == 'done' then return {'done', get(nodeId .. '.readied') or ''} end
+if status == 'done' then return {'done', readiedToEnqueue(nodeId)} end
 if status == 'waiting' or status == 'sleeping' then
   return {'parked', status, get(nodeId .. '.wake') or '', tonumber(get(nodeId .. '.attempts')) or 1}
 end
@@ -57,7 +71,7 @@ for i = 10, #ARGV - 1, 2 do
     local ctx, out = readNeeds(reads)
     for _, v in ipairs({'run', id, claim(id, workerId), ctx, out}) do siblings[#siblings + 1] = v end
   elseif st == 'done' then
-    for _, v in ipairs({'done', id, get(id .. '.readied') or '', {}, {}}) do siblings[#siblings + 1] = v end
+    for _, v in ipairs({'done', id, readiedToEnqueue(id), {}, {}}) do siblings[#siblings + 1] = v end
   end
 end
 flush()
