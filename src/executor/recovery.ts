@@ -308,6 +308,8 @@ export class WorkerRecovery {
   private async sweepOrphans(beats: Map<string, WorkerBeat>, live: Set<string>, act: boolean): Promise<void> {
     const listed = new Set<string>();
     for (const worker of live) for (const [jobId] of beats.get(worker)?.jobs ?? []) listed.add(jobId);
+    // This worker's own jobs as they are now, not as its last beat had them (a busy loop may beat late).
+    for (const [jobId] of this.deps.jobs()) listed.add(jobId);
     const now = Date.now();
     const active = new Set(await this.deps.queue.activeJobIds());
     for (const jobId of this.unlisted.keys()) if (!active.has(jobId) || listed.has(jobId)) this.unlisted.delete(jobId);

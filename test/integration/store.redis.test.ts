@@ -149,12 +149,21 @@ describe('run scripts', () => {
     expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['b'] });
   });
 
-  it('a redelivered job of a completed node leaves out a successor queued for a retry (its retry job runs it)', async () => {
+  it('a redelivered job of a completed node names only the successors no job of their own carries', async () => {
     const runId = await newRun();
-    await finish(runId, 'a', [true, true]);
-    await store.startNode(runId, nodeRef('b'), 'w');
+    await store.startNode(runId, nodeRef('a'), 'w');
+    // b is claimed inside a's job (by a's completion); c is queued with a job of its own.
+    await store.completeNode(runId, nodeRef('a'), { output: 'a' }, [true, true], { workerId: 'w', max: 1, needsOf: () => none });
+    expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['b', 'c'] });
+    // c, once its own job runs it, is that job's to redeliver: not named.
+    await store.startNode(runId, nodeRef('c'), 'w3');
+    expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['b'] });
+    // b failed an attempt and waits for its retry job, which runs it after the delay: not named either.
     await store.retryNode(runId, 'b', { code: 'NODE_FAILED', message: 'flaky', retryable: true }, 50);
-    expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: ['c'] });
+    expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: [] });
+    // Its retry job claims it as that job's: still not named.
+    await store.startNode(runId, nodeRef('b'), 'w4');
+    expect(await store.startNode(runId, nodeRef('a'), 'w2')).toEqual({ kind: 'done', readied: [] });
   });
 
   it('nodes of a cancelled run are not started, and late completions are stale', async () => {

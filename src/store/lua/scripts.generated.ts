@@ -521,13 +521,17 @@ local function readNeeds(need)
 end
 -- [included "claim"]
 
--- Claims a queued (or redelivered running) node for a worker: running, one more attempt.
-local function claim(nodeId, workerId)
+-- Claims a queued (or redelivered running) node for a worker: running, one more attempt. \`inJob\` when the
+-- node runs inside another node's job (a successor claimed by a completion, a start node claimed by the
+-- run's start job): no job of its own carries it, so a redelivery of the job that carried it enqueues it
+-- (start-node's 'done' path: \`<node>.injob\` is '1'). A node claimed by its own job clears the mark.
+local function claim(nodeId, workerId, inJob)
   local attempt = (tonumber(get(nodeId .. '.attempts')) or 0) + 1
   set(nodeId .. '.status', 'running')
   set(nodeId .. '.startedAt', now)
   set(nodeId .. '.worker', workerId)
   set(nodeId .. '.attempts', attempt)
+  if inJob then set(nodeId .. '.injob', '1') elseif get(nodeId .. '.injob') == '1' then set(nodeId .. '.injob', '0') end
   emit('node.started', nodeId, {'attempt', attempt, 'worker', workerId})
   return attempt
 end
@@ -696,7 +700,7 @@ local reply = {'ok', 'running', '', readyCsv}
 if claimFor ~= '' and #ready > 0 and claimMax > 0 then
   for i = 1, math.min(claimMax, #ready) do
     local claimed = ready[i]
-    local attempt = claim(claimed, claimFor)
+    local attempt = claim(claimed, claimFor, true)
     local ctx, out = readNeeds(describe(readyAt[i])[4])
     reply[#reply + 1] = claimed
     reply[#reply + 1] = attempt
@@ -1514,8 +1518,9 @@ Returns:
     attempt, contextReply, outputsReply (claimed) or 'done', id, readied, {}, {} (already completed).
   {'done', readied}: already completed; \`readied\` lists (comma-joined) the nodes its completion made
     ready that may lack a job, so a redelivered job re-enqueues them in case the first worker died before
-    it could: queued never claimed, running (claimed in the dead worker's job) or done (their own
-    successors may be so). Not a node queued for a retry: its retry job runs it, after its delay.
+    it could: queued and never claimed, running inside another node's job (\`injob\`, see includes/claim),
+    or done (their own successors may be so). Not a node queued for a retry (its retry job runs it, after
+    its delay), nor one running in a job of its own (that job is redelivered itself).
   {'ended', runStatus, parent}: the run is over; \`parent\` (a parent link or '') lets a redelivered
     job of a child run's last node tell the parent again, in case the first worker died before it could.
   {'parked', nodeStatus, wake, attempt}: the node is waiting or sleeping (parked by wait-node, no job
@@ -1609,13 +1614,17 @@ local function emit(kind, nodeId, extra)
   redis.call('XADD', eventsKey, 'MAXLEN', '~', 1000, '*', unpack(fields))
 end
 
--- Claims a queued (or redelivered running) node for a worker: running, one more attempt.
-local function claim(nodeId, workerId)
+-- Claims a queued (or redelivered running) node for a worker: running, one more attempt. \`inJob\` when the
+-- node runs inside another node's job (a successor claimed by a completion, a start node claimed by the
+-- run's start job): no job of its own carries it, so a redelivery of the job that carried it enqueues it
+-- (start-node's 'done' path: \`<node>.injob\` is '1'). A node claimed by its own job clears the mark.
+local function claim(nodeId, workerId, inJob)
   local attempt = (tonumber(get(nodeId .. '.attempts')) or 0) + 1
   set(nodeId .. '.status', 'running')
   set(nodeId .. '.startedAt', now)
   set(nodeId .. '.worker', workerId)
   set(nodeId .. '.attempts', attempt)
+  if inJob then set(nodeId .. '.injob', '1') elseif get(nodeId .. '.injob') == '1' then set(nodeId .. '.injob', '0') end
   emit('node.started', nodeId, {'attempt', attempt, 'worker', workerId})
   return attempt
 end
@@ -1627,7 +1636,7 @@ local function parentOf()
 end
 
 local nodeId, workerId, mode, needs = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
-local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied', nodeId .. '.wake'}
+local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied', nodeId .. '.wake', nodeId .. '.injob'}
 for i = 10, #ARGV - 1, 2 do
   for _, field in ipairs({'.status', '.attempts', '.readied'}) do fields[#fields + 1] = ARGV[i] .. field end
 end
@@ -1640,9 +1649,10 @@ if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
 local function readiedToEnqueue(id)
   local again = {}
   for next in string.gmatch(get(id .. '.readied') or '', '[^,]+') do
-    if cache[next .. '.status'] == nil then load(next .. '.status', next .. '.attempts') end
+    if cache[next .. '.status'] == nil then load(next .. '.status', next .. '.attempts', next .. '.injob') end
     local st = get(next .. '.status')
-    if (st == 'queued' and (tonumber(get(next .. '.attempts')) or 0) == 0) or st == 'running' or st == 'done' then again[#again + 1] = next end
+    local never = st == 'queued' and (tonumber(get(next .. '.attempts')) or 0) == 0
+    if never or (st == 'running' and get(next .. '.injob') == '1') or st == 'done' then again[#again + 1] = next end
   end
   return table.concat(again, ',')
 end
@@ -1658,7 +1668,7 @@ if mode == 'resume' then
   attempt = tonumber(get(nodeId .. '.attempts')) or 1
 else
   if status ~= 'queued' and status ~= 'running' then return {'skip', 'node ' .. (status or 'pending')} end
-  attempt = claim(nodeId, workerId)
+  attempt = claim(nodeId, workerId, false)
 end
 local siblings = {}
 for i = 10, #ARGV - 1, 2 do
@@ -1666,7 +1676,7 @@ for i = 10, #ARGV - 1, 2 do
   local st = get(id .. '.status')
   if st == 'queued' or st == 'running' then
     local ctx, out = readNeeds(reads)
-    for _, v in ipairs({'run', id, claim(id, workerId), ctx, out}) do siblings[#siblings + 1] = v end
+    for _, v in ipairs({'run', id, claim(id, workerId, true), ctx, out}) do siblings[#siblings + 1] = v end
   elseif st == 'done' then
     for _, v in ipairs({'done', id, readiedToEnqueue(id), {}, {}}) do siblings[#siblings + 1] = v end
   end

@@ -14,8 +14,9 @@ Returns:
     attempt, contextReply, outputsReply (claimed) or 'done', id, readied, {}, {} (already completed).
   {'done', readied}: already completed; `readied` lists (comma-joined) the nodes its completion made
     ready that may lack a job, so a redelivered job re-enqueues them in case the first worker died before
-    it could: queued never claimed, running (claimed in the dead worker's job) or done (their own
-    successors may be so). Not a node queued for a retry: its retry job runs it, after its delay.
+    it could: queued and never claimed, running inside another node's job (`injob`, see includes/claim),
+    or done (their own successors may be so). Not a node queued for a retry (its retry job runs it, after
+    its delay), nor one running in a job of its own (that job is redelivered itself).
   {'ended', runStatus, parent}: the run is over; `parent` (a parent link or '') lets a redelivered
     job of a child run's last node tell the parent again, in case the first worker died before it could.
   {'parked', nodeStatus, wake, attempt}: the node is waiting or sleeping (parked by wait-node, no job
@@ -30,7 +31,7 @@ Events: node.started
 --- @include "parent-of"
 
 local nodeId, workerId, mode, needs = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
-local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied', nodeId .. '.wake'}
+local fields = {'status', 'version', 'blueprintId', 'parent', nodeId .. '.status', nodeId .. '.attempts', nodeId .. '.readied', nodeId .. '.wake', nodeId .. '.injob'}
 for i = 10, #ARGV - 1, 2 do
   for _, field in ipairs({'.status', '.attempts', '.readied'}) do fields[#fields + 1] = ARGV[i] .. field end
 end
@@ -43,9 +44,10 @@ if runStatus ~= 'running' then return {'ended', runStatus, parentOf()} end
 local function readiedToEnqueue(id)
   local again = {}
   for next in string.gmatch(get(id .. '.readied') or '', '[^,]+') do
-    if cache[next .. '.status'] == nil then load(next .. '.status', next .. '.attempts') end
+    if cache[next .. '.status'] == nil then load(next .. '.status', next .. '.attempts', next .. '.injob') end
     local st = get(next .. '.status')
-    if (st == 'queued' and (tonumber(get(next .. '.attempts')) or 0) == 0) or st == 'running' or st == 'done' then again[#again + 1] = next end
+    local never = st == 'queued' and (tonumber(get(next .. '.attempts')) or 0) == 0
+    if never or (st == 'running' and get(next .. '.injob') == '1') or st == 'done' then again[#again + 1] = next end
   end
   return table.concat(again, ',')
 end
@@ -61,7 +63,7 @@ if mode == 'resume' then
   attempt = tonumber(get(nodeId .. '.attempts')) or 1
 else
   if status ~= 'queued' and status ~= 'running' then return {'skip', 'node ' .. (status or 'pending')} end
-  attempt = claim(nodeId, workerId)
+  attempt = claim(nodeId, workerId, false)
 end
 local siblings = {}
 for i = 10, #ARGV - 1, 2 do
@@ -69,7 +71,7 @@ for i = 10, #ARGV - 1, 2 do
   local st = get(id .. '.status')
   if st == 'queued' or st == 'running' then
     local ctx, out = readNeeds(reads)
-    for _, v in ipairs({'run', id, claim(id, workerId), ctx, out}) do siblings[#siblings + 1] = v end
+    for _, v in ipairs({'run', id, claim(id, workerId, true), ctx, out}) do siblings[#siblings + 1] = v end
   elseif st == 'done' then
     for _, v in ipairs({'done', id, readiedToEnqueue(id), {}, {}}) do siblings[#siblings + 1] = v end
   end
