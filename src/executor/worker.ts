@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, type Job, type JobJson, type WorkerOptions as BullWorkerOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { BlueprintRegistry } from '../blueprint/load.js';
 import { ErrorCodes, LimitExceededError, NodeNotWaitingError, NonRetryableError, serializeError, SwitchyardError, type SerializedError } from '../errors.js';
 import { Limits } from '../types/limits.js';
@@ -170,8 +170,16 @@ export class SwitchyardWorker {
     this.protection = options.taskProtection ? new TaskProtection(options.taskProtection, this.logger) : undefined;
     this.onRunFailed = options.onRunFailed;
     // No ready check (an INFO is not allowed on a reconnecting subscriber); ioredis resubscribes itself.
-    // Named: while Redis holds this connection, recovery knows the process is alive (recovery.ts).
-    this.subscriber = (this.options.redis as Redis).duplicate({ enableReadyCheck: false, connectionName: this.store.workerConnectionName(this.id) });
+    // Named: while Redis holds this connection, recovery knows the process is alive (recovery.ts). On a
+    // Cluster the name goes to every node connection; the subscription's is `ioredis-cluster(subscriber):<name>`.
+    const connectionName = this.store.workerConnectionName(this.id);
+    const redis = this.options.redis;
+    if (redis.isCluster) {
+      const cluster = redis as Cluster;
+      this.subscriber = cluster.duplicate([], { redisOptions: { ...cluster.options.redisOptions, connectionName } }) as unknown as Redis;
+    } else {
+      this.subscriber = (redis as Redis).duplicate({ enableReadyCheck: false, connectionName });
+    }
     this.subscriber.on('error', (err: Error) => this.logger.warn('abort subscription connection error', { error: err.message }));
     this.subscriber.on('message', (_channel: string, runId: string) => this.abortRun(runId));
     // After a reconnect (a Redis restart, a pause, a failover) a run may have been cancelled or failed while

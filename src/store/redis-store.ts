@@ -5,6 +5,7 @@ import type { RunStatus } from '../types/statuses.js';
 import { StoreKeys } from './keys.js';
 import { LUA_SCRIPTS } from './lua/scripts.generated.js';
 import { RECOVERY_SCRIPTS } from './lua/recovery/scripts.generated.js';
+import type { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from '../types/redis-client.js';
 import { parseParentLink, readParkedNode, readRun, readRunPins, readRunStatus, type BlueprintPins, type ParentLink, type ParkedNodeState } from './run-state.js';
 import { readRunEvents, type RunEvent } from './run-events.js';
@@ -303,17 +304,18 @@ export class RedisStore {
   }
 
   /**
-   * The named publish/subscribe connections this Redis server holds now, each with its age in seconds
-   * (CLIENT LIST TYPE pubsub); undefined where that cannot be told: a Cluster (a worker's subscription is
-   * on one of its nodes), or a server that refuses CLIENT LIST.
+   * The named publish/subscribe connections Redis holds now, each with its age in seconds (CLIENT LIST
+   * TYPE pubsub; on a Cluster, of every master, as a worker's subscription is on one of them, named
+   * `ioredis-cluster(subscriber):<name>` by ioredis); undefined where that cannot be told (CLIENT LIST
+   * refused, a master not answering).
    */
   async subscriberNames(): Promise<Map<string, number> | undefined> {
-    if (this.redis.isCluster) return undefined;
     try {
-      const list = String(await this.redis.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+      const servers: Redis[] = this.redis.isCluster ? (this.redis as Cluster).nodes('master') : [this.redis as Redis];
+      const lists = await Promise.all(servers.map(async (server) => String(await server.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))));
       const names = new Map<string, number>();
-      for (const line of list.split('\n')) {
-        const name = / name=(\S+)/.exec(line)?.[1];
+      for (const line of lists.join('\n').split('\n')) {
+        const name = / name=(\S+)/.exec(line)?.[1]?.replace(/^ioredis-cluster\(subscriber\):/, '');
         if (name) names.set(name, Number(/ age=(\d+)/.exec(line)?.[1] ?? 0));
       }
       return names;
