@@ -6,30 +6,13 @@ import { BlueprintRegistry } from '../src/blueprint/load.js';
 import { createNodeKinds } from '../src/nodes/index.js';
 import { openScope, type TestScope } from './support/harness.js';
 import { killStarted, startCli } from './support/processes.js';
+import { CHAIN6 } from './support/chain6.js';
 
 /**
  * Issue 12, point 1, on a Redis Cluster with 3 queue shards: a worker process SIGKILLed mid-run is judged
  * dead by its closed connection (its subscription is on one of the masters; the watcher reads every
  * master's CLIENT LIST), not after deadAfterMs of silence, and every run completes on the other worker.
  */
-const CHAIN = {
-  id: 'chain6',
-  nodes: [
-    { id: 'a', uses: 'template', params: { template: 'a' } },
-    { id: 's1', uses: 'sleep', params: { ms: 250 } },
-    { id: 'b', uses: 'template', params: { template: 'b' } },
-    { id: 's2', uses: 'sleep', params: { ms: 250 } },
-    { id: 'c', uses: 'template', params: { template: 'c' } },
-    { id: 's3', uses: 'sleep', params: { ms: 250 } },
-  ],
-  edges: [
-    { source: 'a', target: 's1' },
-    { source: 's1', target: 'b' },
-    { source: 'b', target: 's2' },
-    { source: 's2', target: 'c' },
-    { source: 'c', target: 's3' },
-  ],
-};
 
 let dir: string;
 let registry: BlueprintRegistry;
@@ -37,7 +20,7 @@ let scope: TestScope | undefined;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sy-recovery-cluster-'));
-  writeFileSync(join(dir, 'chain6.json'), JSON.stringify(CHAIN));
+  writeFileSync(join(dir, 'chain6.json'), JSON.stringify(CHAIN6));
   registry = await BlueprintRegistry.load([dir], createNodeKinds());
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

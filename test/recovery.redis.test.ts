@@ -14,6 +14,7 @@ import type { RunView } from '../src/types/run-view.js';
 import { waitForRunEvents, type RunEvent } from '../src/store/run-events.js';
 import { createTestClient } from './support/harness.js';
 import { killStarted, startCli } from './support/processes.js';
+import { CHAIN6 } from './support/chain6.js';
 import { FaultRedis, RedisProxy, untilAnswers } from './support/faults.js';
 
 /**
@@ -22,33 +23,13 @@ import { FaultRedis, RedisProxy, untilAnswers } from './support/faults.js';
  * behind a TCP proxy for a failover. The measured figures are printed; the bounds are the issue's.
  */
 
-/** Six nodes, three of them 250 ms sleeps: the reproduction. */
-const CHAIN = {
-  id: 'chain6',
-  nodes: [
-    { id: 'a', uses: 'template', params: { template: 'a' } },
-    { id: 's1', uses: 'sleep', params: { ms: 250 } },
-    { id: 'b', uses: 'template', params: { template: 'b' } },
-    { id: 's2', uses: 'sleep', params: { ms: 250 } },
-    { id: 'c', uses: 'template', params: { template: 'c' } },
-    { id: 's3', uses: 'sleep', params: { ms: 250 } },
-  ],
-  edges: [
-    { source: 'a', target: 's1' },
-    { source: 's1', target: 'b' },
-    { source: 'b', target: 's2' },
-    { source: 's2', target: 'c' },
-    { source: 'c', target: 's3' },
-  ],
-};
-
 const RUNS = 30;
 let dir: string;
 let registry: BlueprintRegistry;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sy-recovery-'));
-  writeFileSync(join(dir, 'chain6.json'), JSON.stringify(CHAIN));
+  writeFileSync(join(dir, 'chain6.json'), JSON.stringify(CHAIN6));
   registry = await BlueprintRegistry.load([dir], createNodeKinds());
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
