@@ -106,7 +106,6 @@ export class WorkerRecovery {
   private beatTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private watching = false;
-  /** Each worker's last beat seen, and since when (local clock) it has not moved. */
   /**
    * Each worker's last beat seen: since when (local clock) it has not moved, how long to wait from then,
    * and since when it has been silent as far as can be told (on a first look, backdated by the beat's age).
@@ -207,7 +206,7 @@ export class WorkerRecovery {
     this.lastLook = now;
     if (blind) this.unlisted.clear();
     const live = new Set<string>();
-    // Read once per look, and only when a worker is suspect: silent for a heartbeat (see silentMs()).
+    // Read once per look, and only when a worker is suspect: silent for a heartbeat (see connectionSilenceMs()).
     let names: Promise<Map<string, number> | undefined> | undefined;
     const gone = (worker: string) => this.connectionGone(worker, (names ??= this.deps.store.subscriberNames()));
     for (const [worker, beat] of beats) {
@@ -227,7 +226,7 @@ export class WorkerRecovery {
         live.add(worker);
       } else if (act && now - seen.since > seen.patience) {
         await this.rescue(worker, beat, now - seen.since);
-      } else if (act && now - seen.silentFrom > this.silentMs() && (await gone(worker))) {
+      } else if (act && now - seen.silentFrom > this.connectionSilenceMs() && (await gone(worker))) {
         await this.rescue(worker, beat, now - seen.since, 'its connection to Redis closed');
       } else {
         live.add(worker);
@@ -240,9 +239,9 @@ export class WorkerRecovery {
   /**
    * How long a beat must have stood still, as watched here, before a worker whose connection Redis closed
    * counts as dead: a heartbeat and a little (a live, connected worker beats within one). With the watch
-   * every heartbeat, that judges a killed worker 1-1.5 s after its death instead of deadAfterMs later.
+   * every heartbeat, that judges a killed worker about a second after its death, not deadAfterMs later.
    */
-  private silentMs(): number {
+  private connectionSilenceMs(): number {
     return this.options.heartbeatMs + 100;
   }
 
@@ -255,7 +254,7 @@ export class WorkerRecovery {
     const now = Date.now();
     const silent = (worker: string) => {
       const seen = this.seen.get(worker);
-      return seen !== undefined && seen.seq === beats.get(worker)?.seq && now - seen.silentFrom > this.silentMs();
+      return seen !== undefined && seen.seq === beats.get(worker)?.seq && now - seen.silentFrom > this.connectionSilenceMs();
     };
     if (![...beats.keys()].some(silent)) return false;
     const holder = await this.deps.store.leaseHolder();
