@@ -592,6 +592,15 @@ local function describe(target)
   return info
 end
 
+-- Appends a claimed node to a reply: {nodeId, attempt, ctxReply, outReply}.
+local function addClaim(reply, id, attempt, needs)
+  local ctx, out = readNeeds(needs)
+  reply[#reply + 1] = id
+  reply[#reply + 1] = attempt
+  reply[#reply + 1] = ctx
+  reply[#reply + 1] = out
+end
+
 -- The reply a resent completion should have had (see the header): nothing is changed.
 local function replay()
   local reply = {'duplicate', 'done', ''}
@@ -610,19 +619,15 @@ local function replay()
         topo = topo or cjson.decode(redis.call('HGET', stateKey, 'topo'))
         for i, topoId in ipairs(topo.ids) do if topoId == id then needs = topo.needs[i] end end
       end
-      local ctx, out = readNeeds(needs or '')
-      reply[#reply + 1] = id
-      reply[#reply + 1] = attempts
-      reply[#reply + 1] = ctx
-      reply[#reply + 1] = out
+      addClaim(reply, id, attempts, needs or '')
     end
   end
   reply[3] = table.concat(queued, ',')
   return reply
 end
 
--- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
 if status == 'done' then return replay() end
+-- A parked node (waiting, sleeping) completes here too, from its signal or its wake job: the first wins.
 if status ~= 'running' and status ~= 'queued' and status ~= 'waiting' and status ~= 'sleeping' then return {'duplicate', status or 'pending', ''} end
 
 if #ARGV >= writesFrom then
@@ -700,12 +705,7 @@ local reply = {'ok', 'running', '', readyCsv}
 if claimFor ~= '' and #ready > 0 and claimMax > 0 then
   for i = 1, math.min(claimMax, #ready) do
     local claimed = ready[i]
-    local attempt = claim(claimed, claimFor, true)
-    local ctx, out = readNeeds(describe(readyAt[i])[4])
-    reply[#reply + 1] = claimed
-    reply[#reply + 1] = attempt
-    reply[#reply + 1] = ctx
-    reply[#reply + 1] = out
+    addClaim(reply, claimed, claim(claimed, claimFor, true), describe(readyAt[i])[4])
   end
 end
 flush()
