@@ -127,7 +127,7 @@ describe(`chaos (seed ${SEED})`, () => {
       seed: SEED + 3,
       async fault(ctx) {
         await ctx.redis.kill();
-        await ctx.redis.launch();
+        await ctx.redis.restart();
         return pingUntilAnswered(ctx);
       },
     });
@@ -140,9 +140,9 @@ describe(`chaos (seed ${SEED})`, () => {
       name: 'redis-pause',
       seed: SEED + 4,
       async fault(ctx) {
-        ctx.redis.signal('SIGSTOP');
+        ctx.redis.pause();
         await new Promise((r) => setTimeout(r, 3_000)); // the length of the pause is the fault itself
-        ctx.redis.signal('SIGCONT');
+        ctx.redis.resume();
         return pingUntilAnswered(ctx);
       },
     });
@@ -159,17 +159,17 @@ describe(`chaos (seed ${SEED})`, () => {
         const replica = ctx.replica!;
         // The replica stops taking the stream for a second while the primary keeps working: those writes
         // are acknowledged to workers and never reach the replica (an asynchronous replica's lag).
-        replica.signal('SIGSTOP');
+        replica.pause();
         await new Promise((r) => setTimeout(r, 1_000));
         await ctx.redis.kill();
-        replica.signal('SIGCONT');
+        replica.resume();
         const promoted = replica.connect();
         try {
           await promoted.call('REPLICAOF', 'NO', 'ONE');
         } finally {
           promoted.disconnect();
         }
-        ctx.proxy.switchTo(replica.port);
+        ctx.proxy.repoint(replica.port);
         return Date.now();
       },
     });

@@ -7,9 +7,9 @@ import { Redis } from 'ioredis';
 import { findFreePort, findRedisBinary } from '../../src/local/redis-server.js';
 
 /**
- * A redis-server of a fault test's own, on a free loopback port in a temp dir, that the test may kill
- * (SIGKILL), restart from its append-only file on the same port, pause (SIGSTOP) and resume: only ever
- * this process, by pid.
+ * A redis-server of a fault test's own (the recovery tests' and the chaos suite's), on a free loopback port
+ * in a temp dir, that the test may kill (SIGKILL), restart from its append-only file on the same port,
+ * pause (SIGSTOP) and resume: only ever this process, by pid, and only while it is alive.
  */
 export class FaultRedis {
   private child: ChildProcess | undefined;
@@ -25,14 +25,18 @@ export class FaultRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  get pid(): number {
-    return this.child?.pid ?? -1;
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
-  /** Starts one with `appendonly yes` and `appendfsync` as given (default `always`). */
-  static async start(options: { appendfsync?: 'always' | 'everysec'; extra?: string[] } = {}): Promise<FaultRedis> {
+  /**
+   * Starts one with an append-only file fsynced as `appendfsync` says (default `always`: nothing
+   * acknowledged is lost on a kill), or none with `appendonly: false`; `extra` arguments after those.
+   */
+  static async start(options: { appendfsync?: 'always' | 'everysec'; appendonly?: boolean; extra?: string[] } = {}): Promise<FaultRedis> {
     const dir = mkdtempSync(join(tmpdir(), 'switchyard-fault-redis-'));
-    const args = ['--save', '', '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'always', ...(options.extra ?? [])];
+    const aof = options.appendonly === false ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'always'];
+    const args = ['--save', '', ...aof, ...(options.extra ?? [])];
     const server = new FaultRedis(await findFreePort(), dir, args);
     await server.spawn();
     return server;
@@ -69,9 +73,14 @@ export class FaultRedis {
     });
   }
 
-  /** SIGKILL: no shutdown, no final write; the AOF holds what was fsynced. */
+  /** Signals the server while it is alive (never a pid that has exited and might be reused). */
+  private signal(signal: NodeJS.Signals): void {
+    if (this.child?.pid && this.child.exitCode === null && this.child.signalCode === null) process.kill(this.child.pid, signal);
+  }
+
+  /** SIGKILL: no shutdown, no final write; the AOF holds what was fsynced. Resolves once it is gone. */
   async kill(): Promise<void> {
-    if (this.child?.pid && this.child.exitCode === null && this.child.signalCode === null) process.kill(this.child.pid, 'SIGKILL');
+    this.signal('SIGKILL');
     await this.exited;
   }
 
@@ -81,20 +90,22 @@ export class FaultRedis {
   }
 
   pause(): void {
-    process.kill(this.pid, 'SIGSTOP');
+    this.signal('SIGSTOP');
   }
 
   resume(): void {
-    process.kill(this.pid, 'SIGCONT');
+    this.signal('SIGCONT');
+  }
+
+  /** A connection of the test's own (the caller disconnects it). */
+  connect(): Redis {
+    return new Redis(this.url, { maxRetriesPerRequest: null });
   }
 
   /** Stops the server (resumed first, in case it is paused) and removes its dir. */
   async stop(): Promise<void> {
-    if (this.child?.pid && this.child.exitCode === null && this.child.signalCode === null) {
-      process.kill(this.child.pid, 'SIGCONT');
-      process.kill(this.child.pid, 'SIGKILL');
-    }
-    await this.exited;
+    this.signal('SIGCONT');
+    await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -111,8 +122,9 @@ export async function untilAnswers(url: string): Promise<void> {
 }
 
 /**
- * A TCP proxy on a loopback port that forwards to one Redis and can be re-pointed at another: every
- * open connection is cut, new ones reach the new target (what a failover's DNS change does to clients).
+ * A TCP proxy on a loopback port standing in for a managed endpoint (ElastiCache's primary endpoint): it
+ * forwards to one Redis and can be re-pointed at another: every open connection is cut, new ones reach the
+ * new target (what a failover's DNS change does to clients).
  */
 export class RedisProxy {
   private readonly sockets = new Set<Socket>();

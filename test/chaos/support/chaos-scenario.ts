@@ -15,7 +15,7 @@ import { isTerminalRunStatus } from '../../../src/types/statuses.js';
 import { ROOT } from '../../support/processes.js';
 import { CHILD_BLUEPRINT, generateBlueprints, prng, type ChaosBlueprint, type Shape } from './chaos-blueprints.js';
 import { chaosStepKind, type Execution } from './chaos-kinds.js';
-import { RedisProcess, RedisProxy } from './redis-proc.js';
+import { FaultRedis, RedisProxy } from '../../support/faults.js';
 
 /** A worker child process: `switchyard worker` with the recording node kind. */
 export interface WorkerProcess {
@@ -28,12 +28,12 @@ export interface WorkerProcess {
 /** What a fault gets to act on, and what it reports. */
 export interface FaultContext {
   /** The Redis the proxy points at now. */
-  redis: RedisProcess;
+  redis: FaultRedis;
   proxy: RedisProxy;
   workers: WorkerProcess[];
   startWorker(): Promise<WorkerProcess>;
   /** A replica of `redis`, when the scenario asked for one. */
-  replica?: RedisProcess;
+  replica?: FaultRedis;
 }
 
 export interface ScenarioOptions {
@@ -134,15 +134,15 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const registry = await BlueprintRegistry.load([bpDir], kinds);
 
   const started: WorkerProcess[] = [];
-  let redis: RedisProcess | undefined;
-  let replica: RedisProcess | undefined;
+  let redis: FaultRedis | undefined;
+  let replica: FaultRedis | undefined;
   let proxy: RedisProxy | undefined;
   let client: SwitchyardClient | undefined;
   let probe: { stop(): void } | undefined;
   try {
-    redis = await RedisProcess.start();
+    redis = await FaultRedis.start();
     if (options.replica) {
-      replica = await RedisProcess.start({ args: ['--appendonly', 'no', '--replicaof', '127.0.0.1', String(redis.port)] });
+      replica = await FaultRedis.start({ appendonly: false, extra: ['--replicaof', '127.0.0.1', String(redis.port)] });
       // The fault is a replica that lags by a second, not one that never synced: Redis starts a diskless
       // initial sync only after `repl-diskless-sync-delay` (5 s), and a fault hitting before it promotes an
       // empty replica (every run lost, whatever the engine does).
@@ -409,7 +409,7 @@ function debugProbe(url: string, prefix: string): { stop(): void } {
 }
 
 /** Waits until the replica has finished its initial sync with its primary (link up, no sync in progress). */
-async function waitForReplicaSync(replica: RedisProcess): Promise<void> {
+async function waitForReplicaSync(replica: FaultRedis): Promise<void> {
   const redis = replica.connect();
   try {
     const end = Date.now() + 30_000;
